@@ -1,0 +1,30 @@
+# make install | make test | make run   (see README.md)
+VENV    ?= .venv
+PYTHON  ?= python3
+PY      := $(VENV)/bin/python
+PIP     := $(PY) -m pip --quiet
+STAMP   := $(VENV)/.installed
+# CPU wheel on these machines; a bare `torch` would pull the newest CUDA build (GBs).
+TORCH   ?= torch==2.13.0
+
+.PHONY: install test run bench clean
+
+install: $(STAMP)
+
+$(STAMP): setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip setuptools wheel
+	$(PIP) install $(TORCH)
+	$(PIP) install -e '.[serve,test,dev]'
+	touch $(STAMP)
+
+test: install
+	$(VENV)/bin/pytest
+
+run: install
+	$(VENV)/bin/kgmigrate localdb start
+	$(VENV)/bin/kgmigrate status
+
+clean:
+	-$(VENV)/bin/kgmigrate localdb stop
+	rm -rf .kgdata

@@ -1,0 +1,5 @@
+"""python -m kgmigrate."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,232 @@
+"""The kgmigrate command line: options, prompts and output over the engine's plain functions."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .errors import KgMigrateError
+from .output import arrow, ok_mark, say, warn
+from .settings import Settings, describe_target, resolve_conninfo
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def _fail(exc: KgMigrateError) -> click.ClickException:
+    err = click.ClickException(str(exc))
+    err.exit_code = exc.exit_code
+    return err
+
+
+class KgGroup(click.Group):
+    """A group that turns KgMigrateError into a one-line error with exit code 1."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except KgMigrateError as exc:
+            raise _fail(exc) from None
+
+
+@click.group(cls=KgGroup, context_settings=CONTEXT_SETTINGS)
+@click.option("--database-url", envvar="KG_DATABASE_URL", metavar="URL",
+              help="PostgreSQL URL [env KG_DATABASE_URL]; default: libpq PG* variables, "
+                   "else the project-local database in .kgdata/.")
+@click.option("--migrations-dir", envvar="KG_MIGRATIONS_DIR", default="schema/migrations",
+              show_default=True, type=click.Path(path_type=Path, file_okay=False),
+              help="Folder of NNN_name.sql files [env KG_MIGRATIONS_DIR].")
+@click.option("--no-baseline", is_flag=True,
+              help="Never apply <migrations-dir>/../00_baseline.sql to a fresh database.")
+@click.option("--backups-dir", envvar="KG_BACKUPS_DIR", default="backups", show_default=True,
+              type=click.Path(path_type=Path, file_okay=False),
+              help="Folder for snapshots [env KG_BACKUPS_DIR].")
+@click.version_option(__version__, "-V", "--version", prog_name="kgmigrate")
+@click.pass_context
+def cli(ctx: click.Context, database_url: str | None, migrations_dir: Path, no_baseline: bool,
+        backups_dir: Path) -> None:
+    """Evolve a PostgreSQL schema from versioned SQL files."""
+    ctx.obj = Settings(database_url=database_url or None, migrations_dir=migrations_dir,
+                       backups_dir=backups_dir, no_baseline=no_baseline)
+
+
+def _connect(settings: Settings, read_only: bool = False):
+    from .engine import connect
+
+    conninfo = resolve_conninfo(settings)
+    return conninfo, connect(conninfo, read_only=read_only)
+
+
+def _header(settings: Settings, conninfo: str, title: str) -> None:
+    say(f"kgmigrate {__version__} — {title}", bold=True)
+    say(f"Database:   {describe_target(settings, conninfo)}")
+    say(f"Migrations: {settings.migrations_dir}")
+    say()
+
+
+def _print_plan(plan) -> None:
+    say(f"Applied: {len(plan.state.applied)} migration(s)")
+    extra = 1 if plan.baseline else 0
+    say(f"Pending: {len(plan.pending) + extra} migration(s)")
+    if plan.baseline:
+        say(f"  {arrow()} Baseline {plan.baseline.name} (fresh database)", fg="cyan")
+    for m in plan.pending:
+        say(f"  {arrow()} Migration {m.version:03d} - {m.name}"
+            + ("  [no-transaction]" if not m.transactional else ""), fg="cyan")
+    for w in plan.warnings:
+        warn(w)
+
+
+def _version(v: int | None) -> str:
+    return "none" if v is None else f"{v:03d}"
+
+
+def _confirm(question: str, default: bool) -> bool:
+    """Ask on stdin; EOF counts as the default answer."""
+    try:
+        return click.confirm(question, default=default)
+    except click.Abort:
+        say()
+        return default
+
+
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="Show the plan; write nothing at all.")
+@click.option("-y", "--yes", is_flag=True, help="Apply without asking.")
+@click.option("-v", "--verbose", is_flag=True, help="Say more (on stderr).")
+@click.option("--target", type=click.IntRange(min=0), metavar="N", help="Stop after version N.")
+@click.option("--lock-timeout", type=click.FloatRange(min=0), default=60, show_default=True,
+              metavar="SECONDS", help="How long to wait for another runner's lock.")
+@click.pass_obj
+def up(settings: Settings, dry_run: bool, yes: bool, verbose: bool, target: int | None,
+       lock_timeout: float) -> None:
+    """Apply pending migrations in version order."""
+    from .engine import Reporter, apply, check_drift, make_plan
+
+    conninfo, conn = _connect(settings, read_only=dry_run)
+    with conn:
+        _header(settings, conninfo, "Dry run" if dry_run else "apply migrations")
+        plan = make_plan(conn, settings, target=target)
+        _print_plan(plan)
+        if plan.drifted and not dry_run:
+            check_drift(plan.drifted, plan.files)
+        count = len(plan.pending) + (1 if plan.baseline else 0)
+        if dry_run:
+            say()
+            say(f"Dry run: nothing was applied. Current schema version: "
+                f"{_version(plan.current_version)}")
+            return
+        if count == 0:
+            say()
+            say(f"Nothing to do. Current schema version: {_version(plan.current_version)}",
+                fg="green")
+        elif not yes:
+            say()
+            if not _confirm(f"Apply {count} migration(s)?", default=False):
+                say("Nothing applied.")
+                return
+
+        class Out(Reporter):
+            def warning(self, message: str) -> None:
+                warn(message)
+
+            def baseline_applied(self, path: Path, ms: int) -> None:
+                say(f"  {ok_mark()} Baseline {path.name} ({ms} ms)", fg="green")
+
+            def checksums_filled(self, versions: list[int]) -> None:
+                if verbose:
+                    say(f"Recorded checksums of earlier applied version(s) "
+                        f"{', '.join(map(str, versions))}", err=True)
+
+            def migration_started(self, mig) -> None:
+                if verbose:
+                    say(f"Running {mig.path} ({len(mig.statements)} statement(s))", err=True)
+
+            def migration_applied(self, mig, ms: int) -> None:
+                say(f"  {ok_mark()} Migration {mig.version:03d} - {mig.name} ({ms} ms)", fg="green")
+
+        if verbose:
+            say(f"Waiting for the migration lock (up to {lock_timeout:g} s)", err=True)
+        result = apply(conn, settings, plan, lock_timeout=lock_timeout, reporter=Out())
+        if count:
+            say()
+            n = len(result.applied) + (1 if result.baseline_applied else 0)
+            say(f"Applied: {n} migration(s). Schema version: {_version(result.current_version)}",
+                fg="green", bold=True)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_obj
+def status(settings: Settings, as_json: bool) -> None:
+    """Show applied, pending and drifted migrations."""
+    from .engine import make_plan
+
+    conninfo, conn = _connect(settings, read_only=True)
+    with conn:
+        plan = make_plan(conn, settings, parse=False)
+    applied = sorted(plan.state.applied.values(), key=lambda r: r.version)
+    if as_json:
+        click.echo(json.dumps({
+            "current_version": plan.current_version,
+            "applied": [{"version": r.version, "name": r.name, "checksum": r.checksum,
+                         "applied_at": r.applied_at.isoformat() if r.applied_at else None,
+                         "execution_ms": r.execution_ms} for r in applied],
+            "pending": [{"version": m.version, "name": m.name} for m in plan.pending],
+            "drifted": plan.drifted,
+        }, indent=2))
+        return
+    _header(settings, conninfo, "status")
+    say(f"Current version: {_version(plan.current_version)}", bold=True)
+    say(f"Applied: {len(applied)} migration(s)")
+    for r in applied:
+        when = f"{r.applied_at:%Y-%m-%d %H:%M:%S}" if r.applied_at else "?"
+        ms = f" ({r.execution_ms} ms)" if r.execution_ms is not None else ""
+        mark = "!" if r.version in plan.drifted else ok_mark()
+        say(f"  {mark} Migration {r.version:03d} - {r.name}  {when}{ms}",
+            fg="red" if r.version in plan.drifted else None)
+    _print_pending = plan.pending
+    say(f"Pending: {len(_print_pending)} migration(s)")
+    for m in _print_pending:
+        say(f"  {arrow()} Migration {m.version:03d} - {m.name}", fg="cyan")
+    if plan.drifted:
+        say(f"Drifted: {', '.join(f'{v:03d}' for v in plan.drifted)} changed since applied; "
+            f"`kgmigrate repair` accepts the edits", fg="red")
+    if plan.missing_files:
+        warn(f"applied version(s) without a file: "
+             f"{', '.join(f'{v:03d}' for v in plan.missing_files)}")
+
+
+@cli.command()
+@click.argument("versions", nargs=-1, type=int)
+@click.option("--lock-timeout", type=click.FloatRange(min=0), default=60, show_default=True,
+              metavar="SECONDS")
+@click.pass_obj
+def repair(settings: Settings, versions: tuple[int, ...], lock_timeout: float) -> None:
+    """Record the current checksum of applied files after a deliberate edit."""
+    from .engine import repair as do_repair
+
+    _, conn = _connect(settings)
+    with conn:
+        fixed = do_repair(conn, settings, list(versions), lock_timeout=lock_timeout)
+    if fixed:
+        say(f"Recorded new checksum(s) for: {', '.join(f'{v:03d}' for v in fixed)}", fg="green")
+    else:
+        say("Nothing to repair: no applied file has changed.")
+
+
+from .cli_localdb import localdb  # noqa: E402  (registers the localdb group)
+
+cli.add_command(localdb)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="kgmigrate")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

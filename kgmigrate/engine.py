@@ -1,0 +1,246 @@
+"""Plan and apply migrations: tracking table, advisory lock, one transaction per file, drift, repair."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+
+from . import tracking
+from .dberrors import locate
+from .errors import ConnectError, DriftError, MigrationFailed, MigrationFileError
+from .locking import advisory_lock
+from .migrations import Migration, MigrationFile, discover, file_checksum, load, read_text
+from .settings import Settings
+from .sqltext import LineMap, Statement, split_statements
+
+DEFAULT_LOCK_TIMEOUT = 60.0
+
+
+def connect(conninfo: str, read_only: bool = False) -> psycopg.Connection:
+    """Open the one autocommit connection a run uses; a failure is one clear line."""
+    try:
+        conn = psycopg.connect(conninfo, autocommit=True, application_name="kgmigrate",
+                               connect_timeout=10)
+    except psycopg.OperationalError as exc:
+        reason = " ".join(str(exc).split()) or exc.__class__.__name__
+        raise ConnectError(f"cannot connect to the database: {reason}") from None
+    if read_only:
+        conn.execute("SET default_transaction_read_only = on")
+    if conn.info.server_version >= 140000:
+        # The server cancels our query as soon as we vanish (kill -9), releasing the lock at once.
+        conn.execute("SET client_connection_check_interval = '1s'")
+    return conn
+
+
+@dataclass
+class Plan:
+    """What `up` would do, read without writing anything."""
+
+    state: tracking.DbState
+    files: list[MigrationFile]
+    baseline: Path | None
+    pending: list[Migration]
+    drifted: list[int]
+    missing_files: list[int]
+    target: int | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def current_version(self) -> int | None:
+        return self.state.current_version
+
+
+def _drift(state: tracking.DbState, files: list[MigrationFile]) -> tuple[list[int], dict[int, str]]:
+    """Return drifted versions and the checksums of applied files that have none recorded yet."""
+    drifted, unfilled = [], {}
+    for mf in files:
+        row = state.applied.get(mf.version)
+        if row is None:
+            continue
+        current = file_checksum(mf.path)
+        if row.checksum is None:
+            unfilled[mf.version] = current
+        elif row.checksum != current:
+            drifted.append(mf.version)
+    return drifted, unfilled
+
+
+def make_plan(conn: psycopg.Connection, settings: Settings, target: int | None = None,
+              parse: bool = True) -> Plan:
+    """Read the database and the directory; parse every pending file (syntax errors stop here)."""
+    files = discover(settings.migrations_dir)
+    state = tracking.read_state(conn)
+    pending_files = [mf for mf in files if mf.version not in state.applied
+                     and (target is None or mf.version <= target)]
+    pending = [load(mf) for mf in pending_files] if parse else [
+        Migration(mf.version, mf.name, mf.path, "", True, [], LineMap("")) for mf in pending_files]
+    baseline = settings.baseline_path
+    use_baseline = (state.fresh and not settings.no_baseline and baseline.is_file())
+    if use_baseline and parse:
+        _parse_baseline(baseline)
+    drifted, _ = _drift(state, files)
+    on_disk = {mf.version for mf in files}
+    plan = Plan(state=state, files=files, baseline=baseline if use_baseline else None,
+                pending=pending, drifted=drifted,
+                missing_files=[v for v in state.applied if v not in on_disk], target=target)
+    current = state.current_version
+    for m in pending:
+        if current is not None and m.version < current:
+            plan.warnings.append(f"migration {m.version:03d} ({m.name}) is numbered below the "
+                                 f"current version {current:03d}; it will be applied in order")
+    return plan
+
+
+def _parse_baseline(path: Path) -> tuple[list[Statement], LineMap]:
+    text = read_text(path).replace("\r\n", "\n").replace("\r", "\n")
+    lines = LineMap(text)
+    return split_statements(text, path, lines), lines
+
+
+class Reporter:
+    """Callbacks through which `apply` tells its caller what happens; the default says nothing."""
+
+    def warning(self, message: str) -> None: ...
+    def baseline_applied(self, path: Path, ms: int) -> None: ...
+    def checksums_filled(self, versions: list[int]) -> None: ...
+    def migration_started(self, mig: Migration) -> None: ...
+    def migration_applied(self, mig: Migration, ms: int) -> None: ...
+
+
+@dataclass
+class ApplyResult:
+    baseline_applied: bool
+    applied: list[tuple[Migration, int]]
+    current_version: int | None
+
+
+def _run_statements(conn: psycopg.Connection, path: Path, lines: LineMap,
+                    statements: list[Statement],
+                    after_each: Callable[[int], None] | None = None) -> None:
+    for i, stmt in enumerate(statements):
+        try:
+            conn.execute(stmt.sql)
+        except psycopg.Error as exc:
+            raise _Failed(locate(exc, path, lines, stmt), i) from exc
+        if after_each:
+            after_each(i)
+
+
+class _Failed(Exception):
+    def __init__(self, message: str, index: int) -> None:
+        super().__init__(message)
+        self.message, self.index = message, index
+
+
+def _apply_one(conn: psycopg.Connection, mig: Migration, by: str) -> int:
+    """Apply one file with its tracking row; return its run time in ms."""
+    t0 = time.perf_counter()
+    if mig.transactional:
+        try:
+            with conn.transaction():
+                _run_statements(conn, mig.path, mig.lines, mig.statements)
+                ms = round((time.perf_counter() - t0) * 1000)
+                tracking.record(conn, mig.version, mig.name, mig.checksum, ms, by)
+        except _Failed as exc:
+            raise MigrationFailed(f"{exc.message}\nMigration {mig.version:03d} ({mig.name}) was "
+                                  f"rolled back: nothing from it was applied.") from None
+        return ms
+    try:
+        _run_statements(conn, mig.path, mig.lines, mig.statements)
+    except _Failed as exc:
+        total = len(mig.statements)
+        ran = (f"statements 1-{exc.index} of {total} already ran and stay applied"
+               if exc.index else f"no statement of {total} ran")
+        raise MigrationFailed(
+            f"{exc.message}\nMigration {mig.version:03d} ({mig.name}) runs without a transaction: "
+            f"{ran}; it is not recorded. Fix the file (make the statements idempotent, "
+            f"e.g. IF NOT EXISTS) and run again.") from None
+    ms = round((time.perf_counter() - t0) * 1000)
+    tracking.record(conn, mig.version, mig.name, mig.checksum, ms, by)
+    return ms
+
+
+def check_drift(drifted: list[int], files: list[MigrationFile]) -> None:
+    if not drifted:
+        return
+    names = {mf.version: mf.path.name for mf in files}
+    listed = ", ".join(names.get(v, str(v)) for v in drifted)
+    raise DriftError(f"applied migration(s) changed since they were applied: {listed}. "
+                     f"Restore the files, or accept the edits with `kgmigrate repair "
+                     f"{' '.join(str(v) for v in drifted)}`")
+
+
+def apply(conn: psycopg.Connection, settings: Settings, plan: Plan,
+          lock_timeout: float = DEFAULT_LOCK_TIMEOUT, reporter: Reporter | None = None) -> ApplyResult:
+    """Take the lock, re-read the state, then apply the baseline and every pending file in order."""
+    rep = reporter or Reporter()
+    by = tracking.applied_by()
+    parsed = {m.version: m for m in plan.pending}
+    baseline_done = False
+    applied: list[tuple[Migration, int]] = []
+    with advisory_lock(conn, lock_timeout):
+        state = tracking.read_state(conn)  # another runner may have finished meanwhile
+        if state.fresh and plan.baseline is not None:
+            statements, lines = _parse_baseline(plan.baseline)
+            t0 = time.perf_counter()
+            try:
+                with conn.transaction():
+                    _run_statements(conn, plan.baseline, lines, statements)
+                    tracking.ensure_table(conn)
+            except _Failed as exc:
+                raise MigrationFailed(f"{exc.message}\nThe baseline was rolled back: the database "
+                                      f"is as it was.") from None
+            baseline_done = True
+            rep.baseline_applied(plan.baseline, round((time.perf_counter() - t0) * 1000))
+        else:
+            with conn.transaction():
+                tracking.ensure_table(conn)
+        state = tracking.read_state(conn)
+        drifted, unfilled = _drift(state, plan.files)
+        check_drift(drifted, plan.files)
+        if unfilled:
+            with conn.transaction():
+                for version, checksum in unfilled.items():
+                    tracking.set_checksum(conn, version, checksum)
+            rep.checksums_filled(sorted(unfilled))
+        todo = [mf for mf in plan.files if mf.version not in state.applied
+                and (plan.target is None or mf.version <= plan.target)]
+        for mf in todo:
+            mig = parsed.get(mf.version) or load(mf)
+            rep.migration_started(mig)
+            ms = _apply_one(conn, mig, by)
+            applied.append((mig, ms))
+            rep.migration_applied(mig, ms)
+        current = tracking.read_state(conn).current_version
+    return ApplyResult(baseline_done, applied, current)
+
+
+def repair(conn: psycopg.Connection, settings: Settings, versions: list[int],
+           lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> list[int]:
+    """Record the current checksum of the named applied files (all drifted ones when none named)."""
+    files = {mf.version: mf for mf in discover(settings.migrations_dir)}
+    with advisory_lock(conn, lock_timeout):
+        state = tracking.read_state(conn)
+        if not state.has_table:
+            raise MigrationFileError("nothing to repair: the database has no migrations applied")
+        if versions:
+            unknown = [v for v in versions if v not in state.applied]
+            nofile = [v for v in versions if v in state.applied and v not in files]
+            if unknown:
+                raise MigrationFileError(f"not applied, nothing to repair: "
+                                         f"{', '.join(map(str, unknown))}")
+            if nofile:
+                raise MigrationFileError(f"no file for applied version(s): "
+                                         f"{', '.join(map(str, nofile))}")
+            chosen = versions
+        else:
+            chosen, _ = _drift(state, list(files.values()))
+        with conn.transaction():
+            tracking.ensure_table(conn)
+            for v in chosen:
+                tracking.set_checksum(conn, v, file_checksum(files[v].path))
+    return sorted(chosen)

@@ -1,0 +1,41 @@
+"""Exceptions kgmigrate raises; cli.py turns them into one-line errors."""
+
+from __future__ import annotations
+
+
+class KgMigrateError(Exception):
+    """An operational failure: exit code 1, message shown without a traceback."""
+
+    exit_code = 1
+
+
+class ConfigError(KgMigrateError):
+    """Bad settings, a missing directory or file."""
+
+
+class ConnectError(KgMigrateError):
+    """The database cannot be reached."""
+
+
+class MigrationFileError(KgMigrateError):
+    """A migration file is badly named, duplicated, or does not parse."""
+
+
+class MigrationFailed(KgMigrateError):
+    """A migration raised an error while running."""
+
+
+class DriftError(KgMigrateError):
+    """Applied files changed since they were applied."""
+
+
+class LockTimeout(KgMigrateError):
+    """Another runner held the advisory lock for too long."""
+
+
+class ToolError(KgMigrateError):
+    """A PostgreSQL client or server program is missing or failed."""
+
+
+class SnapshotError(KgMigrateError):
+    """A snapshot could not be written, verified or restored."""

@@ -1,0 +1,73 @@
+"""Settings built once from options and environment, and how the database URL is resolved."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+# libpq reads these itself when no URL is given.
+LIBPQ_ENV = ("PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGSERVICE")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a command needs to know, fixed for the run."""
+
+    database_url: str | None
+    migrations_dir: Path
+    backups_dir: Path
+    no_baseline: bool = False
+    verbose: bool = False
+
+    @property
+    def baseline_path(self) -> Path:
+        """Return `<migrations-dir>/../00_baseline.sql`."""
+        return self.migrations_dir.parent / "00_baseline.sql"
+
+    @property
+    def uses_local_db(self) -> bool:
+        """Tell whether the embedded local cluster stands in for a configured database."""
+        return not self.database_url and not any(os.environ.get(v) for v in LIBPQ_ENV)
+
+
+def resolve_conninfo(settings: Settings) -> str:
+    """Return the conninfo to connect with, starting the embedded cluster when none is configured."""
+    if settings.database_url:
+        return settings.database_url
+    if not settings.uses_local_db:
+        return ""  # libpq takes PG* from the environment
+    from .localdb import project_cluster
+
+    cluster = project_cluster()
+    cluster.start()
+    return cluster.url()
+
+
+_PASSWORD_KV = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+
+
+def mask_url(url: str | None) -> str:
+    """Return `url` with any password replaced by ***, safe to print."""
+    if not url:
+        return "(libpq environment)" if url == "" else "(local database)"
+    if "://" not in url:
+        return _PASSWORD_KV.sub(r"\1***", url)
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        if ":" in userinfo:
+            userinfo = userinfo.split(":", 1)[0] + ":***"
+        netloc = f"{userinfo}@{host}"
+    query = re.sub(r"(^|&)(password=)[^&]*", r"\1\2***", parts.query, flags=re.IGNORECASE)
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def describe_target(settings: Settings, conninfo: str) -> str:
+    """Return a printable name for the database being worked on."""
+    if settings.uses_local_db:
+        return f"local database {mask_url(conninfo)}"
+    return mask_url(conninfo)

@@ -1,0 +1,145 @@
+"""Split SQL text into statements with PostgreSQL's own parser (pglast), and map offsets to lines."""
+
+from __future__ import annotations
+
+import bisect
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from pglast import parser as pg_parser
+from pglast.enums.parsenodes import TransactionStmtKind
+
+from .errors import MigrationFileError
+
+NO_TRANSACTION_DIRECTIVE = "kgmigrate: no-transaction"
+_DIRECTIVE_RE = re.compile(r"^\s*--\s*kgmigrate:\s*no-transaction\s*$", re.IGNORECASE)
+
+# Top-level transaction control the runner owns: absorbed, the runner opens and commits itself.
+_ABSORBED = {TransactionStmtKind.TRANS_STMT_BEGIN, TransactionStmtKind.TRANS_STMT_START,
+             TransactionStmtKind.TRANS_STMT_COMMIT}
+# Savepoints work inside the runner's transaction, so they pass through.
+_PASSED = {TransactionStmtKind.TRANS_STMT_SAVEPOINT, TransactionStmtKind.TRANS_STMT_RELEASE,
+           TransactionStmtKind.TRANS_STMT_ROLLBACK_TO}
+
+
+class LineMap:
+    """Turn character offsets of one text into 1-based line numbers and source lines."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._starts = [0] + [i + 1 for i, ch in enumerate(text) if ch == "\n"]
+
+    def line_of(self, offset: int) -> int:
+        """Return the 1-based line holding character `offset`."""
+        return bisect.bisect_right(self._starts, max(offset, 0))
+
+    def column_of(self, offset: int) -> int:
+        """Return the 1-based column of character `offset`."""
+        return offset - self._starts[self.line_of(offset) - 1] + 1
+
+    def source_line(self, line: int) -> str:
+        """Return the text of 1-based `line` without its newline."""
+        start = self._starts[line - 1]
+        end = self._starts[line] - 1 if line < len(self._starts) else len(self.text)
+        return self.text[start:end]
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One top-level statement of a file: its SQL and where it starts."""
+
+    sql: str
+    offset: int  # character offset of its first token in the file text
+    line: int  # 1-based line of its first token
+    kind: str  # parse-node name, e.g. CreateStmt
+
+
+@dataclass(frozen=True)
+class SourceError:
+    """Where in a file something went wrong."""
+
+    path: Path
+    line: int
+    column: int | None
+    source_line: str
+
+    def location(self) -> str:
+        """Return `PATH:LINE`."""
+        return f"{self.path}:{self.line}"
+
+    def excerpt(self) -> str:
+        """Return the offending source line with a caret under the column, indented."""
+        gutter = f"{self.line:>5} | "
+        out = f"{gutter}{self.source_line.expandtabs(1)}"
+        if self.column:
+            out += "\n" + " " * (len(gutter) + self.column - 1) + "^"
+        return out
+
+
+def source_error(path: Path, lines: LineMap, offset: int, with_column: bool = True) -> SourceError:
+    """Return the SourceError for character `offset` of a file."""
+    line = lines.line_of(offset)
+    return SourceError(path, line, lines.column_of(offset) if with_column else None,
+                       lines.source_line(line))
+
+
+def has_no_transaction_directive(text: str) -> bool:
+    """Tell whether the file's leading comment lines carry `-- kgmigrate: no-transaction`."""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line:
+            continue
+        if not line.startswith("--"):
+            return False
+        if _DIRECTIVE_RE.match(line):
+            return True
+    return False
+
+
+def _meta_command_offset(text: str, error_offset: int) -> int | None:
+    """Return the offset of a psql meta-command the parser tripped on, if that is what it was."""
+    if 0 <= error_offset < len(text) and text[error_offset] == "\\":
+        return error_offset
+    return None
+
+
+def split_statements(text: str, path: Path, lines: LineMap | None = None) -> list[Statement]:
+    """Parse `text` and return its top-level statements, transaction control absorbed.
+
+    Raises MigrationFileError (with PATH:LINE) for syntax errors, psql meta-commands,
+    ROLLBACK and other transaction control the runner cannot honour.
+    """
+    lines = lines or LineMap(text)
+    try:
+        raw = pg_parser.parse_sql(text)
+    except pg_parser.ParseError as exc:
+        message, pos = exc.args[0], (exc.args[1] if len(exc.args) > 1 else 0)
+        offset = max(pos - 1, 0)
+        meta = _meta_command_offset(text, offset)
+        err = source_error(path, lines, offset)
+        if meta is not None:
+            cmd = text[meta:].split(None, 1)[0]
+            raise MigrationFileError(
+                f"{err.location()}: error: psql meta-command {cmd} is not supported; "
+                f"kgmigrate runs plain SQL only\n{err.excerpt()}") from None
+        raise MigrationFileError(f"{err.location()}: syntax error: {message}\n{err.excerpt()}") from None
+
+    statements: list[Statement] = []
+    for rs in raw:
+        node = rs.stmt
+        start = rs.stmt_location
+        length = rs.stmt_len if rs.stmt_len else len(text) - start
+        kind = type(node).__name__
+        if kind == "TransactionStmt" and node.kind not in _PASSED:
+            if node.kind in _ABSORBED and not getattr(node, "chain", False):
+                continue
+            err = source_error(path, lines, start)
+            word = text[start:start + length].split(None, 1)[0].upper()
+            raise MigrationFileError(
+                f"{err.location()}: error: {word} is not allowed in a migration; the runner wraps "
+                f"each file in its own transaction (a failing statement already rolls the file back)"
+                f"\n{err.excerpt()}")
+        statements.append(Statement(sql=text[start:start + length], offset=start,
+                                    line=lines.line_of(start), kind=kind))
+    return statements

@@ -1,0 +1,108 @@
+"""The interface every embedding provider implements, and the config it is built from."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ProviderConfig:
+    """The columns of a kg_api.embedding_config row that decide how a provider is built."""
+
+    provider: str  # 'local' | 'openai'
+    model_name: str
+    embedding_dimensions: int
+    precision: str = "float32"  # 'float16' | 'float32'
+    max_memory_mb: int | None = None
+    num_threads: int | None = None
+    device: str | None = None  # 'cpu' | 'cuda' | 'mps' | None = auto
+    batch_size: int = 8
+    max_seq_length: int | None = None
+    normalize_embeddings: bool = True
+    id: int | None = None  # the row id, None for a config not stored yet
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> "ProviderConfig":
+        """Build from a dict with (at least) the table's columns; extra keys are ignored."""
+        names = {f.name for f in fields(cls)}
+        values = {k: v for k, v in row.items() if k in names and v is not None}
+        return cls(**values)
+
+
+@dataclass
+class Embeddings:
+    """The vectors for a list of texts, in input order, and the tokens they cost."""
+
+    vectors: np.ndarray  # shape (n, d), float32 (float16 when precision is float16)
+    prompt_tokens: int
+
+
+class ProviderError(Exception):
+    """The provider cannot be built or cannot serve; message is safe to show a client."""
+
+    status = 422
+    code = "provider_error"
+
+
+class ModelUnavailable(ProviderError):
+    """The model is not available offline (not in the HF cache nor in an installed package)."""
+
+    code = "model_not_available"
+
+
+class DeviceUnavailable(ProviderError):
+    """The configured device does not exist on this machine."""
+
+    code = "device_not_available"
+
+
+class ResourceLimitExceeded(ProviderError):
+    """The model does not fit the configured limits (e.g. max_memory_mb)."""
+
+    code = "resource_limit_exceeded"
+
+
+class UpstreamError(ProviderError):
+    """The remote API (OpenAI) failed or refused the request."""
+
+    status = 502
+    code = "upstream_error"
+
+
+class EmbeddingProvider(ABC):
+    """A loaded model or remote API that turns texts into vectors. Thread-safe once loaded."""
+
+    def __init__(self, config: ProviderConfig) -> None:
+        self.config = config
+        self.device: str = "remote"
+        self.load_seconds: float | None = None
+
+    @property
+    def model(self) -> str:
+        """The model name reported in responses."""
+        return self.config.model_name
+
+    @property
+    def dimensions(self) -> int:
+        """The size of the vectors this provider returns by default."""
+        return self.config.embedding_dimensions
+
+    @abstractmethod
+    def load(self) -> None:
+        """Build, load and warm the model (or check the remote API); raise ProviderError."""
+
+    @abstractmethod
+    def embed(self, texts: list[str], input_type: str | None = None,
+              dimensions: int | None = None) -> Embeddings:
+        """Embed `texts` in order; `input_type` 'query'|'document'; `dimensions` truncates."""
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        """Return the token count of each text (after truncation at max_seq_length)."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release the model's memory."""

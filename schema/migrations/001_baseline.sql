@@ -1,0 +1,7 @@
+-- Migration 001: baseline
+--
+-- Reference only: this file holds no statements. The baseline schema (schemas kg_api, kg_auth,
+-- kg_logs, the tracking table and the core tables) is created by schema/00_baseline.sql, which
+-- kgmigrate applies to a fresh database and which records version 1 itself.
+-- On a database built without the baseline (kgmigrate --no-baseline) this file just records
+-- version 1.
