@@ -66,6 +66,13 @@ class ResourceLimitExceeded(ProviderError):
     code = "resource_limit_exceeded"
 
 
+class InvalidInput(ProviderError):
+    """The request asks for something the provider cannot do (bad `dimensions`, `input_type`)."""
+
+    status = 400
+    code = "invalid_request"
+
+
 class UpstreamError(ProviderError):
     """The remote API (OpenAI) failed or refused the request."""
 
@@ -100,9 +107,18 @@ class EmbeddingProvider(ABC):
               dimensions: int | None = None) -> Embeddings:
         """Embed `texts` in order; `input_type` 'query'|'document'; `dimensions` truncates."""
 
-    def count_tokens(self, texts: list[str]) -> list[int]:
+    def count_tokens(self, texts: list[str], input_type: str | None = None) -> list[int]:
         """Return the token count of each text (after truncation at max_seq_length)."""
         raise NotImplementedError
+
+    def check_request(self, input_type: str | None, dimensions: int | None) -> None:
+        """Raise InvalidInput for an unknown `input_type` or a `dimensions` outside 1..dimensions."""
+        if input_type not in (None, "query", "document"):
+            raise InvalidInput(f"input_type must be 'query' or 'document', not {input_type!r}")
+        if dimensions is not None and (isinstance(dimensions, bool) or not isinstance(dimensions, int)
+                                       or not 1 <= dimensions <= self.dimensions):
+            raise InvalidInput(f"dimensions must be an integer from 1 to {self.dimensions} for "
+                               f"model {self.model!r}, not {dimensions!r}")
 
     def close(self) -> None:
         """Release the model's memory."""
