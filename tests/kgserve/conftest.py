@@ -87,3 +87,20 @@ def serve(application):
     finally:
         server.shutdown()
         thread.join(10)
+
+
+@pytest.fixture(scope="session")
+def tiny_nomic_dir(tmp_path_factory):
+    """A tiny random-weight NomicBert sentence-transformers model (768-d, nomic task prompts)."""
+    from tests.support.tiny_models import build_nomic_model
+
+    return build_nomic_model(tmp_path_factory.mktemp("models") / "tiny-nomic")
+
+
+@pytest.fixture(scope="session")
+def openai_stub():
+    """A loopback stand-in for the OpenAI API; reset() between uses, .base_url for the SDK."""
+    from tests.support.openai_stub import OpenAIStub
+
+    with OpenAIStub() as stub:
+        yield stub
