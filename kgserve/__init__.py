@@ -1,0 +1,50 @@
+"""kgserve: the embedding server. `gunicorn kgserve:app`; nothing connects or loads at import."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from flask import Flask
+from flask.json.provider import DefaultJSONProvider
+
+
+class _JSON(DefaultJSONProvider):
+    """JSON with ISO 8601 timestamps and keys in the order they were built."""
+
+    sort_keys = False
+
+    @staticmethod
+    def default(o: Any) -> Any:
+        if isinstance(o, (datetime, date)):
+            return o.isoformat()
+        return DefaultJSONProvider.default(o)
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Build the app: config, error handlers, runtime (no I/O), blueprints, CLI."""
+    from . import cli, errors, openapi, runtime
+    from .config import load_config
+    from .views import admin, health, openai_api, public
+
+    app = Flask(__name__, static_folder=None)
+    app.json_provider_class = _JSON
+    app.json = _JSON(app)
+    load_config(app, test_config)
+    errors.init_app(app)
+    runtime.init_app(app)
+    for module in (public, admin, openai_api, health):
+        app.register_blueprint(module.bp)
+    openapi.init_app(app)
+    cli.init_app(app)
+    return app
+
+
+def shutdown(app: Flask) -> None:
+    """Stop the app's listener, close its pool and release its model (tests, worker exit)."""
+    from .runtime import runtime
+
+    runtime(app).close()
+
+
+app = create_app()

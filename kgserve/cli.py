@@ -1,0 +1,83 @@
+"""`flask --app kgserve embedding show|set|list|reload`: the admin API for a shell."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+from flask import Flask
+from flask.cli import AppGroup
+from marshmallow import ValidationError
+
+from . import ops
+from .db import DatabaseUnavailable
+from .providers.base import ProviderError
+from .runtime import runtime
+from .schemas import ConfigRequestSchema
+from .store import DimensionChangeRefused, NoActiveConfig
+
+embedding = AppGroup("embedding", help="Show and change the embedding configuration.")
+_FAILURES = (DatabaseUnavailable, ProviderError, DimensionChangeRefused, NoActiveConfig)
+
+
+def _echo(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+def _run(fn, *args, **kwargs) -> Any:
+    try:
+        return fn(*args, **kwargs)
+    except ValidationError as exc:
+        raise click.ClickException(f"invalid config: {json.dumps(exc.messages)}") from None
+    except _FAILURES as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@embedding.command("show")
+def show() -> None:
+    """Print the active configuration."""
+    row, _ = _run(ops.active_row, runtime(), allow_stale=False)
+    _echo(row)
+
+
+@embedding.command("list")
+@click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True)
+def list_(limit: int) -> None:
+    """Print the configuration history, newest first."""
+    _echo(_run(ops.list_configs, runtime(), limit))
+
+
+@embedding.command("set")
+@click.option("--provider", type=click.Choice(["local", "openai"]), required=True)
+@click.option("--model-name", "--model", required=True, help="e.g. sentence-transformers/all-MiniLM-L6-v2")
+@click.option("--dimensions", "embedding_dimensions", type=int, required=True)
+@click.option("--precision", type=click.Choice(["float32", "float16"]), default="float32",
+              show_default=True)
+@click.option("--device", type=click.Choice(["cpu", "cuda", "mps"]))
+@click.option("--max-memory-mb", type=int)
+@click.option("--num-threads", type=int)
+@click.option("--batch-size", type=int)
+@click.option("--max-seq-length", type=int)
+@click.option("--normalize/--no-normalize", "normalize_embeddings", default=None)
+@click.option("--allow-dimension-change", is_flag=True,
+              help="Accept a vector size different from the active config's.")
+@click.option("--if-changed", is_flag=True, help="Do nothing when this is already active.")
+@click.option("--updated-by", default="cli", show_default=True)
+def set_(if_changed: bool, **options: Any) -> None:
+    """Load the model here to check it, then activate it for every worker."""
+    body = {k: v for k, v in options.items() if v is not None}
+    data = _run(ConfigRequestSchema().load, body)
+    click.echo(f"checking {data['provider']} {data['model_name']} ...", err=True)
+    _echo(_run(ops.change_config, runtime(), data, serve=False, if_changed=if_changed))
+
+
+@embedding.command("reload")
+def reload_() -> None:
+    """Tell every worker to rebuild its provider from the active configuration."""
+    _echo(_run(ops.reload_config, runtime(), serve=False))
+
+
+def init_app(app: Flask) -> None:
+    """Register the command group."""
+    app.cli.add_command(embedding)

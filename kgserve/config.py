@@ -1,0 +1,50 @@
+"""Settings for kgserve: defaults, then KG_* environment variables, then test overrides."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from flask import Flask
+
+DEFAULTS: dict[str, Any] = {
+    "DATABASE_URL": None,          # KG_DATABASE_URL; else libpq PG* env; else the local cluster
+    "ADMIN_TOKEN": None,           # KG_ADMIN_TOKEN; unset disables /admin/*
+    "API_TOKEN": None,             # KG_API_TOKEN; when set, /v1/* requires it
+    "MAX_CONTENT_LENGTH": 8 * 1024 * 1024,  # KG_MAX_CONTENT_LENGTH: request body limit (413)
+    "MAX_INPUTS": 2048,            # inputs per /v1/embeddings request
+    "DB_CONNECT_TIMEOUT": 2,       # seconds for one connection attempt
+    "DB_POOL_TIMEOUT": 3.0,        # seconds a request waits for a pooled connection (then 503)
+    "DB_STATEMENT_TIMEOUT_MS": 3000,
+    "NOTIFY_CHANNEL": "kg_embedding_config",
+    "POLL_INTERVAL": 3.0,          # seconds between safety-net checks of the active config id
+    "LISTENER": True,              # follow config changes (LISTEN/NOTIFY) in a background thread
+    "LOAD_RETRY_SECONDS": 10.0,    # after a failed lazy load, wait this long before trying again
+}
+
+# Secrets are taken verbatim: from_prefixed_env would JSON-decode a token such as "123".
+_SECRETS = {"ADMIN_TOKEN": "KG_ADMIN_TOKEN", "API_TOKEN": "KG_API_TOKEN",
+            "DATABASE_URL": "KG_DATABASE_URL"}
+_LIBPQ_ENV = ("PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGSERVICE")
+
+
+def load_config(app: Flask, test_config: dict[str, Any] | None = None) -> None:
+    """Fill app.config from the defaults, the KG_* environment and `test_config`."""
+    app.config.from_mapping(DEFAULTS)
+    app.config.from_prefixed_env("KG")
+    for key, var in _SECRETS.items():
+        if os.environ.get(var):
+            app.config[key] = os.environ[var]
+    if test_config:
+        app.config.update(test_config)
+
+
+def resolve_database_url(configured: str | None) -> str:
+    """Return the conninfo: the configured URL, else libpq's PG* env (""), else the local cluster."""
+    if configured:
+        return configured
+    if any(os.environ.get(v) for v in _LIBPQ_ENV):
+        return ""
+    from kgmigrate.localdb import project_cluster
+
+    return project_cluster().url()

@@ -1,0 +1,87 @@
+"""The connection pool (psycopg_pool), opened lazily per process, with short timeouts."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from .config import resolve_database_url
+
+log = logging.getLogger(__name__)
+
+
+class DatabaseUnavailable(Exception):
+    """The database cannot be reached right now (answered as 503)."""
+
+
+class Database:
+    """A lazily opened pool; safe across fork (a child opens its own)."""
+
+    def __init__(self, url: str | None, connect_timeout: float = 2, pool_timeout: float = 3.0,
+                 statement_timeout_ms: int = 3000) -> None:
+        self._configured = url
+        self.connect_timeout = connect_timeout
+        self.pool_timeout = pool_timeout
+        self.statement_timeout_ms = statement_timeout_ms
+        self._pool: ConnectionPool | None = None
+        self._pid: int | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def conninfo(self) -> str:
+        """The conninfo in use (may hold a password: never log it)."""
+        return resolve_database_url(self._configured)
+
+    def connect_kwargs(self) -> dict:
+        """Keyword arguments for psycopg.connect (timeouts, autocommit)."""
+        return {"autocommit": True, "connect_timeout": max(1, round(self.connect_timeout)),
+                "application_name": "kgserve",
+                "options": f"-c statement_timeout={int(self.statement_timeout_ms)}"}
+
+    def pool(self) -> ConnectionPool:
+        """Return this process's pool, opening it on first use (never at import)."""
+        with self._lock:
+            if self._pool is None or self._pid != os.getpid():
+                # A pool inherited through fork shares sockets with the parent: leave it alone.
+                self._pool = ConnectionPool(
+                    self.conninfo, min_size=1, max_size=4, open=False, name="kgserve",
+                    kwargs={**self.connect_kwargs(), "row_factory": dict_row},
+                    check=ConnectionPool.check_connection, reconnect_timeout=30,
+                    reconnect_failed=lambda pool: log.warning("database still unreachable"))
+                self._pool.open(wait=False)
+                self._pid = os.getpid()
+            return self._pool
+
+    @contextmanager
+    def connection(self, timeout: float | None = None) -> Iterator[psycopg.Connection]:
+        """Lend a pooled autocommit connection; DatabaseUnavailable when none comes in time."""
+        try:
+            with self.pool().connection(timeout=timeout or self.pool_timeout) as conn:
+                yield conn
+        except PoolTimeout:
+            raise DatabaseUnavailable("the database is unavailable (no connection within "
+                                      f"{timeout or self.pool_timeout:g} s)") from None
+        except psycopg.OperationalError as exc:
+            log.warning("database error: %s", " ".join(str(exc).split()))
+            raise DatabaseUnavailable("the database is unavailable") from None
+
+    def connect(self) -> psycopg.Connection:
+        """Open a dedicated autocommit connection (the LISTEN thread's)."""
+        try:
+            return psycopg.connect(self.conninfo, **self.connect_kwargs(), row_factory=dict_row)
+        except psycopg.OperationalError:
+            raise DatabaseUnavailable("the database is unavailable") from None
+
+    def close(self) -> None:
+        """Close the pool if this process opened one."""
+        with self._lock:
+            if self._pool is not None and self._pid == os.getpid():
+                self._pool.close(timeout=2)
+            self._pool = None

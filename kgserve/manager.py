@@ -1,0 +1,217 @@
+"""EmbeddingModelManager: one provider per process, lazy single-flight load, atomic swap."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from contextlib import contextmanager
+from typing import Any
+
+from .providers.base import EmbeddingProvider, ProviderConfig, ProviderError
+
+log = logging.getLogger(__name__)
+
+Builder = Callable[[ProviderConfig], EmbeddingProvider]
+
+
+class NotReady(Exception):
+    """No provider is loaded yet (answered as 503); message says why."""
+
+
+def _default_builder(cfg: ProviderConfig) -> EmbeddingProvider:
+    from .providers import build_provider  # lazy: providers import torch/openai when loading
+
+    return build_provider(cfg)
+
+
+class EmbeddingModelManager:
+    """Holds the serving provider; swaps it atomically and closes the old one when unborrowed."""
+
+    def __init__(self, builder: Builder | None = None, retry_seconds: float = 10.0) -> None:
+        self._build = builder or _default_builder
+        self.retry_seconds = retry_seconds
+        self._lock = threading.Lock()
+        self._provider: EmbeddingProvider | None = None
+        self._config_id: int | None = None
+        self._borrowers: dict[int, int] = {}  # id(provider) -> requests using it
+        self._retired: dict[int, EmbeddingProvider] = {}  # swapped out, closed when unborrowed
+        self._flights: dict[ProviderConfig, Future] = {}
+        self._last_error: str | None = None
+        self._failed_at: float | None = None
+        # Held across "write the new row + swap" so the listener never races the admin path.
+        self.commit_lock = threading.RLock()
+
+    # -- loading --------------------------------------------------------------------------
+    def prepare(self, cfg: ProviderConfig) -> EmbeddingProvider:
+        """Build and load a provider for `cfg` without touching the serving one."""
+        provider = None
+        try:
+            provider = self._build(cfg)
+            provider.load()
+            return provider
+        except BaseException as exc:
+            if provider is not None:
+                _close_quietly(provider)
+            if isinstance(exc, Exception) and not isinstance(exc, ProviderError):
+                log.exception("loading %s failed", cfg.model_name)
+                exc = ProviderError(f"loading {cfg.model_name} failed unexpectedly "
+                                    f"({exc.__class__.__name__}; details in the server log)")
+                with self._lock:
+                    self._last_error = str(exc)
+                raise exc from None
+            with self._lock:
+                self._last_error = str(exc)
+            raise
+
+    def swap(self, provider: EmbeddingProvider, config_id: int | None) -> bool:
+        """Serve `provider` from now on; False (and it is closed) if a newer config is served."""
+        with self._lock:
+            if (config_id is not None and self._config_id is not None
+                    and config_id < self._config_id and self._provider is not None):
+                stale = True
+            else:
+                stale = False
+                old, self._provider, self._config_id = self._provider, provider, config_id
+                self._last_error, self._failed_at = None, None
+                if old is not None and old is not provider:
+                    self._retired[id(old)] = old
+                    old = None if self._borrowers.get(id(old), 0) else self._retired.pop(id(old))
+        if stale:
+            _close_quietly(provider)
+            return False
+        if old is not None:
+            _close_quietly(old)
+        log.info("serving config %s: provider=%s model=%s dimensions=%s device=%s",
+                 config_id, provider.config.provider, provider.model, provider.dimensions,
+                 provider.device)
+        return True
+
+    def load(self, cfg: ProviderConfig, force: bool = False) -> EmbeddingProvider:
+        """Prepare and swap in `cfg` once, however many threads ask at the same time."""
+        with self._lock:
+            if not force and self._provider is not None and cfg.id is not None \
+                    and cfg.id == self._config_id:
+                return self._provider
+            flight = self._flights.get(cfg)
+            owner = flight is None
+            if owner:
+                flight = self._flights[cfg] = Future()
+        if not owner:
+            return flight.result()
+        try:
+            provider = self.prepare(cfg)
+            self.swap(provider, cfg.id)
+            flight.set_result(provider)
+            return provider
+        except BaseException as exc:
+            with self._lock:
+                self._failed_at = time.monotonic()
+            flight.set_exception(exc)
+            raise
+        finally:
+            with self._lock:
+                self._flights.pop(cfg, None)
+
+    def ensure_loaded(self, source: Callable[[], ProviderConfig]) -> None:
+        """Load the active config now if nothing is served (lazy first load)."""
+        with self._lock:
+            if self._provider is not None:
+                return
+            recent = (self._failed_at is not None and not self._flights
+                      and time.monotonic() - self._failed_at < self.retry_seconds)
+            last = self._last_error
+        if recent:
+            raise NotReady(f"the model failed to load: {last}")
+        try:
+            self.load(source())
+        except ProviderError as exc:
+            raise NotReady(f"the model failed to load: {exc}") from None
+
+    # -- serving --------------------------------------------------------------------------
+    def current(self) -> EmbeddingProvider | None:
+        """Return the serving provider (None before the first load)."""
+        return self._provider
+
+    @property
+    def config_id(self) -> int | None:
+        """The id of the config row this process serves."""
+        return self._config_id
+
+    @contextmanager
+    def use(self, source: Callable[[], ProviderConfig] | None = None
+            ) -> Iterator[EmbeddingProvider]:
+        """Borrow the serving provider for one request; a swap waits for borrowers to finish."""
+        if self._provider is None and source is not None:
+            self.ensure_loaded(source)
+        with self._lock:
+            provider = self._provider
+            if provider is None:
+                raise NotReady(self._not_ready_reason())
+            self._borrowers[id(provider)] = self._borrowers.get(id(provider), 0) + 1
+        try:
+            yield provider
+        finally:
+            with self._lock:
+                left = self._borrowers[id(provider)] = self._borrowers[id(provider)] - 1
+                done = None
+                if left == 0:
+                    del self._borrowers[id(provider)]
+                    done = self._retired.pop(id(provider), None)
+            if done is not None:
+                _close_quietly(done)
+
+    def _not_ready_reason(self) -> str:
+        if self._flights:
+            return "the model is loading"
+        if self._last_error:
+            return f"the model failed to load: {self._last_error}"
+        return "no model is loaded yet"
+
+    def status(self) -> dict[str, Any]:
+        """Describe this process's model: state, device, load time, last error, config id."""
+        with self._lock:
+            p = self._provider
+            if p is not None:
+                state = "ready"
+            elif self._flights:
+                state = "loading"
+            elif self._last_error:
+                state = "failed"
+            else:
+                state = "not_loaded"
+            return {
+                "state": state,
+                "loading": bool(self._flights),
+                "config_id": self._config_id,
+                "provider": p.config.provider if p else None,
+                "model": p.model if p else None,
+                "dimensions": p.dimensions if p else None,
+                "device": p.device if p else None,
+                "load_seconds": round(p.load_seconds, 3) if p and p.load_seconds else None,
+                "last_error": self._last_error,
+                "pid": os.getpid(),
+            }
+
+    def reset(self) -> None:
+        """Close every provider and forget all state (tests)."""
+        with self._lock:
+            providers = [p for p in [self._provider, *self._retired.values()] if p is not None]
+            self._provider, self._config_id = None, None
+            self._retired.clear()
+            self._borrowers.clear()
+            self._last_error, self._failed_at = None, None
+        for p in providers:
+            _close_quietly(p)
+
+    close = reset
+
+
+def _close_quietly(provider: EmbeddingProvider) -> None:
+    try:
+        provider.close()
+    except Exception:  # a failing close must not break a swap
+        log.exception("closing provider %s failed", provider.model)

@@ -1,0 +1,91 @@
+"""The per-app runtime in app.extensions: database, model manager, listener, last known config."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import uuid
+from typing import Any
+
+from flask import Flask, current_app
+
+from .db import Database
+from .manager import EmbeddingModelManager
+from .notify import ConfigListener
+from .providers.base import ProviderConfig, ProviderError
+
+log = logging.getLogger(__name__)
+EXT = "kgserve"
+
+
+class Runtime:
+    """Everything heavy an app holds; created without I/O, started lazily per process."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.db = Database(config["DATABASE_URL"], config["DB_CONNECT_TIMEOUT"],
+                           config["DB_POOL_TIMEOUT"], config["DB_STATEMENT_TIMEOUT_MS"])
+        self.manager = EmbeddingModelManager(config.get("PROVIDER_BUILDER"),
+                                             retry_seconds=config["LOAD_RETRY_SECONDS"])
+        self.channel = config["NOTIFY_CHANNEL"]
+        self.poll_interval = float(config["POLL_INTERVAL"])
+        self.listener_enabled = bool(config["LISTENER"])
+        self.instance = uuid.uuid4().hex
+        self.last_row: dict[str, Any] | None = None
+        self.listener: ConfigListener | None = None
+        self._listener_pid: int | None = None
+        self._lock = threading.Lock()
+        self._failed: dict[int, float] = {}  # config id -> when following it last failed
+
+    def start_listener(self) -> None:
+        """Start this process's listener once (again in a forked child, whose threads are gone)."""
+        if not self.listener_enabled or self._listener_pid == os.getpid():
+            return
+        with self._lock:
+            if self._listener_pid == os.getpid():
+                return
+            self.listener = ConfigListener(self.db.connect, self.follow, self.channel,
+                                           self.poll_interval, self.instance)
+            self.listener.start()
+            self._listener_pid = os.getpid()
+
+    def follow(self, row: dict[str, Any] | None, force: bool = False) -> None:
+        """Serve the active `row` if this process serves another one (the listener's callback)."""
+        if row is None:
+            return
+        self.last_row = row
+        mgr = self.manager
+        with mgr.commit_lock:  # an admin change in this process finishes its swap first
+            if not force and mgr.config_id is not None and mgr.config_id >= row["id"] \
+                    and mgr.current() is not None:
+                return
+        failed_at = self._failed.get(row["id"])
+        if not force and failed_at is not None and time.monotonic() - failed_at < 60:
+            return  # do not reload a broken model every poll; an admin reload forces it
+        try:
+            mgr.load(ProviderConfig.from_row(row), force=force)
+            self._failed.pop(row["id"], None)
+        except ProviderError as exc:
+            self._failed[row["id"]] = time.monotonic()
+            log.error("cannot serve config %s (%s %s): %s; the previous model keeps serving",
+                      row["id"], row["provider"], row["model_name"], exc)
+
+    def close(self) -> None:
+        """Stop the listener, close the pool and release the model."""
+        if self.listener is not None and self._listener_pid == os.getpid():
+            self.listener.stop()
+        self.listener, self._listener_pid = None, None
+        self.manager.reset()
+        self.db.close()
+
+
+def init_app(app: Flask) -> None:
+    """Create the runtime and start the listener lazily, on the first request."""
+    app.extensions[EXT] = Runtime(app.config)
+    app.before_request(lambda: runtime().start_listener())
+
+
+def runtime(app: Flask | None = None) -> Runtime:
+    """Return the runtime of `app` (default: the current app)."""
+    return (app or current_app).extensions[EXT]

@@ -1,0 +1,204 @@
+"""Marshmallow schemas: request validation at the edge, and response shapes for OpenAPI."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
+
+PROVIDERS = ("local", "openai")
+PRECISIONS = ("float16", "float32")
+DEVICES = ("cpu", "cuda", "mps")
+MAX_INPUTS = 2048
+
+_Strict = {"truthy": {True}, "falsy": {False}}  # JSON booleans only, not "yes"/1
+
+
+def _int(low: int, high: int, **kw: Any) -> fields.Integer:
+    return fields.Integer(strict=True, validate=validate.Range(low, high), **kw)
+
+
+class ConfigRequestSchema(Schema):
+    """Body of POST /admin/embedding/config (and `flask embedding set`)."""
+
+    class Meta:
+        unknown = RAISE
+
+    provider = fields.String(required=True, validate=validate.OneOf(PROVIDERS))
+    model_name = fields.String(required=True, validate=validate.Length(1, 200))
+    embedding_dimensions = _int(1, 65536, required=True)
+    precision = fields.String(required=True, validate=validate.OneOf(PRECISIONS))
+    max_memory_mb = _int(1, 10_000_000, allow_none=True)
+    num_threads = _int(1, 1024, allow_none=True)
+    device = fields.String(allow_none=True, validate=validate.OneOf(DEVICES))
+    batch_size = _int(1, 4096, allow_none=True)
+    max_seq_length = _int(1, 1_000_000, allow_none=True)
+    normalize_embeddings = fields.Boolean(allow_none=True, **_Strict)
+    updated_by = fields.String(allow_none=True, validate=validate.Length(1, 100))
+    allow_dimension_change = fields.Boolean(load_default=False, **_Strict)
+
+
+class InputField(fields.Field):
+    """`input`: one non-empty string or a list of 1..2048 non-empty strings."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[str]:
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, list):
+            raise ValidationError("must be a string or a list of strings")
+        if not items:
+            raise ValidationError("must not be an empty list")
+        if len(items) > MAX_INPUTS:
+            raise ValidationError(f"at most {MAX_INPUTS} inputs per request (got {len(items)})")
+        for i, item in enumerate(items):
+            if not isinstance(item, str):
+                raise ValidationError(f"item {i} is not a string (token arrays are not "
+                                      f"supported; send text)")
+            if not item.strip():
+                raise ValidationError(f"item {i} is empty")
+        return items
+
+
+class EmbeddingsRequestSchema(Schema):
+    """Body of POST /v1/embeddings (OpenAI-compatible)."""
+
+    class Meta:
+        unknown = RAISE
+
+    input = InputField(required=True, metadata={
+        "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"},
+                                        "maxItems": MAX_INPUTS}]})
+    model = fields.String(validate=validate.Length(1, 200))
+    encoding_format = fields.String(load_default="float",
+                                    validate=validate.OneOf(("float", "base64")))
+    dimensions = fields.Integer(strict=True, validate=validate.Range(min=1))
+    input_type = fields.String(allow_none=True, validate=validate.OneOf(("query", "document")))
+    user = fields.String()
+
+
+class ResourceAllocationSchema(Schema):
+    max_memory_mb = fields.Integer(allow_none=True)
+    num_threads = fields.Integer(allow_none=True)
+    device = fields.String(allow_none=True)
+    batch_size = fields.Integer(allow_none=True)
+
+
+class ConfigSummarySchema(Schema):
+    """GET /embedding/config: the public summary."""
+
+    provider = fields.String()
+    model = fields.String()
+    dimensions = fields.Integer()
+    precision = fields.String()
+    supports_browser = fields.Boolean()
+    resource_allocation = fields.Nested(ResourceAllocationSchema)
+
+
+class ModelStatusSchema(Schema):
+    state = fields.String(metadata={"enum": ["not_loaded", "loading", "ready", "failed"]})
+    loading = fields.Boolean()
+    config_id = fields.Integer(allow_none=True)
+    provider = fields.String(allow_none=True)
+    model = fields.String(allow_none=True)
+    dimensions = fields.Integer(allow_none=True)
+    device = fields.String(allow_none=True)
+    load_seconds = fields.Float(allow_none=True)
+    last_error = fields.String(allow_none=True)
+    pid = fields.Integer()
+
+
+class ConfigRowSchema(Schema):
+    """A row of kg_api.embedding_config."""
+
+    id = fields.Integer()
+    provider = fields.String()
+    model_name = fields.String()
+    embedding_dimensions = fields.Integer()
+    precision = fields.String()
+    max_memory_mb = fields.Integer(allow_none=True)
+    num_threads = fields.Integer(allow_none=True)
+    device = fields.String(allow_none=True)
+    batch_size = fields.Integer(allow_none=True)
+    max_seq_length = fields.Integer(allow_none=True)
+    normalize_embeddings = fields.Boolean(allow_none=True)
+    created_at = fields.DateTime(allow_none=True)
+    updated_at = fields.DateTime(allow_none=True)
+    updated_by = fields.String(allow_none=True)
+    active = fields.Boolean()
+
+
+class ActiveConfigSchema(ConfigRowSchema):
+    """GET /admin/embedding/config: the active row and this worker's model status."""
+
+    model_status = fields.Nested(ModelStatusSchema)
+    stale = fields.Boolean(metadata={"description": "true when served from the last known "
+                                                    "config because the database is down"})
+
+
+class ConfigListSchema(Schema):
+    configs = fields.List(fields.Nested(ConfigRowSchema))
+
+
+class ChangeResultSchema(Schema):
+    """Answer to a successful config change or reload."""
+
+    success = fields.Boolean()
+    message = fields.String()
+    config_id = fields.Integer()
+    reload_required = fields.Boolean()
+
+
+class EmbeddingSchema(Schema):
+    object = fields.String()
+    index = fields.Integer()
+    embedding = fields.Raw(metadata={"oneOf": [
+        {"type": "array", "items": {"type": "number"}},
+        {"type": "string", "description": "base64 of little-endian float32"}]})
+
+
+class UsageSchema(Schema):
+    prompt_tokens = fields.Integer()
+    total_tokens = fields.Integer()
+
+
+class EmbeddingsResponseSchema(Schema):
+    object = fields.String()
+    data = fields.List(fields.Nested(EmbeddingSchema))
+    model = fields.String()
+    usage = fields.Nested(UsageSchema)
+
+
+class ModelSchema(Schema):
+    id = fields.String()
+    object = fields.String()
+    created = fields.Integer()
+    owned_by = fields.String()
+
+
+class ModelListSchema(Schema):
+    object = fields.String()
+    data = fields.List(fields.Nested(ModelSchema))
+
+
+class OpenAIErrorBodySchema(Schema):
+    message = fields.String()
+    type = fields.String()
+    param = fields.String(allow_none=True)
+    code = fields.String(allow_none=True)
+
+
+class OpenAIErrorSchema(Schema):
+    error = fields.Nested(OpenAIErrorBodySchema)
+
+
+class ErrorSchema(Schema):
+    success = fields.Boolean()
+    error = fields.String()
+    message = fields.String()
+    param = fields.String()
+    fields_ = fields.Dict(data_key="fields")
+
+
+class HealthSchema(Schema):
+    status = fields.String()
+    ready = fields.Boolean()
+    checks = fields.Dict()
