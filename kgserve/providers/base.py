@@ -26,7 +26,7 @@ class ProviderConfig:
     id: int | None = None  # the row id, None for a config not stored yet
 
     @classmethod
-    def from_row(cls, row: dict[str, Any]) -> "ProviderConfig":
+    def from_row(cls, row: dict[str, Any]) -> ProviderConfig:
         """Build from a dict with (at least) the table's columns; extra keys are ignored."""
         names = {f.name for f in fields(cls)}
         values = {k: v for k, v in row.items() if k in names and v is not None}

@@ -12,10 +12,10 @@ from pathlib import Path
 # Never reach for the hub: every model comes from a bundle package, the cache or a directory.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
-from kgserve.providers.base import (  # noqa: E402
+from kgserve.providers.base import (
     DeviceUnavailable,
     EmbeddingProvider,
     Embeddings,
@@ -24,7 +24,7 @@ from kgserve.providers.base import (  # noqa: E402
     ProviderError,
     ResourceLimitExceeded,
 )
-from kgserve.providers.resolve import ResolvedModel, resolve_model  # noqa: E402
+from kgserve.providers.resolve import ResolvedModel, resolve_model
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +45,9 @@ def pick_device(requested: str | None) -> str:
     kind, _, index = requested.partition(":")
     if kind == "cpu" and not index:
         return "cpu"
-    if kind == "cuda" and torch.cuda.is_available():
-        if not index or (index.isdigit() and int(index) < torch.cuda.device_count()):
-            return requested
+    if kind == "cuda" and torch.cuda.is_available() and (
+            not index or (index.isdigit() and int(index) < torch.cuda.device_count())):
+        return requested
     if kind == "mps" and not index and torch.backends.mps.is_available():
         return "mps"
     if kind not in ("cpu", "cuda", "mps"):
@@ -239,8 +239,8 @@ def _open(resolved: ResolvedModel, device: str):
         except torch.OutOfMemoryError as exc:
             raise ResourceLimitExceeded(f"model {resolved.name!r} does not fit in the memory of "
                                         f"{device}") from exc
-        except Exception as exc:  # third-party loading code raises anything; the 2nd try is
-            first = first or exc  # the native transformers class (e.g. NomicBert) without it
+        except Exception as exc:  # noqa: BLE001 - model code raises anything; try 2 is the
+            first = first or exc  # native transformers class (e.g. NomicBert) without remote code
             log.info("loading %s with trust_remote_code=%s failed: %s", resolved.name, trust, exc)
     raise ProviderError(f"could not load model {resolved.name!r} from {resolved.source}: "
                         f"{type(first).__name__}: {_first_line(first)}") from first

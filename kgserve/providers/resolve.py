@@ -90,7 +90,7 @@ def _from_bundle(name: str) -> Path | None:
     spec = importlib.util.find_spec(bundle.package)
     if spec is None or not spec.submodule_search_locations:
         return None
-    folder = Path(list(spec.submodule_search_locations)[0]) / bundle.folder
+    folder = Path(next(iter(spec.submodule_search_locations))) / bundle.folder
     return folder if _is_model_dir(folder) else None
 
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,6 +24,7 @@ from kgserve.providers import (
 from kgserve.providers.resolve import resolve_model
 from tests.support.tiny_models import build_nomic_model, minilm_dir
 
+REPO = Path(__file__).resolve().parents[2]
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 NOMIC = "nomic-ai/nomic-embed-text-v1.5"
 TEXTS = ["The quick brown fox jumps over the lazy dog.", "PostgreSQL stores the vectors.",
@@ -281,7 +285,7 @@ def test_embed_is_thread_safe(minilm):
         try:
             for _ in range(5):
                 results[i] = minilm.embed([TEXTS[i % 4]]).vectors
-        except BaseException as exc:  # surfaced by the assertion below
+        except Exception as exc:  # noqa: BLE001 - surfaced by the assertion below
             errors.append(exc)
 
     threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
@@ -302,3 +306,16 @@ def test_a_copied_model_directory_loads(tmp_path, minilm):
         assert cosine(provider.embed(TEXTS).vectors, minilm.embed(TEXTS).vectors).min() >= 0.999
     finally:
         provider.close()
+
+
+def test_unknown_provider_is_refused():
+    with pytest.raises(ProviderError, match="unknown provider 'cohere'"):
+        build_provider(ProviderConfig(provider="cohere", model_name="x", embedding_dimensions=8))
+
+
+def test_importing_kgserve_loads_no_model_libraries():
+    """gunicorn imports kgserve then reads app: torch, sentence-transformers and openai wait."""
+    code = ("import sys, kgserve, kgserve.providers; "
+            "heavy = {'torch', 'sentence_transformers', 'transformers', 'openai'} & set(sys.modules); "
+            "assert not heavy, heavy")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO, timeout=120)

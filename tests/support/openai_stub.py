@@ -49,7 +49,7 @@ class OpenAIStub:
         """The URL to give the SDK (OPENAI_BASE_URL), ending in /v1."""
         return f"http://127.0.0.1:{self._server.server_port}/v1"
 
-    def start(self) -> "OpenAIStub":
+    def start(self) -> OpenAIStub:
         """Start serving on a free port."""
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
@@ -65,7 +65,7 @@ class OpenAIStub:
             self._thread.join(10)
             self._server = None
 
-    def __enter__(self) -> "OpenAIStub":
+    def __enter__(self) -> OpenAIStub:  # noqa: PYI034
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
