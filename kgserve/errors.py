@@ -78,8 +78,9 @@ def _http(exc: HTTPException) -> Response:
              400: "bad_request"}
     message = exc.description or exc.name
     if exc.code == 413:
-        limit = (request.max_content_length or 0) // (1024 * 1024)
-        message = f"the request body is larger than the limit ({limit} MB)"
+        limit = request.max_content_length or 0
+        size = f"{limit // 2**20} MB" if limit and limit % 2**20 == 0 else f"{limit} bytes"
+        message = f"the request body is larger than the limit ({size}; KG_MAX_CONTENT_LENGTH)"
     return error_response(ApiError(exc.code or 500, message, codes.get(exc.code, "http_error")))
 
 

@@ -11,7 +11,15 @@ PRECISIONS = ("float16", "float32")
 DEVICES = ("cpu", "cuda", "mps")
 MAX_INPUTS = 2048
 
-_Strict = {"truthy": {True}, "falsy": {False}}  # JSON booleans only, not "yes"/1
+
+
+class StrictBoolean(fields.Boolean):
+    """A JSON boolean only: not "yes", "1" or 1."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value
 
 
 def _int(low: int, high: int, **kw: Any) -> fields.Integer:
@@ -33,9 +41,9 @@ class ConfigRequestSchema(Schema):
     device = fields.String(allow_none=True, validate=validate.OneOf(DEVICES))
     batch_size = _int(1, 4096, allow_none=True)
     max_seq_length = _int(1, 1_000_000, allow_none=True)
-    normalize_embeddings = fields.Boolean(allow_none=True, **_Strict)
+    normalize_embeddings = StrictBoolean(allow_none=True)
     updated_by = fields.String(allow_none=True, validate=validate.Length(1, 100))
-    allow_dimension_change = fields.Boolean(load_default=False, **_Strict)
+    allow_dimension_change = StrictBoolean(load_default=False)
 
 
 class InputField(fields.Field):
