@@ -100,9 +100,12 @@ def _confirm(question: str, default: bool) -> bool:
 @click.option("--target", type=click.IntRange(min=0), metavar="N", help="Stop after version N.")
 @click.option("--lock-timeout", type=click.FloatRange(min=0), default=60, show_default=True,
               metavar="SECONDS", help="How long to wait for another runner's lock.")
+@click.option("--snapshot/--no-snapshot", default=None,
+              help="Snapshot before applying, without asking / never ask [default: ask when "
+                   "interactive and the database holds data].")
 @click.pass_obj
 def up(settings: Settings, dry_run: bool, yes: bool, verbose: bool, target: int | None,
-       lock_timeout: float) -> None:
+       lock_timeout: float, snapshot: bool | None) -> None:
     """Apply pending migrations in version order."""
     from .engine import Reporter, apply, check_drift, make_plan
 
@@ -119,6 +122,8 @@ def up(settings: Settings, dry_run: bool, yes: bool, verbose: bool, target: int 
             say(f"Dry run: nothing was applied. Current schema version: "
                 f"{_version(plan.current_version)}")
             return
+        if count:
+            snapshot_before_up(settings, conninfo, conn, want=snapshot, yes=yes)
         if count == 0:
             say()
             say(f"Nothing to do. Current schema version: {_version(plan.current_version)}",
@@ -221,6 +226,10 @@ def repair(settings: Settings, versions: tuple[int, ...], lock_timeout: float) -
 from .cli_localdb import localdb  # noqa: E402  (registers the localdb group)
 
 cli.add_command(localdb)
+from .cli_snapshot import restore, snapshot, snapshot_before_up  # noqa: E402
+
+cli.add_command(snapshot)
+cli.add_command(restore)
 
 
 def main() -> None:

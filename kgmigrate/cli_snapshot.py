@@ -1,0 +1,162 @@
+"""`kgmigrate snapshot` and `kgmigrate restore`, and the snapshot offered before `up`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .output import human_size, say, warn
+from .settings import Settings, describe_target, resolve_conninfo
+
+
+def _version(v: int | None) -> str:
+    return "none" if v is None else f"{v:03d}"
+
+
+def _open(settings: Settings):
+    from .engine import connect
+
+    conninfo = resolve_conninfo(settings)
+    return conninfo, connect(conninfo)
+
+
+def _confirm(question: str, default: bool) -> bool:
+    from .cli import _confirm as confirm
+
+    return confirm(question, default)
+
+
+def _restore_hint(path: Path) -> str:
+    return f"Restore with: kgmigrate restore {path}"
+
+
+def make_snapshot(settings: Settings, conninfo: str, conn, fmt: str = "custom",
+                  output: Path | None = None, keep: int | None = None, quiet: bool = False):
+    """Take a snapshot of the connected database and report it."""
+    from .pgclient import db_facts
+    from .snapshots import take_snapshot
+
+    facts = db_facts(conn)
+    snap = take_snapshot(conninfo, facts, settings.backups_dir, output=output, fmt=fmt, keep=keep)
+    if quiet:
+        click.echo(str(snap.path))
+    else:
+        say(f"Snapshot: {snap.path} ({human_size(snap.manifest.size)}, {fmt}, schema version "
+            f"{_version(facts.schema_version)}, {snap.seconds:.1f} s)", fg="green")
+        say(_restore_hint(snap.path))
+        for old in snap.removed:
+            say(f"Removed old snapshot {old.name}")
+    return snap
+
+
+@click.command()
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
+              help="Write here instead of <backups-dir>/snapshot_<database>_<time>.dump.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the snapshot's path.")
+@click.option("--format", "fmt", type=click.Choice(["custom", "plain"]), default=None,
+              help="pg_dump format [default: custom; plain when FILE ends in .sql].")
+@click.option("--keep", type=click.IntRange(min=1), metavar="N",
+              help="Then delete all but the newest N snapshots of this database.")
+@click.pass_obj
+def snapshot(settings: Settings, output: Path | None, quiet: bool, fmt: str | None,
+             keep: int | None) -> None:
+    """Dump the database to a checksummed snapshot file."""
+    if fmt is None:
+        fmt = "plain" if output is not None and output.suffix == ".sql" else "custom"
+    conninfo, conn = _open(settings)
+    with conn:
+        if not quiet:
+            say(f"kgmigrate {__version__} — snapshot", bold=True)
+            say(f"Database: {describe_target(settings, conninfo)}")
+            say()
+        make_snapshot(settings, conninfo, conn, fmt=fmt, output=output, keep=keep, quiet=quiet)
+
+
+def _resolve(settings: Settings, file: Path) -> Path:
+    """Return `file`, or the file of that name in the backups folder when only that exists."""
+    if not file.exists() and not file.is_absolute() and (settings.backups_dir / file).exists():
+        return settings.backups_dir / file
+    return file
+
+
+def _list(settings: Settings) -> None:
+    from .manifest import list_snapshots
+
+    entries = list_snapshots(settings.backups_dir)
+    if not entries:
+        say(f"No snapshots in {settings.backups_dir}")
+        return
+    say(f"Snapshots in {settings.backups_dir} (newest first):", bold=True)
+    rows = [("FILE", "SIZE", "CREATED (UTC)", "DATABASE", "SCHEMA", "")]
+    for e in entries:
+        m = e.manifest
+        rows.append((e.path.name, human_size(e.size), f"{e.created:%Y-%m-%d %H:%M:%S}",
+                     m.database if m else "?", _version(m.schema_version) if m else "?",
+                     f"unverified: {e.problem}" if e.problem else ""))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    for r in rows:
+        say("  ".join(c.ljust(w) for c, w in zip(r, widths)) + ("  " + r[5] if r[5] else ""))
+
+
+@click.command()
+@click.argument("file", required=False, type=click.Path(path_type=Path, dir_okay=False))
+@click.option("-y", "--yes", is_flag=True, help="Restore without asking.")
+@click.option("--list", "list_", is_flag=True, help="List the snapshots in the backups folder.")
+@click.pass_obj
+def restore(settings: Settings, file: Path | None, yes: bool, list_: bool) -> None:
+    """Replace the database's content with a snapshot, atomically."""
+    from .pgclient import db_facts
+    from .restore import check_file, run_restore
+
+    if list_:
+        if file is not None:
+            raise click.UsageError("--list takes no FILE")
+        _list(settings)
+        return
+    if file is None:
+        raise click.UsageError("missing FILE (or use --list)")
+    checked = check_file(_resolve(settings, file))  # before touching the database
+    for w in checked.warnings:
+        warn(w)
+    conninfo, conn = _open(settings)
+    with conn:
+        facts = db_facts(conn)
+    m = checked.manifest
+    say(f"kgmigrate {__version__} — restore", bold=True)
+    say(f"Database:  {describe_target(settings, conninfo)}")
+    say(f"Snapshot:  {checked.path} ({checked.format}"
+        + (f", verified, taken {m.created_at[:19].replace('T', ' ')} from {m.database}" if m
+           else ", unverified") + ")")
+    say(f"Current schema version:  {_version(facts.schema_version)}")
+    say(f"Snapshot schema version: {_version(m.schema_version) if m else 'unknown'}")
+    say()
+    if not yes:
+        say(f"Warning: all current data in database {facts.database} will be replaced by the "
+            f"snapshot.", fg="yellow")
+        if not _confirm("Restore the snapshot?", default=False):
+            say("Nothing restored.")
+            return
+    run_restore(checked, conninfo, facts.server_major)
+    conninfo, conn = _open(settings)
+    with conn:
+        after = db_facts(conn)
+    say(f"Restored {checked.path.name}. Schema version: {_version(after.schema_version)}",
+        fg="green", bold=True)
+
+
+def snapshot_before_up(settings: Settings, conninfo: str, conn, want: bool | None,
+                       yes: bool) -> None:
+    """Snapshot before `up` applies: on --snapshot, or if the user agrees when data exists."""
+    from .pgclient import holds_data
+
+    if want is False:
+        return
+    if want is None:
+        if yes or not holds_data(conn):
+            return
+        say()
+        if not _confirm("Create snapshot before migrating?", default=True):
+            return
+    make_snapshot(settings, conninfo, conn)
