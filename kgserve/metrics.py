@@ -1,0 +1,88 @@
+"""Prometheus metrics, multi-process safe under gunicorn (PROMETHEUS_MULTIPROC_DIR), and /metrics."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from flask import Blueprint, Flask, Response, g, request
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+# Module-level on purpose: prometheus_client keeps one registry per process (and one set of
+# mmap files per worker in multi-process mode); a second create_app() must reuse these objects.
+REQUESTS = Counter("kgserve_http_requests_total", "HTTP requests answered, by endpoint and status",
+                   ["endpoint", "method", "status"])
+FAILURES = Counter("kgserve_http_request_failures_total",
+                   "HTTP requests answered with a status of 400 or more", ["endpoint", "status"])
+REQUEST_SECONDS = Histogram("kgserve_http_request_duration_seconds",
+                            "Time from the start of a request to its response", ["endpoint"],
+                            buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10))
+QUEUE_SIZE = Gauge("kgserve_batch_queue_texts", "Texts waiting in the batching queue",
+                   multiprocess_mode="livesum")
+QUEUE_REJECTED = Counter("kgserve_batch_queue_rejected_total",
+                         "Requests refused with 429 because the batching queue was full")
+BATCH_SIZE = Histogram("kgserve_batch_size", "Texts per model call",
+                       buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256))
+BATCH_TOKENS = Histogram("kgserve_batch_padded_tokens",
+                         "Padded tokens per model call (longest text x texts)",
+                         buckets=(16, 64, 256, 1024, 2048, 4096, 8192, 16384, 65536))
+QUEUE_WAIT = Histogram("kgserve_queue_wait_seconds",
+                       "Time a request waited before its first model call",
+                       buckets=(.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 10))
+INFERENCE = Histogram("kgserve_inference_seconds", "Duration of one model (or upstream API) call",
+                      buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 10, 30))
+MODEL_LOAD = Histogram("kgserve_model_load_seconds", "Time to build, load and warm a provider",
+                       ["provider", "model"], buckets=(.1, .5, 1, 2.5, 5, 10, 30, 60, 120, 300))
+
+bp = Blueprint("metrics", __name__)
+
+
+@bp.get("/metrics")
+def scrape() -> Response:
+    """Expose every metric in Prometheus' text format (all workers in multi-process mode)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        registry = REGISTRY
+    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+
+
+def _start() -> None:
+    g.kg_started = time.perf_counter()
+
+
+def _finish(response: Response) -> Response:
+    # The route's pattern, not the path: unknown URLs must not create a series each.
+    endpoint = request.url_rule.rule if request.url_rule is not None else "<unmatched>"
+    status = str(response.status_code)
+    REQUESTS.labels(endpoint, request.method, status).inc()
+    if response.status_code >= 400:
+        FAILURES.labels(endpoint, status).inc()
+    started = g.get("kg_started")
+    if started is not None:
+        REQUEST_SECONDS.labels(endpoint).observe(time.perf_counter() - started)
+    return response
+
+
+def observe_load(provider: str, model: str, seconds: float | None) -> None:
+    """Record how long a provider took to load."""
+    if seconds is not None:
+        MODEL_LOAD.labels(provider, model).observe(seconds)
+
+
+def init_app(app: Flask) -> None:
+    """Register /metrics and the per-request counters."""
+    app.register_blueprint(bp)
+    app.before_request(_start)
+    app.after_request(_finish)
