@@ -10,7 +10,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from . import tracking
-from .errors import ConfigError
+from .errors import ConfigError, SnapshotError
 from .pgtools import binary_version, find_binary
 
 
@@ -67,8 +67,13 @@ def db_facts(conn: psycopg.Connection) -> DbFacts:
     num = conn.info.server_version
     major = num // 10000
     version = f"{major}.{num % 10000}"
-    lobs = conn.execute("SELECT count(*) FROM pg_catalog.pg_largeobject_metadata").fetchone()[0]
-    state = tracking.read_state(conn)
+    try:
+        lobs = conn.execute("SELECT count(*) FROM pg_catalog.pg_largeobject_metadata"
+                            ).fetchone()[0]
+        state = tracking.read_state(conn)
+    except psycopg.Error as exc:
+        reason = " ".join(str(exc).split()) or exc.__class__.__name__
+        raise SnapshotError(f"cannot read the database {conn.info.dbname}: {reason}") from None
     return DbFacts(conn.info.dbname, major, version, state.current_version, int(lobs))
 
 
