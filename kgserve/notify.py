@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -71,13 +72,18 @@ class ConfigListener(threading.Thread):
         conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
         self.connected.set()
         self._check(conn, force=False)  # catch up on whatever happened while we were away
+        next_poll = time.monotonic() + self.interval
         while not self._stop_event.is_set():
-            force = False
-            for note in conn.notifies(timeout=self.interval, stop_after=1):
+            force = notified = False
+            # Short waits so stop() is prompt; the periodic check runs every `interval` s.
+            for note in conn.notifies(timeout=min(self.interval, 0.5), stop_after=1):
+                notified = True
                 force = self._is_foreign_reload(note.payload)
             if self._stop_event.is_set():
                 return
-            self._check(conn, force)
+            if notified or time.monotonic() >= next_poll:
+                self._check(conn, force)
+                next_poll = time.monotonic() + self.interval
 
     def _is_foreign_reload(self, payload: str) -> bool:
         try:
