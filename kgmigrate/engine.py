@@ -136,19 +136,39 @@ class _Failed(Exception):
         self.message, self.index = message, index
 
 
+def _run_transaction(conn: psycopg.Connection, path: Path, lines: LineMap,
+                     statements: list[Statement], record: Callable[[], None] | None = None) -> None:
+    """Run the statements (and `record`) in one transaction, pipelined: one round trip a file."""
+    cursors: list[psycopg.Cursor] = []
+    try:
+        with conn.pipeline(), conn.transaction():
+            for stmt in statements:
+                cursors.append(conn.execute(stmt.sql, prepare=False))
+            if record:
+                record()
+    except psycopg.Error as exc:
+        # The first statement without a result is the one the server refused.
+        index = next((i for i, c in enumerate(cursors) if c.pgresult is None), len(cursors))
+        if index < len(statements):
+            stmt = statements[index]
+        else:  # at COMMIT (a deferred constraint) or the tracking row: point at the file's end
+            end = len(lines.text.rstrip())
+            stmt = Statement("COMMIT", end, lines.line_of(end), "COMMIT")
+        raise _Failed(locate(exc, path, lines, stmt), index) from exc
+
+
 def _apply_one(conn: psycopg.Connection, mig: Migration, by: str) -> int:
     """Apply one file with its tracking row; return its run time in ms."""
     t0 = time.perf_counter()
     if mig.transactional:
         try:
-            with conn.transaction():
-                _run_statements(conn, mig.path, mig.lines, mig.statements)
-                ms = round((time.perf_counter() - t0) * 1000)
-                tracking.record(conn, mig.version, mig.name, mig.checksum, ms, by)
+            _run_transaction(conn, mig.path, mig.lines, mig.statements,
+                             lambda: tracking.record(conn, mig.version, mig.name, mig.checksum,
+                                                     None, by))
         except _Failed as exc:
             raise MigrationFailed(f"{exc.message}\nMigration {mig.version:03d} ({mig.name}) was "
                                   f"rolled back: nothing from it was applied.") from None
-        return ms
+        return round((time.perf_counter() - t0) * 1000)
     try:
         _run_statements(conn, mig.path, mig.lines, mig.statements)
     except _Failed as exc:
@@ -188,9 +208,8 @@ def apply(conn: psycopg.Connection, settings: Settings, plan: Plan,
             statements, lines = _parse_baseline(plan.baseline)
             t0 = time.perf_counter()
             try:
-                with conn.transaction():
-                    _run_statements(conn, plan.baseline, lines, statements)
-                    tracking.ensure_table(conn)
+                _run_transaction(conn, plan.baseline, lines, statements,
+                                 lambda: tracking.ensure_table(conn))
             except _Failed as exc:
                 raise MigrationFailed(f"{exc.message}\nThe baseline was rolled back: the database "
                                       f"is as it was.") from None

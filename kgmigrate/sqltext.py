@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import bisect
+import itertools
+import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from pglast import parser as pg_parser
-from pglast.enums.parsenodes import TransactionStmtKind
 
 from .errors import MigrationFileError
 
@@ -16,11 +18,9 @@ NO_TRANSACTION_DIRECTIVE = "kgmigrate: no-transaction"
 _DIRECTIVE_RE = re.compile(r"^\s*--\s*kgmigrate:\s*no-transaction\s*$", re.IGNORECASE)
 
 # Top-level transaction control the runner owns: absorbed, the runner opens and commits itself.
-_ABSORBED = {TransactionStmtKind.TRANS_STMT_BEGIN, TransactionStmtKind.TRANS_STMT_START,
-             TransactionStmtKind.TRANS_STMT_COMMIT}
+_ABSORBED = {"TRANS_STMT_BEGIN", "TRANS_STMT_START", "TRANS_STMT_COMMIT"}
 # Savepoints work inside the runner's transaction, so they pass through.
-_PASSED = {TransactionStmtKind.TRANS_STMT_SAVEPOINT, TransactionStmtKind.TRANS_STMT_RELEASE,
-           TransactionStmtKind.TRANS_STMT_ROLLBACK_TO}
+_PASSED = {"TRANS_STMT_SAVEPOINT", "TRANS_STMT_RELEASE", "TRANS_STMT_ROLLBACK_TO"}
 
 
 class LineMap:
@@ -104,18 +104,22 @@ def _meta_command_offset(text: str, error_offset: int) -> int | None:
     return None
 
 
-def split_statements(text: str, path: Path, lines: LineMap | None = None) -> list[Statement]:
-    """Parse `text` and return its top-level statements, transaction control absorbed.
+def _char_offsets(text: str) -> Callable[[int], int]:
+    """Return a function turning UTF-8 byte offsets of `text` into character offsets."""
+    if text.isascii():
+        return lambda b: b
+    ends = list(itertools.accumulate(len(ch.encode("utf-8")) for ch in text))
+    return lambda b: bisect.bisect_right(ends, b)
 
-    Raises MigrationFileError (with PATH:LINE) for syntax errors, psql meta-commands,
-    ROLLBACK and other transaction control the runner cannot honour.
-    """
-    lines = lines or LineMap(text)
+
+def _parse(text: str, path: Path, lines: LineMap) -> list[dict]:
+    """Parse `text` with PostgreSQL's grammar; a syntax error becomes PATH:LINE."""
     try:
-        raw = pg_parser.parse_sql(text)
+        # The JSON tree is far cheaper than pglast's Python AST and says all we need.
+        return json.loads(pg_parser.parse_sql_json(text)).get("stmts", [])
     except pg_parser.ParseError as exc:
         message, pos = exc.args[0], (exc.args[1] if len(exc.args) > 1 else 0)
-        offset = max(pos - 1, 0)
+        offset = max(pos, 0)  # pglast reports a 0-based character offset
         meta = _meta_command_offset(text, offset)
         err = source_error(path, lines, offset)
         if meta is not None:
@@ -125,21 +129,32 @@ def split_statements(text: str, path: Path, lines: LineMap | None = None) -> lis
                 f"kgmigrate runs plain SQL only\n{err.excerpt()}") from None
         raise MigrationFileError(f"{err.location()}: syntax error: {message}\n{err.excerpt()}") from None
 
+
+def split_statements(text: str, path: Path, lines: LineMap | None = None) -> list[Statement]:
+    """Parse `text` and return its top-level statements, transaction control absorbed.
+
+    Raises MigrationFileError (with PATH:LINE) for syntax errors, psql meta-commands,
+    ROLLBACK and other transaction control the runner cannot honour.
+    """
+    lines = lines or LineMap(text)
+    raw = _parse(text, path, lines)
+    to_char = _char_offsets(text)
+    end_bytes = len(text.encode("utf-8")) if raw and not text.isascii() else len(text)
     statements: list[Statement] = []
     for rs in raw:
-        node = rs.stmt
-        start = rs.stmt_location
-        length = rs.stmt_len if rs.stmt_len else len(text) - start
-        kind = type(node).__name__
-        if kind == "TransactionStmt" and node.kind not in _PASSED:
-            if node.kind in _ABSORBED and not getattr(node, "chain", False):
+        (kind, node), = rs["stmt"].items()
+        b0 = rs.get("stmt_location", 0)
+        b1 = b0 + rs["stmt_len"] if rs.get("stmt_len") else end_bytes
+        start, end = to_char(b0), to_char(b1)
+        if kind == "TransactionStmt" and node.get("kind") not in _PASSED:
+            if node.get("kind") in _ABSORBED and not node.get("chain"):
                 continue
             err = source_error(path, lines, start)
-            word = text[start:start + length].split(None, 1)[0].upper()
+            word = text[start:end].split(None, 1)[0].upper()
             raise MigrationFileError(
                 f"{err.location()}: error: {word} is not allowed in a migration; the runner wraps "
                 f"each file in its own transaction (a failing statement already rolls the file back)"
                 f"\n{err.excerpt()}")
-        statements.append(Statement(sql=text[start:start + length], offset=start,
+        statements.append(Statement(sql=text[start:end], offset=start,
                                     line=lines.line_of(start), kind=kind))
     return statements

@@ -29,7 +29,9 @@ ADD_COLUMNS = [f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS {col}"
 
 RECORD = f"""
 INSERT INTO {TABLE} (version, name, checksum, execution_ms, applied_by)
-VALUES (%s, %s, %s, %s, %s)
+VALUES (%s, %s, %s,
+        -- None: the time this transaction has run so far, i.e. the file's statements
+        COALESCE(%s, round(extract(epoch FROM clock_timestamp() - now()) * 1000)::integer), %s)
 ON CONFLICT (version) DO UPDATE
    SET checksum = EXCLUDED.checksum,
        execution_ms = EXCLUDED.execution_ms,
@@ -99,8 +101,11 @@ def ensure_table(conn: psycopg.Connection) -> None:
 
 
 def record(conn: psycopg.Connection, version: int, name: str, checksum: str,
-           execution_ms: int, by: str) -> None:
-    """Record an applied file; a row the file inserted itself gets the checksum and timing."""
+           execution_ms: int | None, by: str) -> None:
+    """Record an applied file; a row the file inserted itself gets the checksum and timing.
+
+    With execution_ms None the server measures it: the time the current transaction has run.
+    """
     conn.execute(RECORD, (version, name, checksum, execution_ms, by))
 
 
