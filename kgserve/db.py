@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -24,6 +25,8 @@ class DatabaseUnavailable(Exception):
 class Database:
     """A lazily opened pool; safe across fork (a child opens its own)."""
 
+    DOWN_WAIT = 0.5  # seconds a request waits for a connection while the database is down
+
     def __init__(self, url: str | None, connect_timeout: float = 2, pool_timeout: float = 3.0,
                  statement_timeout_ms: int = 3000) -> None:
         self._configured = url
@@ -33,6 +36,7 @@ class Database:
         self._pool: ConnectionPool | None = None
         self._pid: int | None = None
         self._lock = threading.Lock()
+        self.down_since: float | None = None  # set while the database is known to be down
 
     @property
     def conninfo(self) -> str:
@@ -62,15 +66,28 @@ class Database:
     @contextmanager
     def connection(self, timeout: float | None = None) -> Iterator[psycopg.Connection]:
         """Lend a pooled autocommit connection; DatabaseUnavailable when none comes in time."""
+        wait = timeout or self.pool_timeout
+        if self.down_since is not None:
+            wait = min(wait, self.DOWN_WAIT)  # known down: answer fast, the pool retries behind
         try:
-            with self.pool().connection(timeout=timeout or self.pool_timeout) as conn:
+            with self.pool().connection(timeout=wait) as conn:
                 yield conn
         except PoolTimeout:
+            self._mark_down()
             raise DatabaseUnavailable("the database is unavailable (no connection within "
-                                      f"{timeout or self.pool_timeout:g} s)") from None
+                                      f"{wait:g} s)") from None
         except psycopg.OperationalError as exc:
+            self._mark_down()
             log.warning("database error: %s", " ".join(str(exc).split()))
             raise DatabaseUnavailable("the database is unavailable") from None
+        if self.down_since is not None:
+            log.info("database reachable again")
+            self.down_since = None
+
+    def _mark_down(self) -> None:
+        if self.down_since is None:
+            self.down_since = time.monotonic()
+            log.warning("database unavailable; serving the loaded model and the last known config")
 
     def connect(self) -> psycopg.Connection:
         """Open a dedicated autocommit connection (the LISTEN thread's)."""
