@@ -23,7 +23,7 @@ class _JSON(DefaultJSONProvider):
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the app: config, error handlers, runtime (no I/O), blueprints, CLI."""
-    from . import cli, errors, openapi, runtime
+    from . import cli, errors, metrics, openapi, runtime
     from .config import load_config
     from .views import admin, health, openai_api, public
 
@@ -32,6 +32,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.json = _JSON(app)
     load_config(app, test_config)
     errors.init_app(app)
+    metrics.init_app(app)
     runtime.init_app(app)
     for module in (public, admin, openai_api, health):
         app.register_blueprint(module.bp)

@@ -20,6 +20,11 @@ DEFAULTS: dict[str, Any] = {
     "POLL_INTERVAL": 3.0,          # seconds between safety-net checks of the active config id
     "LISTENER": True,              # follow config changes (LISTEN/NOTIFY) in a background thread
     "LOAD_RETRY_SECONDS": 10.0,    # after a failed lazy load, wait this long before trying again
+    # Micro-batching of local models (kgserve.batching); the size limit is the config's batch_size.
+    "BATCHING": True,              # KG_BATCHING=false: one model call per request
+    "BATCH_MAX_TOKENS": 8192,      # padded tokens (longest x count) per model call
+    "BATCH_MAX_WAIT_MS": 2.0,      # top-up wait for a fuller batch, only right after a busy model
+    "BATCH_MAX_QUEUE": 2048,       # texts waiting per worker before new requests get 429
 }
 
 # Secrets are taken verbatim: from_prefixed_env would JSON-decode a token such as "123".

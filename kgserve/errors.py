@@ -96,7 +96,8 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(ValidationError, _validation)
     app.register_error_handler(HTTPException, _http)
     app.register_error_handler(
-        ProviderError, lambda e: error_response(ApiError(e.status, str(e), e.code)))
+        ProviderError, lambda e: error_response(ApiError(e.status, str(e), e.code,
+                                                         headers=getattr(e, "headers", None))))
     app.register_error_handler(
         DatabaseUnavailable,
         lambda e: error_response(ApiError(503, str(e), "database_unavailable",

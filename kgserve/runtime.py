@@ -15,6 +15,7 @@ from .db import Database
 from .manager import EmbeddingModelManager
 from .notify import ConfigListener
 from .providers.base import ProviderConfig, ProviderError
+from .serving import serving_builder
 
 log = logging.getLogger(__name__)
 EXT = "kgserve"
@@ -26,8 +27,9 @@ class Runtime:
     def __init__(self, config: dict[str, Any]) -> None:
         self.db = Database(config["DATABASE_URL"], config["DB_CONNECT_TIMEOUT"],
                            config["DB_POOL_TIMEOUT"], config["DB_STATEMENT_TIMEOUT_MS"])
-        self.manager = EmbeddingModelManager(config.get("PROVIDER_BUILDER"),
-                                             retry_seconds=config["LOAD_RETRY_SECONDS"])
+        # Local models are served through a batching queue (kgserve.batching, issue 5).
+        builder = config.get("PROVIDER_BUILDER") or serving_builder(config)
+        self.manager = EmbeddingModelManager(builder, retry_seconds=config["LOAD_RETRY_SECONDS"])
         self.channel = config["NOTIFY_CHANNEL"]
         self.poll_interval = float(config["POLL_INTERVAL"])
         self.listener_enabled = bool(config["LISTENER"])

@@ -42,13 +42,17 @@ def embeddings() -> Response:
                                 dimensions=dims if dims != provider.dimensions else None)
         model = provider.model
     fmt = req["encoding_format"]
-    return jsonify({
+    resp = jsonify({
         "object": "list",
         "data": [{"object": "embedding", "index": i, "embedding": encode(v, fmt)}
                  for i, v in enumerate(result.vectors)],
         "model": model,
         "usage": {"prompt_tokens": result.prompt_tokens, "total_tokens": result.prompt_tokens},
     })
+    # Where the time went, in ms: waiting for a batch, and in the model (or upstream API).
+    resp.headers["x-queue-time"] = f"{getattr(result, 'queue_seconds', 0.0) * 1000:.2f}"
+    resp.headers["x-inference-time"] = f"{getattr(result, 'inference_seconds', 0.0) * 1000:.2f}"
+    return resp
 
 
 @bp.get("/models")
