@@ -1,0 +1,100 @@
+"""Helpers for the kgmigrate tests: read the catalog, run kgmigrate or the old runner as processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def tracked(conn: psycopg.Connection) -> list[int]:
+    """Return the versions recorded in public.schema_migrations (empty when it does not exist)."""
+    if not table_exists(conn, "public.schema_migrations"):
+        return []
+    return [r[0] for r in conn.execute("SELECT version FROM public.schema_migrations ORDER BY 1")]
+
+
+def table_exists(conn: psycopg.Connection, name: str) -> bool:
+    """Tell whether the relation `name` exists, straight from the catalog."""
+    return conn.execute("SELECT to_regclass(%s) IS NOT NULL", (name,)).fetchone()[0]
+
+
+def columns(conn: psycopg.Connection, table: str) -> list[str]:
+    """Return the column names of `table` in order."""
+    return [r[0] for r in conn.execute(
+        "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0 "
+        "AND NOT attisdropped ORDER BY attnum", (table,))]
+
+
+def user_relations(conn: psycopg.Connection) -> list[str]:
+    """Return every table, index, sequence and view outside the system schemas."""
+    return [r[0] for r in conn.execute(
+        "SELECT n.nspname || '.' || c.relname FROM pg_class c "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') "
+        "AND n.nspname NOT LIKE 'pg_toast%' ORDER BY 1")]
+
+
+def user_schemas(conn: psycopg.Connection) -> list[str]:
+    """Return the schemas besides public and the system ones."""
+    return [r[0] for r in conn.execute(
+        "SELECT nspname FROM pg_namespace WHERE nspname NOT IN ('public', 'information_schema') "
+        "AND nspname NOT LIKE 'pg\\_%' ORDER BY 1")]
+
+
+def env(**extra: str) -> dict[str, str]:
+    """Return a clean environment for a kgmigrate subprocess."""
+    out = {k: v for k, v in os.environ.items()
+           if not k.startswith(("KG_", "PG")) and k not in ("NO_COLOR",)}
+    out.update({"NO_COLOR": "1", **extra})
+    return out
+
+
+def kgmigrate_proc(url: str, migrations_dir: Path, *args: str, **popen) -> subprocess.Popen:
+    """Start kgmigrate as a separate process (concurrency and kill tests)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "kgmigrate", "--database-url", url,
+         "--migrations-dir", str(migrations_dir), *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+        env=popen.pop("env", None) or env(), **popen)
+
+
+def run_kgmigrate(url: str | None, migrations_dir: Path | None, *args: str,
+                  environ: dict[str, str] | None = None,
+                  timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run kgmigrate as a process to completion (for exit codes and stderr exactly as a user sees)."""
+    argv = [sys.executable, "-m", "kgmigrate"]
+    if url is not None:
+        argv += ["--database-url", url]
+    if migrations_dir is not None:
+        argv += ["--migrations-dir", str(migrations_dir)]
+    return subprocess.run([*argv, *args], capture_output=True, text=True, cwd=REPO,
+                          env=environ or env(), timeout=timeout)
+
+
+def old_runner(url: str, schema_dir: Path) -> None:
+    """Build a database the way the old bash runner did: psql -v ON_ERROR_STOP=1 -f, file by file.
+
+    The baseline first (it creates schema_migrations with version/name/applied_at only), then
+    every migration whose version is not yet recorded; each file records itself.
+    """
+    from kgmigrate.pgtools import find_binary
+
+    psql = str(find_binary("psql"))
+
+    def run(*args: str) -> str:
+        proc = subprocess.run([psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, *args],
+                              capture_output=True, text=True, check=True)
+        return proc.stdout
+
+    run("-f", str(schema_dir / "00_baseline.sql"))
+    for path in sorted((schema_dir / "migrations").glob("*.sql")):
+        version = int(path.name.split("_", 1)[0])
+        done = run("-tAc", f"SELECT 1 FROM public.schema_migrations WHERE version = {version}")
+        if done.strip() != "1":
+            run("-f", str(path))
