@@ -1,0 +1,69 @@
+"""gunicorn settings for `gunicorn kgserve:app` (run from the repository root).
+
+Each worker imports kgserve (no I/O), then post_worker_init starts its config listener, which
+loads the active model in the background and logs provider, model, dimensions and device.
+Never preload the app: torch and thread pools do not survive fork.
+"""
+
+import os
+
+bind = os.environ.get("KG_BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("KG_WORKERS", "2"))
+worker_class = "gthread"
+threads = int(os.environ.get("KG_THREADS", "4"))
+preload_app = False
+timeout = 120           # a worker silent this long is restarted (model loads run in threads)
+graceful_timeout = 30   # in-flight requests finish on shutdown/restart
+keepalive = 5
+max_requests = 0        # never recycle workers: each one holds a loaded model
+control_socket_disable = True  # several servers may share a machine (tests, make run)
+accesslog = os.environ.get("KG_ACCESS_LOG", "-")
+errorlog = "-"
+loglevel = os.environ.get("KG_LOG_LEVEL", "info")
+
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "generic": {"format": "%(asctime)s [%(process)d] [%(levelname)s] %(name)s: %(message)s",
+                    "datefmt": "%Y-%m-%d %H:%M:%S %z"},
+        "access": {"format": "%(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "generic",
+                    "stream": "ext://sys.stderr"},
+        "access": {"class": "logging.StreamHandler", "formatter": "access",
+                   "stream": "ext://sys.stdout"},
+    },
+    "loggers": {
+        "gunicorn.error": {"level": "INFO", "handlers": ["console"], "propagate": False},
+        "gunicorn.access": {"level": "INFO", "handlers": ["access"], "propagate": False},
+        "kgserve": {"level": "INFO", "handlers": ["console"], "propagate": False},
+    },
+    "root": {"level": "WARNING", "handlers": ["console"]},
+}
+
+
+def when_ready(server):
+    """Say where we listen and how the server is secured (never the secrets themselves)."""
+    admin = "enabled" if os.environ.get("KG_ADMIN_TOKEN") else "disabled (set KG_ADMIN_TOKEN)"
+    api = "required" if os.environ.get("KG_API_TOKEN") else "not required"
+    key = "set" if os.environ.get("OPENAI_API_KEY") else "not set"
+    server.log.info("kgserve listening on %s; admin API %s; /v1 token %s; OPENAI_API_KEY %s",
+                    ", ".join(str(b) for b in server.cfg.bind), admin, api, key)
+
+
+def post_worker_init(worker):
+    """Start this worker's config listener; it loads the active model in the background."""
+    extensions = getattr(worker.wsgi, "extensions", {})
+    if "kgserve" in extensions:
+        worker.log.info("worker %s: loading the active embedding config", os.getpid())
+        extensions["kgserve"].start_listener()
+
+
+def worker_exit(server, worker):
+    """Stop the listener, close the pool and release the model."""
+    if "kgserve" in getattr(worker.wsgi, "extensions", {}):
+        from kgserve import shutdown
+
+        shutdown(worker.wsgi)
