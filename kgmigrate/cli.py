@@ -114,7 +114,7 @@ def up(settings: Settings, dry_run: bool, yes: bool, verbose: bool, target: int 
         _header(settings, conninfo, "Dry run" if dry_run else "apply migrations")
         plan = make_plan(conn, settings, target=target)
         _print_plan(plan)
-        if plan.drifted and not dry_run:
+        if plan.drifted:  # a dry run predicts `up`, refusal included
             check_drift(plan.drifted, plan.files)
         count = len(plan.pending) + (1 if plan.baseline else 0)
         if dry_run:
