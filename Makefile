@@ -23,7 +23,10 @@ test: install
 
 run: install
 	$(VENV)/bin/kgmigrate localdb start
-	$(VENV)/bin/kgmigrate status
+	$(VENV)/bin/kgmigrate up -y
+	$(VENV)/bin/flask --app kgserve embedding set --if-changed --allow-dimension-change \
+	  --provider local --model-name sentence-transformers/all-MiniLM-L6-v2 --dimensions 384
+	$(VENV)/bin/python -m kgserve.devserver
 
 clean:
 	-$(VENV)/bin/kgmigrate localdb stop
