@@ -1,0 +1,105 @@
+"""Runners racing on one database, a held lock, and a runner killed with SIGKILL mid-migration."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+
+import pytest
+
+from kgmigrate.locking import LOCK_KEY
+from tests.support.kgm import kgmigrate_proc, run_kgmigrate, table_exists, tracked
+
+RUNNERS = 6
+
+
+def _wait_for(predicate, what: str, limit: float = 60) -> None:
+    """Poll until `predicate()` holds; fail naming `what` if it never does."""
+    deadline = time.monotonic() + limit
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"gave up waiting for {what}")
+        time.sleep(0.05)
+
+
+def test_six_runners_at_once_apply_each_migration_exactly_once(migrations, db_url, db):
+    # Every file logs itself without ON CONFLICT: running one twice leaves two log rows.
+    migrations.baseline("CREATE SCHEMA kg_api;\n"
+                        "CREATE TABLE kg_api.kgt_log (what TEXT NOT NULL);\n"
+                        "INSERT INTO kg_api.kgt_log VALUES ('baseline');\n")
+    migrations.add("001_slow.sql", "SELECT pg_sleep(0.5);\n"
+                                   "INSERT INTO kg_api.kgt_log VALUES ('001');\n")
+    for v in range(2, 6):
+        migrations.add(f"00{v}_m{v}.sql", f"CREATE TABLE kg_api.kgt_{v} (x INTEGER);\n"
+                                          f"INSERT INTO kg_api.kgt_log VALUES ('00{v}');\n")
+    procs = [kgmigrate_proc(db_url, migrations.path, "up", "-y") for _ in range(RUNNERS)]
+    outputs = [p.communicate(timeout=120) for p in procs]
+    for proc, (out, err) in zip(procs, outputs):
+        assert proc.returncode == 0, out + err
+        assert "Traceback" not in err
+    log = [r[0] for r in db.execute("SELECT what FROM kg_api.kgt_log ORDER BY what")]
+    assert log == ["001", "002", "003", "004", "005", "baseline"]
+    assert tracked(db) == [1, 2, 3, 4, 5]
+    applied_lines = sum(out.count("✓ Migration 003") for out, _ in outputs)
+    assert applied_lines == 1
+
+
+def test_lock_timeout_names_the_pid_holding_the_lock(kgmigrate, migrations, db):
+    migrations.add("001_a.sql", "CREATE TABLE kgt_a (x INTEGER);\n")
+    db.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
+    holder = db.info.backend_pid
+    result = kgmigrate("up", "-y", "--lock-timeout", "0.5")
+    assert result.exit_code == 1
+    assert (f"timed out after 0.5 s waiting for the migration lock, held by pid {holder}"
+            in result.output)
+    assert "Traceback" not in result.output
+    assert not table_exists(db, "kgt_a")
+
+    result = kgmigrate("repair", "--lock-timeout", "0")
+    assert result.exit_code == 1
+    assert f"the migration lock is held by pid {holder}" in result.output
+
+    db.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
+    assert kgmigrate("up", "-y", "--lock-timeout", "0.5").exit_code == 0
+    assert tracked(db) == [1]
+
+
+def test_status_and_dry_run_do_not_wait_for_the_lock(kgmigrate, migrations, db):
+    migrations.add("001_a.sql", "CREATE TABLE kgt_a (x INTEGER);\n")
+    db.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
+    assert json.loads(kgmigrate("status", "--json").stdout)["pending"] == [
+        {"version": 1, "name": "a"}]
+    assert kgmigrate("up", "--dry-run").exit_code == 0
+
+
+def test_kill_9_mid_migration_leaves_nothing_and_the_next_run_finishes(migrations, db_url, db):
+    db.execute("CREATE TABLE kgt_control (sleep_s FLOAT NOT NULL)")
+    db.execute("INSERT INTO kgt_control VALUES (600)")
+    migrations.add("001_quick.sql", "CREATE TABLE kgt_quick (x INTEGER);\n")
+    migrations.add("002_long.sql", "CREATE TABLE kgt_long (x INTEGER);\n"
+                                   "INSERT INTO kgt_long VALUES (1);\n"
+                                   "SELECT pg_sleep((SELECT sleep_s FROM kgt_control));\n")
+    proc = kgmigrate_proc(db_url, migrations.path, "up", "-y")
+
+    def sleeping() -> bool:
+        return db.execute("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
+                          "AND application_name = 'kgmigrate' AND query LIKE '%pg_sleep%'"
+                          ).fetchone()[0] == 1
+
+    try:
+        _wait_for(sleeping, "the runner to reach pg_sleep")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    # 001 committed before the kill; 002 is neither applied nor recorded.
+    assert tracked(db) == [1]
+    assert table_exists(db, "kgt_quick") and not table_exists(db, "kgt_long")
+
+    # The old backend would sleep 600 s holding the lock; the next run must not wait it out.
+    db.execute("UPDATE kgt_control SET sleep_s = 0")
+    result = run_kgmigrate(db_url, migrations.path, "up", "-y", "--lock-timeout", "30")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert tracked(db) == [1, 2]
+    assert db.execute("SELECT x FROM kgt_long").fetchall() == [(1,)]
