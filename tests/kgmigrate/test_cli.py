@@ -1,0 +1,152 @@
+"""The command-line contract: exit codes, one-line errors, status --json, colour, startup imports."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import pty
+import subprocess
+import sys
+
+import pytest
+
+from tests.support.kgm import REPO, env, run_kgmigrate
+
+
+def _one_line_failure(proc: subprocess.CompletedProcess) -> str:
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("Error: ")
+    return lines[0]
+
+
+def test_cannot_connect_is_one_line(migrations):
+    proc = run_kgmigrate("postgresql://kg:s3cret@127.0.0.1:1/kg", migrations.path, "up", "-y")
+    line = _one_line_failure(proc)
+    assert "cannot connect to the database" in line
+    assert "s3cret" not in proc.stdout + proc.stderr
+
+
+def test_missing_database_is_one_line(pg_cluster, migrations):
+    proc = run_kgmigrate(pg_cluster.url("kg_no_such_db"), migrations.path, "status")
+    line = _one_line_failure(proc)
+    assert 'database "kg_no_such_db" does not exist' in line
+
+
+def test_missing_migrations_directory_is_one_line(db_url, tmp_path):
+    proc = run_kgmigrate(db_url, tmp_path / "nowhere", "up", "-y")
+    line = _one_line_failure(proc)
+    assert f"migrations directory not found: {tmp_path / 'nowhere'}" in line
+
+
+@pytest.mark.parametrize("args", [
+    ["up", "--target", "abc"],
+    ["up", "--no-such-option"],
+    ["repair", "two"],
+    ["frobnicate"],
+    ["status", "--json", "extra"],
+])
+def test_usage_errors_exit_2(args, kgmigrate, migrations):
+    result = kgmigrate(*args)
+    assert result.exit_code == 2, result.output
+    assert "Usage:" in result.output
+
+
+def test_status_json_shape(kgmigrate, migrations, db):
+    migrations.add("001_a.sql", "CREATE TABLE kgt_a (x INTEGER);\n")
+    migrations.add("002_b.sql", "CREATE TABLE kgt_b (x INTEGER);\n")
+    migrations.add("003_c.sql", "CREATE TABLE kgt_c (x INTEGER);\n")
+    empty = json.loads(kgmigrate("status", "--json").stdout)
+    assert empty == {"current_version": None, "applied": [],
+                     "pending": [{"version": 1, "name": "a"}, {"version": 2, "name": "b"},
+                                 {"version": 3, "name": "c"}], "drifted": []}
+    kgmigrate("up", "-y", "--target", "2")
+    result = kgmigrate("status", "--json")
+    assert result.exit_code == 0
+    status = json.loads(result.stdout)  # stdout is exactly one JSON object
+    assert list(status) == ["current_version", "applied", "pending", "drifted"]
+    assert status["current_version"] == 2
+    assert status["pending"] == [{"version": 3, "name": "c"}]
+    assert status["drifted"] == []
+    for entry, (version, name) in zip(status["applied"], [(1, "a"), (2, "b")]):
+        assert list(entry) == ["version", "name", "checksum", "applied_at", "execution_ms"]
+        assert (entry["version"], entry["name"]) == (version, name)
+        assert len(entry["checksum"]) == 64 and int(entry["checksum"], 16) >= 0
+        assert isinstance(dt.datetime.fromisoformat(entry["applied_at"]), dt.datetime)
+        assert isinstance(entry["execution_ms"], int) and entry["execution_ms"] >= 0
+
+
+def test_status_text(kgmigrate, migrations, db):
+    migrations.add("001_a.sql", "CREATE TABLE kgt_a (x INTEGER);\n")
+    migrations.add("002_b.sql", "CREATE TABLE kgt_b (x INTEGER);\n")
+    kgmigrate("up", "-y", "--target", "1")
+    result = kgmigrate("status")
+    assert result.exit_code == 0
+    assert "Current version: 001" in result.output
+    assert "Applied: 1 migration(s)" in result.output
+    assert "  → Migration 002 - b" in result.output
+
+
+def _run_on_tty(argv: list[str], environ: dict[str, str]) -> str:
+    """Run `argv` with stdout and stderr on a pseudo-terminal; return what it printed."""
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(argv, stdout=follower, stderr=follower, stdin=subprocess.DEVNULL,
+                            cwd=REPO, env=environ)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            data = os.read(leader, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    proc.wait(timeout=60)
+    os.close(leader)
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
+def test_colour_only_on_a_tty_and_never_with_no_color(kgmigrate, migrations, db_url):
+    migrations.add("001_a.sql", "CREATE TABLE kgt_a (x INTEGER);\n")
+    argv = [sys.executable, "-m", "kgmigrate", "--database-url", db_url,
+            "--migrations-dir", str(migrations.path), "status"]
+    plain_env = {k: v for k, v in env().items() if k != "NO_COLOR"}
+    assert "\x1b[" in _run_on_tty(argv, plain_env)
+    assert "\x1b[" not in _run_on_tty(argv, {**plain_env, "NO_COLOR": "1"})
+    piped = subprocess.run(argv, capture_output=True, text=True, env=plain_env, cwd=REPO)
+    assert piped.returncode == 0 and "\x1b[" not in piped.stdout + piped.stderr
+
+
+HEAVY = ("torch", "sentence_transformers", "flask", "transformers", "numpy", "kgserve")
+
+
+@pytest.mark.parametrize("args", [["--help"], ["up", "--help"], ["--version"]])
+def test_help_does_not_import_heavy_packages(args):
+    code = ("import sys\nfrom kgmigrate.cli import cli\n"
+            f"try:\n    cli({args!r}, prog_name='kgmigrate')\n"
+            "except SystemExit as exc:\n    assert exc.code == 0, exc.code\n"
+            f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=REPO, env=env())
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_no_kgmigrate_module_imports_heavy_packages():
+    import pkgutil
+
+    import kgmigrate
+
+    names = [f"kgmigrate.{m.name}" for m in pkgutil.iter_modules(kgmigrate.__path__)
+             if m.name != "__main__"]
+    code = ("import importlib, sys\n"
+            f"for name in {names!r}:\n    importlib.import_module(name)\n"
+            f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=REPO, env=env())
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
