@@ -93,6 +93,7 @@ class LocalCluster:
     # -- actions ----------------------------------------------------------------------------
     def init(self) -> None:
         """Create the cluster folder and run initdb (trust auth, socket only)."""
+        self.bindir  # a missing PostgreSQL installation is the first thing to say, before any mkdir
         sock = self.sockdir / f".s.PGSQL.{self.port}"
         if len(str(sock).encode()) > _SOCKET_MAX:
             raise ToolError(f"path too long for a unix socket: {sock}; use a shorter folder "
