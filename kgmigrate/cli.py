@@ -30,6 +30,13 @@ class KgGroup(click.Group):
             return super().invoke(ctx)
         except KgMigrateError as exc:
             raise _fail(exc) from None
+        except Exception as exc:
+            # A database error outside a migration's statements (privileges, a lost connection).
+            psycopg = sys.modules.get("psycopg")
+            if psycopg is None or not isinstance(exc, psycopg.Error):
+                raise
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            raise _fail(KgMigrateError(f"database error: {reason}")) from None
 
 
 @click.group(cls=KgGroup, context_settings=CONTEXT_SETTINGS)

@@ -120,6 +120,7 @@ def _parse(text: str, path: Path, lines: LineMap) -> list[dict]:
     except pg_parser.ParseError as exc:
         message, pos = exc.args[0], (exc.args[1] if len(exc.args) > 1 else 0)
         offset = max(pos, 0)  # pglast reports a 0-based character offset
+        _refuse_inline_copy(text[:offset], path, lines)
         meta = _meta_command_offset(text, offset)
         err = source_error(path, lines, offset)
         if meta is not None:
@@ -128,6 +129,28 @@ def _parse(text: str, path: Path, lines: LineMap) -> list[dict]:
                 f"{err.location()}: error: psql meta-command {cmd} is not supported; "
                 f"kgmigrate runs plain SQL only\n{err.excerpt()}") from None
         raise MigrationFileError(f"{err.location()}: syntax error: {message}\n{err.excerpt()}") from None
+
+
+_CLIENT_COPY = ("error: COPY FROM STDIN / TO STDOUT needs psql to carry the data and is not "
+                "supported; use INSERT, or COPY from a file on the server")
+
+
+def _is_client_copy(kind: str, node: dict) -> bool:
+    return kind == "CopyStmt" and not node.get("filename")
+
+
+def _refuse_inline_copy(head: str, path: Path, lines: LineMap) -> None:
+    """Explain a parse error caused by psql-style inline COPY data after `COPY ... FROM stdin;`."""
+    try:
+        stmts = json.loads(pg_parser.parse_sql_json(head)).get("stmts", [])
+    except pg_parser.ParseError:
+        return
+    if stmts:
+        (kind, node), = stmts[-1]["stmt"].items()
+        if _is_client_copy(kind, node):
+            start = _char_offsets(head)(stmts[-1].get("stmt_location", 0))
+            err = source_error(path, lines, start)
+            raise MigrationFileError(f"{err.location()}: {_CLIENT_COPY}\n{err.excerpt()}")
 
 
 def split_statements(text: str, path: Path, lines: LineMap | None = None) -> list[Statement]:
@@ -155,6 +178,9 @@ def split_statements(text: str, path: Path, lines: LineMap | None = None) -> lis
                 f"{err.location()}: error: {word} is not allowed in a migration; the runner wraps "
                 f"each file in its own transaction (a failing statement already rolls the file back)"
                 f"\n{err.excerpt()}")
+        if _is_client_copy(kind, node):
+            err = source_error(path, lines, start)
+            raise MigrationFileError(f"{err.location()}: {_CLIENT_COPY}\n{err.excerpt()}")
         statements.append(Statement(sql=text[start:end], offset=start,
                                     line=lines.line_of(start), kind=kind))
     return statements

@@ -9,6 +9,7 @@ import pty
 import subprocess
 import sys
 
+import psycopg
 import pytest
 
 from tests.support.kgm import REPO, env, run_kgmigrate
@@ -150,3 +151,23 @@ def test_no_kgmigrate_module_imports_heavy_packages():
                           cwd=REPO, env=env())
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+@pytest.fixture
+def weak_role_url(pg_cluster, db_url, db):
+    """The test database's URL for a login role that may not create anything in public."""
+    role = f"kgt_weak_{os.getpid()}"
+    db.execute(f"CREATE ROLE {role} LOGIN")
+    yield db_url.replace("postgresql://postgres@", f"postgresql://{role}@")
+    db.execute(f"DROP OWNED BY {role}")
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s",
+                     (role,))
+    db.execute(f"DROP ROLE {role}")
+
+
+def test_database_error_outside_a_migration_is_one_line(weak_role_url, migrations):
+    migrations.add("001_a.sql", "SELECT 1;\n")
+    proc = run_kgmigrate(weak_role_url, migrations.path, "up", "-y")
+    line = _one_line_failure(proc)
+    assert "permission denied for schema public" in line

@@ -116,3 +116,15 @@ def test_line_numbers_count_characters_not_bytes(kgmigrate, migrations, db):
     assert result.exit_code == 1
     assert "001_utf8.sql:4: syntax error" in result.output
     assert "SELECT 1 FROM FROM;" in result.output
+
+
+@pytest.mark.parametrize("text, line", [
+    ("CREATE TABLE kgt_c (x INTEGER);\nCOPY kgt_c FROM stdin;\n1\n2\n\\.\n", 2),
+    ("CREATE TABLE kgt_c (x INTEGER);\n\nCOPY (SELECT 1) TO STDOUT;\n", 3),
+])
+def test_client_side_copy_refused_with_its_location(text, line, kgmigrate, migrations, db):
+    bad = migrations.add("001_copy.sql", text)
+    result = kgmigrate("up", "-y")
+    assert result.exit_code == 1
+    assert f"{bad}:{line}: error: COPY FROM STDIN / TO STDOUT needs psql" in result.output
+    assert not table_exists(db, "kgt_c")
