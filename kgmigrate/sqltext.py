@@ -10,8 +10,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pglast import parser as pg_parser
-
 from .errors import MigrationFileError
 
 NO_TRANSACTION_DIRECTIVE = "kgmigrate: no-transaction"
@@ -104,6 +102,13 @@ def _meta_command_offset(text: str, error_offset: int) -> int | None:
     return None
 
 
+def _parser():
+    """Return pglast's parser module, imported on first use (status and no-op runs never parse)."""
+    from pglast import parser
+
+    return parser
+
+
 def _char_offsets(text: str) -> Callable[[int], int]:
     """Return a function turning UTF-8 byte offsets of `text` into character offsets."""
     if text.isascii():
@@ -116,8 +121,8 @@ def _parse(text: str, path: Path, lines: LineMap) -> list[dict]:
     """Parse `text` with PostgreSQL's grammar; a syntax error becomes PATH:LINE."""
     try:
         # The JSON tree is far cheaper than pglast's Python AST and says all we need.
-        return json.loads(pg_parser.parse_sql_json(text)).get("stmts", [])
-    except pg_parser.ParseError as exc:
+        return json.loads(_parser().parse_sql_json(text)).get("stmts", [])
+    except _parser().ParseError as exc:
         message, pos = exc.args[0], (exc.args[1] if len(exc.args) > 1 else 0)
         offset = max(pos, 0)  # pglast reports a 0-based character offset
         _refuse_inline_copy(text[:offset], path, lines)
@@ -142,8 +147,8 @@ def _is_client_copy(kind: str, node: dict) -> bool:
 def _refuse_inline_copy(head: str, path: Path, lines: LineMap) -> None:
     """Explain a parse error caused by psql-style inline COPY data after `COPY ... FROM stdin;`."""
     try:
-        stmts = json.loads(pg_parser.parse_sql_json(head)).get("stmts", [])
-    except pg_parser.ParseError:
+        stmts = json.loads(_parser().parse_sql_json(head)).get("stmts", [])
+    except _parser().ParseError:
         return
     if stmts:
         (kind, node), = stmts[-1]["stmt"].items()
