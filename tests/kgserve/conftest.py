@@ -52,6 +52,22 @@ def app(kg_url):
 
 
 @pytest.fixture
+def make(kg_url):
+    """make(**config): another app on this test's database, shut down after the test."""
+    from kgserve import shutdown
+
+    made = []
+
+    def factory(**overrides):
+        made.append(make_app(kg_url, **overrides))
+        return made[-1]
+
+    yield factory
+    for application in made:
+        shutdown(application)
+
+
+@pytest.fixture
 def client(app):
     return app.test_client()
 

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from tests.kgserve.conftest import MINILM_BODY, make_app
+from tests.kgserve.conftest import MINILM_BODY
 
 CONFIG = "/admin/embedding/config"
 
@@ -93,8 +93,8 @@ def test_embeddings_bad_json_is_openai_shaped(client):
     assert resp.get_json()["error"]["code"] == "invalid_json"
 
 
-def test_body_limit_is_413_json(kg_url, admin):
-    app = make_app(kg_url, MAX_CONTENT_LENGTH=1024)
+def test_body_limit_is_413_json(make, admin):
+    app = make(MAX_CONTENT_LENGTH=1024)
     resp = app.test_client().post("/v1/embeddings", json={"input": "x" * 4096})
     assert resp.status_code == 413
     assert resp.get_json()["error"]["code"] == "request_too_large"
@@ -112,8 +112,8 @@ def test_unknown_path_and_wrong_method_are_json(client):
     assert resp.status_code == 405 and resp.is_json
 
 
-def test_unexpected_errors_are_a_generic_500_and_logged(kg_url, caplog):
-    app = make_app(kg_url)
+def test_unexpected_errors_are_a_generic_500_and_logged(make, caplog):
+    app = make()
 
     @app.get("/v1/boom")
     def boom():
@@ -134,8 +134,8 @@ ADMIN_ROUTES = [("get", CONFIG), ("get", "/admin/embedding/configs"), ("post", C
 
 
 @pytest.mark.parametrize("method, path", ADMIN_ROUTES)
-def test_admin_disabled_without_a_token(kg_url, method, path):
-    app = make_app(kg_url, ADMIN_TOKEN=None)
+def test_admin_disabled_without_a_token(make, method, path):
+    app = make(ADMIN_TOKEN=None)
     resp = getattr(app.test_client(), method)(path, headers={"Authorization": "Bearer x"})
     assert resp.status_code == 403
     assert "KG_ADMIN_TOKEN" in resp.get_json()["message"]
@@ -154,16 +154,19 @@ def test_admin_needs_the_right_bearer_token(client, method, path, header):
 
 def test_admin_token_from_the_environment(kg_url, monkeypatch):
     monkeypatch.setenv("KG_ADMIN_TOKEN", "12345")  # digits: must stay a string
-    from kgserve import create_app
+    from kgserve import create_app, shutdown
 
     app = create_app({"DATABASE_URL": kg_url, "LISTENER": False})
-    c = app.test_client()
-    assert c.get(CONFIG, headers={"Authorization": "Bearer 12345"}).status_code == 200
-    assert c.get(CONFIG, headers={"Authorization": "Bearer 1234"}).status_code == 401
+    try:
+        c = app.test_client()
+        assert c.get(CONFIG, headers={"Authorization": "Bearer 12345"}).status_code == 200
+        assert c.get(CONFIG, headers={"Authorization": "Bearer 1234"}).status_code == 401
+    finally:
+        shutdown(app)
 
 
-def test_api_token_guards_v1_only_when_set(kg_url):
-    app = make_app(kg_url, API_TOKEN="api-secret")
+def test_api_token_guards_v1_only_when_set(make):
+    app = make(API_TOKEN="api-secret")
     c = app.test_client()
     resp = c.get("/v1/models")
     assert resp.status_code == 401 and resp.get_json()["error"]["code"] == "invalid_api_key"
@@ -171,5 +174,5 @@ def test_api_token_guards_v1_only_when_set(kg_url):
     assert resp.status_code == 401
     assert c.get("/v1/models", headers={"Authorization": "Bearer api-secret"}).status_code == 200
     assert c.get("/embedding/config").status_code == 200  # public stays public
-    open_app = make_app(kg_url)
+    open_app = make()
     assert open_app.test_client().get("/v1/models").status_code == 200
