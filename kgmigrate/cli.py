@@ -46,8 +46,9 @@ class KgGroup(click.Group):
 @click.option("--migrations-dir", envvar="KG_MIGRATIONS_DIR", default="schema/migrations",
               show_default=True, type=click.Path(path_type=Path, file_okay=False),
               help="Folder of NNN_name.sql files [env KG_MIGRATIONS_DIR].")
-@click.option("--no-baseline", is_flag=True,
-              help="Never apply <migrations-dir>/../00_baseline.sql to a fresh database.")
+@click.option("--no-baseline", is_flag=True, envvar="KG_NO_BASELINE",
+              help="Never apply <migrations-dir>/../00_baseline.sql to a fresh database "
+                   "[env KG_NO_BASELINE=1].")
 @click.option("--backups-dir", envvar="KG_BACKUPS_DIR", default="backups", show_default=True,
               type=click.Path(path_type=Path, file_okay=False),
               help="Folder for snapshots [env KG_BACKUPS_DIR].")

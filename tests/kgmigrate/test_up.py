@@ -128,6 +128,14 @@ def test_no_baseline_skips_it(kgmigrate, migrations, db):
     assert tracked(db) == [1]
 
 
+def test_no_baseline_from_the_environment(kgmigrate, migrations, db, monkeypatch):
+    monkeypatch.setenv("KG_NO_BASELINE", "1")
+    migrations.baseline("CREATE SCHEMA kg_api;\n")
+    migrations.add("001_a.sql", "CREATE TABLE kgt_a (x INTEGER);\n")
+    assert kgmigrate("up", "-y").exit_code == 0
+    assert "kg_api" not in user_schemas(db)
+
+
 def test_baseline_is_not_applied_where_kg_api_exists(kgmigrate, migrations, db):
     db.execute("CREATE SCHEMA kg_api")
     migrations.baseline("CREATE SCHEMA kg_api;\n")  # would fail if it ran
