@@ -12,7 +12,6 @@ DEFAULTS: dict[str, Any] = {
     "ADMIN_TOKEN": None,           # KG_ADMIN_TOKEN; unset disables /admin/*
     "API_TOKEN": None,             # KG_API_TOKEN; when set, /v1/* requires it
     "MAX_CONTENT_LENGTH": 8 * 1024 * 1024,  # KG_MAX_CONTENT_LENGTH: request body limit (413)
-    "MAX_INPUTS": 2048,            # inputs per /v1/embeddings request
     "DB_CONNECT_TIMEOUT": 2,       # seconds for one connection attempt
     "DB_POOL_TIMEOUT": 3.0,        # seconds a request waits for a pooled connection (then 503)
     "DB_STATEMENT_TIMEOUT_MS": 3000,
