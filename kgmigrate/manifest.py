@@ -141,7 +141,7 @@ class Entry:
                 return self.manifest.created
             except ValueError:
                 pass
-        return dt.datetime.fromtimestamp(self.path.stat().st_mtime, dt.timezone.utc)
+        return dt.datetime.fromtimestamp(self.path.stat().st_mtime, dt.UTC)
 
 
 def list_snapshots(folder: Path) -> list[Entry]:

@@ -10,7 +10,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from . import tracking
-from .errors import ConfigError, SnapshotError
+from .errors import ConfigError, ConnectError, SnapshotError
 from .pgtools import binary_version, find_binary
 
 
@@ -44,10 +44,25 @@ def scrub(text: str, conninfo: str) -> str:
     return text.replace(str(password), "***") if password else text
 
 
+def connect(conninfo: str) -> psycopg.Connection:
+    """Open an autocommit connection; a failure is one clear line (engine stays unimported)."""
+    try:
+        return psycopg.connect(conninfo, autocommit=True, application_name="kgmigrate",
+                               connect_timeout=10)
+    except psycopg.OperationalError as exc:
+        reason = " ".join(str(exc).split()) or exc.__class__.__name__
+        raise ConnectError(f"cannot connect to the database: {reason}") from None
+
+
 def tool(name: str, min_major: int) -> tuple[Path, str]:
     """Return a client program at least `min_major` and its version as text."""
     path = find_binary(name, min_major)
     major, minor = binary_version(str(path))
+    if path.resolve().name == "pg_wrapper":
+        # Debian's Perl dispatcher costs ~40 ms a run; go straight to the program it would run.
+        real = Path(f"/usr/lib/postgresql/{major}/bin/{name}")
+        if real.is_file() and binary_version(str(real))[0] == major:
+            path = real
     return path, f"{major}.{minor}"
 
 

@@ -8,7 +8,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import SnapshotError
-from .manifest import Manifest, plain_looks_complete, read_manifest, sniff_format, verify
+from .manifest import (
+    Manifest,
+    plain_looks_complete,
+    read_manifest,
+    sniff_format,
+    verify,
+)
 from .pgclient import scrub, tool, tool_target
 
 # Runs first, inside the restore's transaction: empties the database of everything a dump can
@@ -79,8 +85,9 @@ def check_file(path: Path) -> Checked:
                 raise SnapshotError(f"{path} is a {fmt} dump but its manifest says "
                                     f"{manifest.format}; refusing to restore")
             return Checked(path, fmt, manifest)
-        checked = Checked(path, fmt, None, [f"{path.name} has no manifest: its integrity cannot "
-                                            f"be checked; restoring it unverified"])
+        note = (f"{path.name} has no manifest: its integrity cannot be checked; restoring it "
+                f"unverified")
+        checked = Checked(path, fmt, None, [note])
         if fmt == "plain" and not plain_looks_complete(path):
             raise SnapshotError(f"{path} does not end with pg_dump's 'dump complete' line: it "
                                 f"looks truncated or is not a pg_dump file; refusing to restore")
@@ -94,7 +101,7 @@ def check_file(path: Path) -> Checked:
 
 def _run_checked(argv: list[str], what: str) -> None:
     proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE, text=True, errors="replace")
+                          stderr=subprocess.PIPE, text=True, errors="replace", check=False)
     if proc.returncode != 0:
         raise SnapshotError(f"{what} cannot read the file (exit {proc.returncode}): "
                             f"{proc.stderr.strip() or 'no message'}; refusing to restore")
@@ -132,7 +139,8 @@ def run_restore(checked: Checked, conninfo: str, server_major: int) -> None:
     with tempfile.TemporaryFile() as err_psql, tempfile.TemporaryFile() as err_restore:
         if len(commands) == 1:
             proc = subprocess.run(commands[0], stdin=subprocess.DEVNULL,
-                                  stdout=subprocess.DEVNULL, stderr=err_psql, env=env)
+                                  stdout=subprocess.DEVNULL, stderr=err_psql, env=env,
+                                  check=False)  # the exit code is checked below
             rc_psql, rc_restore = proc.returncode, 0
         else:
             producer = subprocess.Popen(commands[0], stdin=subprocess.DEVNULL,

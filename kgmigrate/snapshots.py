@@ -116,7 +116,7 @@ def take_snapshot(conninfo: str, facts: DbFacts, backups_dir: Path, output: Path
                             f"dump writes them in transactions of their own and could not be "
                             f"restored atomically: use --format custom")
     pg_dump, dump_version = tool("pg_dump", facts.server_major)
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     final = output or default_path(backups_dir, facts.database, fmt, now)
     folder = final.parent
     try:

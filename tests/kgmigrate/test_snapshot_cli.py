@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 import uuid
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -18,8 +17,13 @@ from psycopg import sql
 from kgmigrate.errors import ToolError
 from kgmigrate.pgclient import DbFacts
 from kgmigrate.snapshots import take_snapshot
-from tests.kgmigrate.test_snapshot_helpers import (MIGRATION_002, fingerprint, seed,
-                                                   snapshot_files, take)
+from tests.kgmigrate.test_snapshot_helpers import (
+    MIGRATION_002,
+    fingerprint,
+    seed,
+    snapshot_files,
+    take,
+)
 
 
 def test_snapshot_prints_path_and_size(kgmigrate, migrations, db, tmp_path):

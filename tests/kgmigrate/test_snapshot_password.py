@@ -75,7 +75,7 @@ def test_snapshot_and_restore_with_a_password(secured, kgmigrate, migrations, db
 
 
 def test_wrong_password_fails_cleanly_and_masked(secured, kgmigrate, tmp_path):
-    role, url = secured
+    _, url = secured
     wrong = url.replace(quote(PASSWORD, safe=""), "not-the-password")
     result = kgmigrate("snapshot", url=wrong)
     assert result.exit_code == 1
