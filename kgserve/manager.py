@@ -23,7 +23,8 @@ class NotReady(Exception):
 
 
 def _default_builder(cfg: ProviderConfig) -> EmbeddingProvider:
-    from .providers import build_provider  # lazy: providers import torch/openai when loading
+    # Lazy: the providers import torch or openai.
+    from .providers import build_provider
 
     return build_provider(cfg)
 

@@ -13,6 +13,7 @@ import psycopg
 from psycopg import sql
 
 from . import store
+from .db import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ class ConfigListener(threading.Thread):
         while not self._stop_event.is_set():
             try:
                 conn = self._connect()
-            except Exception as exc:  # any failure to connect: wait and retry
+            except (DatabaseUnavailable, psycopg.Error, OSError) as exc:
                 if not down:
                     log.warning("config listener: database unreachable (%s); retrying",
                                 exc.__class__.__name__)

@@ -41,14 +41,6 @@ def get_active(conn: psycopg.Connection) -> dict[str, Any] | None:
         return cur.execute(f"{_SELECT} WHERE active = TRUE").fetchone()
 
 
-def get_active_id(conn: psycopg.Connection) -> int | None:
-    """Return the id of the active row (cheap: the safety-net poll)."""
-    row = conn.execute("SELECT id FROM kg_api.embedding_config WHERE active = TRUE").fetchone()
-    if row is None:
-        return None
-    return row["id"] if isinstance(row, dict) else row[0]
-
-
 def history(conn: psycopg.Connection, limit: int = 100) -> list[dict[str, Any]]:
     """Return up to `limit` rows, newest first."""
     with conn.cursor(row_factory=dict_row) as cur:

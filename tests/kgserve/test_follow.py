@@ -68,14 +68,13 @@ def test_the_periodic_check_catches_a_missed_notification(kg_url, admin):
         c = app.test_client()
         assert c.post("/admin/embedding/config", json=MINILM_BODY, headers=admin).status_code == 200
         # Another writer changes the row without NOTIFY (as an old tool would).
-        with psycopg.connect(kg_url, autocommit=True) as conn:
-            with conn.transaction():
-                conn.execute("UPDATE kg_api.embedding_config SET active = FALSE WHERE active")
-                new_id = conn.execute(
-                    "INSERT INTO kg_api.embedding_config (provider, model_name, "
-                    "embedding_dimensions, precision, device, max_seq_length, updated_by) "
-                    "VALUES ('local', %s, 384, 'float32', 'cpu', 128, 'sql') RETURNING id",
-                    (MINILM,)).fetchone()[0]
+        with psycopg.connect(kg_url, autocommit=True) as conn, conn.transaction():
+            conn.execute("UPDATE kg_api.embedding_config SET active = FALSE WHERE active")
+            new_id = conn.execute(
+                "INSERT INTO kg_api.embedding_config (provider, model_name, "
+                "embedding_dimensions, precision, device, max_seq_length, updated_by) "
+                "VALUES ('local', %s, 384, 'float32', 'cpu', 128, 'sql') RETURNING id",
+                (MINILM,)).fetchone()[0]
         wait_for(lambda: served(app)["config_id"] == new_id, "the poll to pick up the row")
     finally:
         shutdown(app)
@@ -86,13 +85,12 @@ def test_a_worker_that_cannot_load_the_new_model_keeps_the_old_one(apps, admin, 
     resp = a.test_client().post("/admin/embedding/config", json=MINILM_BODY, headers=admin)
     b.test_client().get("/healthz")
     wait_for(lambda: served(b)["config_id"] == resp.get_json()["config_id"], "follow")
-    with psycopg.connect(kg_url, autocommit=True) as conn:
-        with conn.transaction():
-            conn.execute("UPDATE kg_api.embedding_config SET active = FALSE WHERE active")
-            conn.execute("INSERT INTO kg_api.embedding_config (provider, model_name, "
-                         "embedding_dimensions, precision) VALUES ('local', 'nobody/gone', 384, "
-                         "'float32')")
-            conn.execute("SELECT pg_notify('kg_embedding_config', '{}')")
+    with psycopg.connect(kg_url, autocommit=True) as conn, conn.transaction():
+        conn.execute("UPDATE kg_api.embedding_config SET active = FALSE WHERE active")
+        conn.execute("INSERT INTO kg_api.embedding_config (provider, model_name, "
+                     "embedding_dimensions, precision) VALUES ('local', 'nobody/gone', 384, "
+                     "'float32')")
+        conn.execute("SELECT pg_notify('kg_embedding_config', '{}')")
     wait_for(lambda: served(b)["last_error"], "b to try and fail")
     status = served(b)
     assert status["state"] == "ready" and status["model"] == MINILM

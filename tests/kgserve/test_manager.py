@@ -80,14 +80,12 @@ def test_a_failed_first_load_is_reported_and_not_retried_at_once():
     mgr = EmbeddingModelManager(builder, retry_seconds=3600)
     bad = ProviderConfig(provider="local", model_name="nobody/nothing", embedding_dimensions=8,
                          id=1)
-    with pytest.raises(NotReady, match="nobody/nothing"):
-        with mgr.use(lambda: bad):
-            pass
+    with pytest.raises(NotReady, match="nobody/nothing"), mgr.use(lambda: bad):
+        pass
     status = mgr.status()
     assert status["state"] == "failed" and "nobody/nothing" in status["last_error"]
-    with pytest.raises(NotReady):
-        with mgr.use(lambda: bad):
-            pass
+    with pytest.raises(NotReady), mgr.use(lambda: bad):
+        pass
     assert builder.calls == 1
     with pytest.raises(ModelUnavailable):
         mgr.prepare(bad)  # an explicit prepare always tries
