@@ -119,6 +119,8 @@ def test_two_workers_follow_a_switch_to_openai_and_back(server, openai_stub):
     from tests.support.openai_stub import stub_vector
 
     server.converge(1)  # the seed's openai row, served by both workers through the stub
+    log = server.log.read_text()
+    assert "provider=openai model=text-embedding-3-small dimensions=1536 device=remote" in log
     code, body = call(server.base, "POST", "/admin/embedding/config", MINILM_BODY, admin=True)
     assert code == 200, body
     server.converge(body["config_id"])

@@ -1,0 +1,68 @@
+"""The `make run` path: the flask CLI selects MiniLM, then kgserve.devserver serves and prints."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import selectors
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from tests.kgserve.conftest import MINILM, REPO
+from tests.kgserve.test_gunicorn import call, free_port
+
+BOUND = 300
+
+
+def test_cli_set_then_devserver_serves_and_prints_the_examples(kg_url):
+    bindir = Path(sys.executable).parent
+    env = {**os.environ, "KG_DATABASE_URL": kg_url, "HF_HUB_OFFLINE": "1"}
+    env.pop("KG_ADMIN_TOKEN", None)
+    set_cmd = [str(bindir / "flask"), "--app", "kgserve", "embedding", "set", "--if-changed",
+               "--allow-dimension-change", "--provider", "local", "--model-name", MINILM,
+               "--dimensions", "384"]
+    out = subprocess.run(set_cmd, cwd=REPO, env=env, capture_output=True, text=True,
+                         timeout=BOUND, check=False)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["config_id"] == 2
+    again = subprocess.run(set_cmd, cwd=REPO, env=env, capture_output=True, text=True,
+                           timeout=BOUND, check=False)
+    assert again.returncode == 0 and "already the active config" in again.stdout
+
+    port = free_port()
+    env["KG_BIND"] = f"127.0.0.1:{port}"
+    proc = subprocess.Popen([sys.executable, "-m", "kgserve.devserver"], cwd=REPO, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    seen = ""
+    try:
+        sel = selectors.DefaultSelector()
+        sel.register(proc.stderr, selectors.EVENT_READ)
+        deadline = time.monotonic() + BOUND
+        while "Stop with Ctrl-C" not in seen and time.monotonic() < deadline:
+            assert proc.poll() is None, seen[-3000:]
+            if sel.select(timeout=1):
+                seen += proc.stderr.readline()
+        assert "Stop with Ctrl-C" in seen, seen[-3000:]
+        base = f"http://127.0.0.1:{port}"
+        assert f"kgserve is ready on {base}" in seen and f"curl -s {base}/v1/embeddings" in seen
+        assert "OpenAI(base_url=" in seen
+        token = re.search(r"KG_ADMIN_TOKEN=(\S+)\s+\(generated for this run\)", seen).group(1)
+        code, body = call(base, "POST", "/v1/embeddings", {"input": "hello", "model": MINILM})
+        assert code == 200 and len(body["data"][0]["embedding"]) == 384
+        req = urllib.request.Request(f"{base}/admin/embedding/config",
+                                     headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            assert json.loads(resp.read())["model_name"] == MINILM
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0
