@@ -197,7 +197,8 @@ def main() -> None:
                 continue
             t = results[label]
             ratio = "" if label == "kgmigrate" else f"   {t / kg:6.2f}x kgmigrate's time"
-            print(f"  {label:<14} {t:7.3f} s  {t / n * 1000:7.2f} ms/migration{ratio}")
+            print(f"  {label:<14} {t:7.3f} s  {t / n * 1000:7.2f} ms/migration{ratio}"
+                  f"   (best {min(runs[label]):.3f} s)")
         print(f"  kgmigrate --help startup: {help_startup():.3f} s (goal < 0.3 s)")
     finally:
         bench.close()
