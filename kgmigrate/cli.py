@@ -167,6 +167,8 @@ def up(settings: Settings, dry_run: bool, yes: bool, verbose: bool, target: int 
         if count:
             say()
             n = len(result.applied) + (1 if result.baseline_applied else 0)
+            if n == 0:  # we waited for the lock while another runner did the work
+                say("Another runner applied them meanwhile.")
             say(f"Applied: {n} migration(s). Schema version: {_version(result.current_version)}",
                 fg="green", bold=True)
 

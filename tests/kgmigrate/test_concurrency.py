@@ -43,6 +43,11 @@ def test_six_runners_at_once_apply_each_migration_exactly_once(migrations, db_ur
     assert tracked(db) == [1, 2, 3, 4, 5]
     applied_lines = sum(out.count("✓ Migration 003") for out, _ in outputs)
     assert applied_lines == 1
+    # Runners that planned the work but found it done after the lock say so.
+    for out, _ in outputs:
+        said = ["✓ Migration" in out, "Another runner applied them meanwhile." in out,
+                "Nothing to do." in out]
+        assert said.count(True) == 1, out
 
 
 def test_lock_timeout_names_the_pid_holding_the_lock(kgmigrate, migrations, db):
