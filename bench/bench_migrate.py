@@ -23,7 +23,7 @@ from urllib.parse import quote
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from kgmigrate.localdb import LocalCluster  # noqa: E402
+from kgmigrate.localdb import LocalCluster
 
 TRACKING = ("CREATE TABLE IF NOT EXISTS public.schema_migrations (version INTEGER PRIMARY KEY, "
             "name TEXT NOT NULL, applied_at TIMESTAMP NOT NULL DEFAULT NOW())")
@@ -33,12 +33,12 @@ def body(v: int) -> list[str]:
     """Return the three statements of migration `v` and its own tracking row."""
     t = f"bench_{v:04d}"
     return [
-        f"CREATE TABLE {t} (id SERIAL PRIMARY KEY, name TEXT NOT NULL, "
-        f"created_at TIMESTAMPTZ NOT NULL DEFAULT NOW());",
+        (f"CREATE TABLE {t} (id SERIAL PRIMARY KEY, name TEXT NOT NULL, "
+         f"created_at TIMESTAMPTZ NOT NULL DEFAULT NOW());"),
         f"CREATE INDEX {t}_name ON {t} (name);",
         f"INSERT INTO {t} (name) VALUES ('a'), ('b'), ('c');",
-        f"INSERT INTO public.schema_migrations (version, name) VALUES ({v}, '{t}')\n"
-        f"ON CONFLICT (version) DO NOTHING;",
+        (f"INSERT INTO public.schema_migrations (version, name) VALUES ({v}, '{t}')\n"
+         f"ON CONFLICT (version) DO NOTHING;"),
     ]
 
 
@@ -91,7 +91,7 @@ def timed(cmds: list[list[str]], env: dict | None = None) -> float:
     """Run the commands one after another (each checked); return the elapsed seconds."""
     t0 = time.perf_counter()
     for cmd in cmds:
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
         if proc.returncode != 0:
             raise SystemExit(f"failed: {' '.join(cmd[:3])} ...\n{proc.stdout[-2000:]}"
                              f"{proc.stderr[-2000:]}")

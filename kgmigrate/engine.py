@@ -13,7 +13,14 @@ from . import tracking
 from .dberrors import locate
 from .errors import ConnectError, DriftError, MigrationFailed, MigrationFileError
 from .locking import advisory_lock
-from .migrations import Migration, MigrationFile, discover, file_checksum, load, read_text
+from .migrations import (
+    Migration,
+    MigrationFile,
+    discover,
+    file_checksum,
+    load,
+    read_text,
+)
 from .settings import Settings
 from .sqltext import LineMap, Statement, split_statements
 

@@ -63,7 +63,7 @@ class LocalCluster:
     def _run(self, program: str, *args: str, check: bool = True,
              timeout: float = 120) -> subprocess.CompletedProcess:
         proc = subprocess.run(self._cmd(program, *args), cwd=self.root, capture_output=True,
-                              text=True, timeout=timeout)
+                              text=True, timeout=timeout, check=False)
         if check and proc.returncode != 0:
             msg = (proc.stderr or proc.stdout).strip().splitlines()
             raise ToolError(f"{program} failed (exit {proc.returncode}): "
@@ -93,7 +93,7 @@ class LocalCluster:
     # -- actions ----------------------------------------------------------------------------
     def init(self) -> None:
         """Create the cluster folder and run initdb (trust auth, socket only)."""
-        self.bindir  # a missing PostgreSQL installation is the first thing to say, before any mkdir
+        self._bindir = self._bindir or find_server_bindir()  # missing PostgreSQL: say so first
         sock = self.sockdir / f".s.PGSQL.{self.port}"
         if len(str(sock).encode()) > _SOCKET_MAX:
             raise ToolError(f"path too long for a unix socket: {sock}; use a shorter folder "
@@ -104,7 +104,7 @@ class LocalCluster:
         self._chown(self.sockdir)
         if self.os_user:
             probe = subprocess.run(["runuser", "-u", self.os_user, "--", "test", "-w",
-                                    str(self.root)], capture_output=True)
+                                    str(self.root)], capture_output=True, check=False)
             if probe.returncode != 0:
                 raise ToolError(f"the '{self.os_user}' user cannot reach {self.root} (a parent "
                                 f"folder is private); set KG_LOCALDB_DIR to a folder it can reach")

@@ -93,7 +93,7 @@ def no_postgresql(monkeypatch, tmp_path):
     empty.mkdir()
     monkeypatch.setenv("PATH", str(empty))
     monkeypatch.setenv("KG_PG_BINDIR", str(tmp_path / "nowhere"))
-    monkeypatch.setattr(pgtools, "_debian_bindirs", lambda: [])
+    monkeypatch.setattr(pgtools, "_debian_bindirs", list)
     assert pgtools.find_all("initdb") == [] and pgtools.find_all("psql") == []
 
 

@@ -73,7 +73,7 @@ def run_kgmigrate(url: str | None, migrations_dir: Path | None, *args: str,
         argv += ["--database-url", url]
     if migrations_dir is not None:
         argv += ["--migrations-dir", str(migrations_dir)]
-    return subprocess.run([*argv, *args], capture_output=True, text=True, cwd=REPO,
+    return subprocess.run([*argv, *args], capture_output=True, text=True, check=False, cwd=REPO,
                           env=environ or env(), timeout=timeout)
 
 
