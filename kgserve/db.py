@@ -22,6 +22,14 @@ class DatabaseUnavailable(Exception):
     """The database cannot be reached right now (answered as 503)."""
 
 
+class SchemaMissing(DatabaseUnavailable):
+    """The database has no kg_api.embedding_config yet (answered as 503)."""
+
+    def __init__(self) -> None:
+        super().__init__("the database has no kg_api.embedding_config table: apply the "
+                         "migrations first (kgmigrate up)")
+
+
 class Database:
     """A lazily opened pool; safe across fork (a child opens its own)."""
 
@@ -72,6 +80,8 @@ class Database:
         try:
             with self.pool().connection(timeout=wait) as conn:
                 yield conn
+        except psycopg.errors.UndefinedTable:
+            raise SchemaMissing() from None
         except PoolTimeout:
             self._mark_down()
             raise DatabaseUnavailable("the database is unavailable (no connection within "

@@ -41,7 +41,7 @@ class ConfigListener(threading.Thread):
             self.join(timeout)
 
     def run(self) -> None:
-        backoff, down = 0.5, False
+        backoff, down, missing = 0.5, False, False
         while not self._stop_event.is_set():
             try:
                 conn = self._connect()
@@ -59,6 +59,12 @@ class ConfigListener(threading.Thread):
             try:
                 with conn:
                     self._listen(conn)
+            except psycopg.errors.UndefinedTable:
+                if not missing:
+                    log.warning("config listener: no kg_api.embedding_config table yet "
+                                "(kgmigrate up); checking again every %g s", self.interval)
+                missing = True
+                self._stop_event.wait(self.interval)
             except psycopg.OperationalError as exc:
                 log.warning("config listener: lost the database connection (%s); reconnecting",
                             " ".join(str(exc).split())[:200])

@@ -176,3 +176,19 @@ def test_api_token_guards_v1_only_when_set(make):
     assert c.get("/embedding/config").status_code == 200  # public stays public
     open_app = make()
     assert open_app.test_client().get("/v1/models").status_code == 200
+
+
+def test_an_unmigrated_database_is_a_clear_503(db_url, caplog):
+    from kgserve import create_app, shutdown
+
+    app = create_app({"DATABASE_URL": db_url, "LISTENER": True, "POLL_INTERVAL": 0.2})
+    try:
+        c = app.test_client()
+        resp = c.get("/embedding/config")
+        assert resp.status_code == 503 and "kgmigrate up" in resp.get_json()["message"]
+        resp = c.post("/v1/embeddings", json={"input": "x"})
+        assert resp.status_code == 503 and "kgmigrate up" in resp.get_json()["error"]["message"]
+        assert c.get("/readyz").status_code == 503
+    finally:
+        shutdown(app)
+    assert "Traceback" not in caplog.text
