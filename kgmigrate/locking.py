@@ -49,14 +49,16 @@ def advisory_lock(conn: psycopg.Connection, timeout_s: float,
         if not got:
             raise LockTimeout(f"the migration lock is held by {lock_holder(conn, key)}")
     else:
-        conn.execute("SELECT set_config('lock_timeout', %s, false)", (f"{int(timeout_s * 1000)}ms",))
         try:
-            conn.execute("SELECT pg_advisory_lock(%s)", (key,))
+            # SET LOCAL bounds only this wait; the session lock outlives the transaction, and the
+            # migrations keep whatever lock_timeout the role or database configures.
+            with conn.transaction():
+                conn.execute("SELECT set_config('lock_timeout', %s, true)",
+                              (f"{max(int(timeout_s * 1000), 1)}ms",))
+                conn.execute("SELECT pg_advisory_lock(%s)", (key,))
         except errors.LockNotAvailable:
             raise LockTimeout(f"timed out after {timeout_s:g} s waiting for the migration lock, "
                               f"held by {lock_holder(conn, key)}") from None
-        finally:
-            conn.execute("SELECT set_config('lock_timeout', '0', false)")
     try:
         yield
     finally:

@@ -108,3 +108,12 @@ def test_kill_9_mid_migration_leaves_nothing_and_the_next_run_finishes(migration
     assert result.returncode == 0, result.stdout + result.stderr
     assert tracked(db) == [1, 2]
     assert db.execute("SELECT x FROM kgt_long").fetchall() == [(1,)]
+
+
+def test_migrations_keep_the_databases_own_lock_timeout(kgmigrate, migrations, db, db_url):
+    dbname = db.info.dbname
+    db.execute(f'ALTER DATABASE "{dbname}" SET lock_timeout = \'4321ms\'')
+    migrations.add("001_seen.sql", "CREATE TABLE kgt_seen AS "
+                                   "SELECT current_setting('lock_timeout') AS lock_timeout;\n")
+    assert kgmigrate("up", "-y", "--lock-timeout", "5").exit_code == 0
+    assert db.execute("SELECT lock_timeout FROM kgt_seen").fetchone() == ("4321ms",)
