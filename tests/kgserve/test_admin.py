@@ -118,3 +118,42 @@ def test_history_limit(client, admin, minilm):
     assert [r["id"] for r in rows] == [2]
     resp = client.get("/admin/embedding/configs?limit=0", headers=admin)
     assert resp.status_code == 422 and resp.get_json()["param"] == "limit"
+
+
+def test_requests_during_a_switch_are_all_answered(app, client, admin, minilm, tiny_nomic_dir):
+    import json
+    import threading
+    import time
+    import urllib.request
+
+    from tests.kgserve.conftest import serve
+
+    answers: list[tuple[int, str]] = []
+    stop = threading.Event()
+
+    def hammer(base):
+        while not stop.is_set():
+            req = urllib.request.Request(f"{base}/v1/embeddings", data=b'{"input": "hi"}',
+                                         headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(req, timeout=60) as resp:
+                answers.append((resp.status, json.loads(resp.read())["model"]))
+
+    with serve(app) as base:
+        threads = [threading.Thread(target=hammer, args=(base,)) for _ in range(2)]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 120
+        while not answers and time.monotonic() < deadline and all(t.is_alive() for t in threads):
+            time.sleep(0.05)
+        resp = client.post("/admin/embedding/config", headers=admin, json={
+            "provider": "local", "model_name": str(tiny_nomic_dir), "embedding_dimensions": 768,
+            "precision": "float32", "device": "cpu", "allow_dimension_change": True})
+        while (not any(m == str(tiny_nomic_dir) for _, m in answers[-4:])
+               and time.monotonic() < deadline and all(t.is_alive() for t in threads)):
+            time.sleep(0.05)
+        stop.set()
+        for t in threads:
+            t.join(60)
+    assert resp.status_code == 200
+    assert {code for code, _ in answers} == {200}
+    assert {m for _, m in answers} == {MINILM, str(tiny_nomic_dir)}
