@@ -125,16 +125,22 @@ class ApplyResult:
     current_version: int | None
 
 
+def _lost(conn: psycopg.Connection, exc: psycopg.Error, path: Path) -> None:
+    """Raise ConnectError when the connection died: the outcome of `path` is then unknown."""
+    if conn.broken or conn.closed:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise ConnectError(f"lost the connection while applying {path}: {reason}; run "
+                           f"`kgmigrate status` to see whether it was recorded") from None
+
+
 def _run_statements(conn: psycopg.Connection, path: Path, lines: LineMap,
-                    statements: list[Statement],
-                    after_each: Callable[[int], None] | None = None) -> None:
+                    statements: list[Statement]) -> None:
     for i, stmt in enumerate(statements):
         try:
             conn.execute(stmt.sql)
         except psycopg.Error as exc:
+            _lost(conn, exc, path)
             raise _Failed(locate(exc, path, lines, stmt), i) from exc
-        if after_each:
-            after_each(i)
 
 
 class _Failed(Exception):
@@ -154,6 +160,7 @@ def _run_transaction(conn: psycopg.Connection, path: Path, lines: LineMap,
             if record:
                 record()
     except psycopg.Error as exc:
+        _lost(conn, exc, path)
         # The first statement without a result is the one the server refused.
         index = next((i for i, c in enumerate(cursors) if c.pgresult is None), len(cursors))
         if index < len(statements):

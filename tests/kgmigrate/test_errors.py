@@ -112,3 +112,14 @@ def test_statement_needing_no_transaction_gets_a_hint(kgmigrate, migrations, db)
     assert "SQLSTATE: 25001" in result.output
     assert "-- kgmigrate: no-transaction" in result.output
     assert tracked(db) == [1]
+
+
+def test_lost_connection_says_the_outcome_is_unknown(kgmigrate, migrations, db):
+    path = migrations.add("001_dies.sql", "CREATE TABLE kgt_dies (x INTEGER);\n"
+                                          "SELECT pg_terminate_backend(pg_backend_pid());\n")
+    result = kgmigrate("up", "-y")
+    assert result.exit_code == 1
+    assert f"lost the connection while applying {path}" in result.output
+    assert "kgmigrate status" in result.output
+    assert "Traceback" not in result.output
+    assert tracked(db) == [] and not table_exists(db, "kgt_dies")
