@@ -5,12 +5,31 @@ loads the active model in the background and logs provider, model, dimensions an
 Never preload the app: torch and thread pools do not survive fork.
 """
 
+import glob
 import os
+import shutil
+import tempfile
 
 bind = os.environ.get("KG_BIND", "127.0.0.1:8000")
+# Batching (kgserve.batching) needs many requests in flight per worker and the cores busy with
+# the model, not with switching threads. So: each worker runs torch with cores // workers
+# intra-op threads (more would oversubscribe the cores and slow every batch down; set before
+# any worker imports torch), and has many gthread threads, because a thread waits while its
+# text sits in a batch: threads per worker bound how large a batch can grow. Two workers with one
+# torch thread each beat one worker with two on a 2-core machine: one worker's HTTP work overlaps
+# the other's model call, and a single-threaded forward pass wastes nothing on synchronisation.
 workers = int(os.environ.get("KG_WORKERS", "2"))
 worker_class = "gthread"
-threads = int(os.environ.get("KG_THREADS", "4"))
+threads = int(os.environ.get("KG_THREADS", "32"))
+_TORCH_THREADS = str(max(1, len(os.sched_getaffinity(0)) // workers))
+os.environ.setdefault("OMP_NUM_THREADS", _TORCH_THREADS)
+os.environ.setdefault("MKL_NUM_THREADS", os.environ["OMP_NUM_THREADS"])
+
+# prometheus_client's multi-process mode: each worker writes its metrics to files in this folder
+# and /metrics adds them up (kgserve.metrics); child_exit drops a dead worker's live gauges.
+_OWN_METRICS_DIR = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+if _OWN_METRICS_DIR:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="kgserve-metrics-")
 preload_app = False
 timeout = 120           # a worker silent this long is restarted (model loads run in threads)
 graceful_timeout = 30   # in-flight requests finish on shutdown/restart
@@ -59,6 +78,25 @@ def post_worker_init(worker):
     if "kgserve" in extensions:
         worker.log.info("worker %s: loading the active embedding config", os.getpid())
         extensions["kgserve"].start_listener()
+
+
+def on_starting(server):
+    """Start with empty metrics: files of an earlier run would be added to this one's."""
+    for stale in glob.glob(os.path.join(os.environ["PROMETHEUS_MULTIPROC_DIR"], "*.db")):
+        os.remove(stale)
+
+
+def child_exit(server, worker):
+    """Tell prometheus_client the worker is gone (its live gauges stop counting)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    """Remove the metrics folder if this server made it."""
+    if _OWN_METRICS_DIR:
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
 
 
 def worker_exit(server, worker):

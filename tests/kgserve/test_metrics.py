@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -11,6 +13,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from kgserve import shutdown
 from kgserve.runtime import runtime
 from tests.kgserve.conftest import MINILM_BODY, make_app
+from tests.kgserve.test_gunicorn import call
+from tests.kgserve.test_gunicorn import server as gunicorn_server  # noqa: F401 - a fixture
 
 
 def scrape(client) -> dict[tuple[str, tuple], float]:
@@ -137,3 +141,30 @@ def test_a_bad_input_fails_only_its_request(client, minilm, app):
     solo = client.post("/v1/embeddings", json=good).get_json()
     assert results[0].get_json()["data"][1]["embedding"] == pytest.approx(
         solo["data"][1]["embedding"], abs=1e-5)
+
+
+def test_metrics_add_up_across_gunicorn_workers(gunicorn_server):  # noqa: F811 - the fixture
+    srv = gunicorn_server
+    code, body = call(srv.base, "POST", "/admin/embedding/config", MINILM_BODY, admin=True)
+    assert code == 200, body
+    srv.converge(body["config_id"])  # both workers serve MiniLM (and answered status calls)
+    with ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(lambda i: call(srv.base, "POST", "/v1/embeddings",
+                                             {"input": f"text {i}"})[0], range(40)))
+        statuses = list(pool.map(lambda _: call(srv.base, "GET", "/admin/embedding/config",
+                                                admin=True)[1]["model_status"]["pid"],
+                                 range(32)))
+    assert codes == [200] * 40
+    with urllib.request.urlopen(srv.base + "/metrics", timeout=60) as resp:
+        text = resp.read().decode()
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    ok = {"endpoint": "/v1/embeddings", "method": "POST", "status": "200"}
+    assert len(set(statuses)) == 2  # two processes answered...
+    assert value(samples, "kgserve_http_requests_total", **ok) == 40  # ...and /metrics adds up
+    assert value(samples, "kgserve_batch_size_sum") >= 40  # (warm-up calls are not batched)
+    assert value(samples, "kgserve_model_load_seconds_count", provider="local",
+                 model=MINILM_BODY["model_name"]) == 2
+    assert value(samples, "kgserve_batch_queue_texts") == 0
