@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,6 +30,9 @@ DEFAULT_LOCK_TIMEOUT = 60.0
 
 def connect(conninfo: str, read_only: bool = False) -> psycopg.Connection:
     """Open the one autocommit connection a run uses; a failure is one clear line."""
+    # psycopg reports cleanup trouble after a failure through logging; the failure itself is ours
+    # to report, in one place.
+    logging.getLogger("psycopg").addHandler(logging.NullHandler())
     try:
         conn = psycopg.connect(conninfo, autocommit=True, application_name="kgmigrate",
                                connect_timeout=10)
@@ -128,7 +132,7 @@ class ApplyResult:
 def _lost(conn: psycopg.Connection, exc: psycopg.Error, path: Path) -> None:
     """Raise ConnectError when the connection died: the outcome of `path` is then unknown."""
     if conn.broken or conn.closed:
-        reason = " ".join(str(exc).split()) or type(exc).__name__
+        reason = " ".join(str(exc).split()).rstrip(".") or type(exc).__name__
         raise ConnectError(f"lost the connection while applying {path}: {reason}; run "
                            f"`kgmigrate status` to see whether it was recorded") from None
 
