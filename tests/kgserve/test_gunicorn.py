@@ -123,13 +123,17 @@ def test_two_workers_follow_a_switch_to_openai_and_back(server, openai_stub):
     assert "provider=openai model=text-embedding-3-small dimensions=1536 device=remote" in log
     code, body = call(server.base, "POST", "/admin/embedding/config", MINILM_BODY, admin=True)
     assert code == 200, body
+    t0 = time.monotonic()
     server.converge(body["config_id"])
+    print(f"both workers served MiniLM {time.monotonic() - t0:.2f} s after the change")
     code, out = call(server.base, "POST", "/v1/embeddings", {"input": "hello"})
     assert code == 200 and out["model"] == MINILM and len(out["data"][0]["embedding"]) == 384
 
     code, body = call(server.base, "POST", "/admin/embedding/config", OPENAI_BODY, admin=True)
     assert code == 200, body
+    t0 = time.monotonic()
     statuses = server.converge(body["config_id"])
+    print(f"both workers served openai {time.monotonic() - t0:.2f} s after the change")
     assert {s["model"] for s in statuses.values()} == {"text-embedding-3-small"}
     assert {s["device"] for s in statuses.values()} == {"remote"}
     for _ in range(4):
