@@ -55,7 +55,10 @@ class Database:
         """Keyword arguments for psycopg.connect (timeouts, autocommit)."""
         return {"autocommit": True, "connect_timeout": max(1, round(self.connect_timeout)),
                 "application_name": "kgserve",
-                "options": f"-c statement_timeout={int(self.statement_timeout_ms)}"}
+                "options": f"-c statement_timeout={int(self.statement_timeout_ms)}",
+                # A server that vanishes from the network (no RST) is noticed in ~10 s, not hours.
+                "keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2,
+                "keepalives_count": 3, "tcp_user_timeout": 10_000}
 
     def pool(self) -> ConnectionPool:
         """Return this process's pool, opening it on first use (never at import)."""
