@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from kgmigrate.sqltext import split_statements
 from tests.support.kgm import table_exists, tracked
 
 TRICKY = r"""-- Migration 004: tricky
@@ -27,6 +30,20 @@ BEGIN
 END
 $do$;
 """
+
+
+def test_statement_boundaries_and_start_lines():
+    stmts = split_statements(TRICKY, Path("004_tricky.sql"))
+    assert [(s.kind, s.line) for s in stmts] == [
+        ("CreateStmt", 3), ("InsertStmt", 5), ("CreateFunctionStmt", 7), ("DoStmt", 14)]
+    assert stmts[2].sql.endswith("$$ LANGUAGE plpgsql")
+    assert "RETURN a + b;" in stmts[2].sql
+
+
+def test_absorbed_transaction_control_leaves_only_the_work():
+    text = "BEGIN;\nCREATE TABLE a (x INT);\nCOMMIT;\nSTART TRANSACTION;\nDROP TABLE a;\nEND;\n"
+    assert [s.sql for s in split_statements(text, Path("f.sql"))] == [
+        "CREATE TABLE a (x INT)", "DROP TABLE a"]
 
 
 def _rows(db) -> list[str]:
