@@ -23,6 +23,7 @@ from kgserve.providers.base import (
 log = logging.getLogger(__name__)
 
 MAX_INPUTS_PER_CALL = 2048
+MAX_TOKENS_PER_CALL = 300_000  # the API's limit on the tokens of all inputs of one call
 NATIVE_DIMENSIONS = {"text-embedding-3-small": 1536, "text-embedding-3-large": 3072,
                      "text-embedding-ada-002": 1536}
 DEFAULT_TIMEOUT = 30.0
@@ -104,8 +105,8 @@ class OpenAIProvider(EmbeddingProvider):
         if not texts:
             return Embeddings(np.zeros((0, size), dtype=self._dtype()), 0)
         parts, tokens = [], 0
-        for start in range(0, len(texts), MAX_INPUTS_PER_CALL):
-            vectors, used = self._call(list(texts[start:start + MAX_INPUTS_PER_CALL]), size)
+        for chunk in api_chunks(texts):  # one call per request unless it exceeds the API limits
+            vectors, used = self._call(chunk, size)
             parts.append(vectors)
             tokens += used
         vectors = np.vstack(parts)
@@ -168,6 +169,21 @@ class OpenAIProvider(EmbeddingProvider):
         client, self._client = self._client, None
         if client is not None:
             client.close()
+
+
+def api_chunks(texts: list[str]) -> list[list[str]]:
+    """Split `texts` into calls within the API's limits; a token is never less than a byte."""
+    chunks: list[list[str]] = [[]]
+    budget = 0
+    for text in texts:
+        cost = len(text.encode("utf-8", "surrogatepass"))
+        if chunks[-1] and (len(chunks[-1]) == MAX_INPUTS_PER_CALL
+                           or budget + cost > MAX_TOKENS_PER_CALL):
+            chunks.append([])
+            budget = 0
+        chunks[-1].append(text)
+        budget += cost
+    return chunks
 
 
 def _decode(value: str | list[float]) -> np.ndarray:

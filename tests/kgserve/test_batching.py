@@ -261,3 +261,24 @@ def test_close_drains_then_refuses(inner):
     assert results[0].vectors.shape == (1, 384)
     with pytest.raises(QueueClosed):
         provider.embed(["too late"])
+
+
+def test_openai_calls_stay_within_the_api_token_limit(openai_stub, monkeypatch):
+    """One upstream call per request, split only where the API's 300 000-token limit needs it."""
+    from tests.support.openai_stub import API_KEY
+
+    monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
+    monkeypatch.setenv("OPENAI_BASE_URL", openai_stub.base_url)
+    provider = build_provider(ProviderConfig(provider="openai", model_name="text-embedding-3-small",
+                                             embedding_dimensions=8))
+    provider.load()
+    openai_stub.reset()
+    try:
+        provider.embed(["short"] * 300)
+        big = ["word " * 8000] * 8  # 40 000 bytes (8 000 tokens) each: 300 000 allow 7 a call
+        out = provider.embed(big)
+        sizes = [len(b["input"]) for b in openai_stub.embedding_requests()]
+    finally:
+        provider.close()
+        openai_stub.reset()
+    assert sizes == [300, 7, 1] and out.vectors.shape == (8, 8)
