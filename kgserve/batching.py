@@ -11,80 +11,22 @@ import weakref
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 import numpy as np
 
 from . import metrics
-from .providers.base import EmbeddingProvider, Embeddings, InvalidInput, ProviderError
+from .batchtypes import (
+    BatchedEmbeddings,
+    BatchSettings,
+    Pending,
+    QueueClosed,
+    QueueFull,
+)
+from .providers.base import EmbeddingProvider, InvalidInput, ProviderError
+
+__all__ = ["BatchSettings", "BatchedEmbeddings", "BatchingQueue", "QueueClosed", "QueueFull"]
 
 log = logging.getLogger(__name__)
-
-
-class QueueFull(ProviderError):
-    """Too many texts are waiting in this worker; the client should retry after `retry_after` s."""
-
-    status = 429
-    code = "queue_full"
-
-    def __init__(self, message: str, retry_after: int) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-        self.headers = {"Retry-After": str(retry_after)}
-
-
-class QueueClosed(ProviderError):
-    """The provider behind the queue was replaced or shut down; a retry reaches the new one."""
-
-    status = 503
-    code = "model_not_ready"
-
-
-@dataclass(frozen=True)
-class BatchSettings:
-    """How batches are formed; see the module's README in DESIGN.md."""
-
-    max_batch: int = 32  # texts per model call (the config's batch_size)
-    max_tokens: int = 8192  # padded tokens per model call: longest text x count
-    max_wait: float = 0.002  # seconds to top up a batch, only after the model was busy
-    max_queue: int = 2048  # texts waiting (not yet in a batch) before new requests get 429
-
-
-@dataclass
-class BatchedEmbeddings(Embeddings):
-    """Embeddings plus where the request spent its time."""
-
-    queue_seconds: float = 0.0
-    inference_seconds: float = 0.0
-
-
-class _Request:
-    """One client request: its texts, progress through batches and its result."""
-
-    __slots__ = ("done", "error", "inference", "key", "left", "next", "order", "started",
-                 "submitted", "texts", "tokens", "vectors")
-
-    def __init__(self, texts: list[str], key: tuple) -> None:
-        self.texts, self.key = texts, key
-        self.tokens: list[int] | None = None  # counted by the worker before batching
-        self.order: list[int] = []  # text indexes, shortest first: big requests pad less
-        self.next = 0  # position in `order` of the next text to put in a batch
-        self.left = len(texts)  # texts not embedded yet
-        self.vectors: np.ndarray | None = None
-        self.error: BaseException | None = None
-        self.done = threading.Event()
-        self.submitted = time.perf_counter()
-        self.started: float | None = None
-        self.inference = 0.0
-
-    def set_tokens(self, counts: list[int]) -> None:
-        self.tokens = list(counts)
-        self.order = sorted(range(len(counts)), key=self.tokens.__getitem__)
-
-    def fail(self, exc: BaseException) -> None:
-        if not self.done.is_set():
-            self.error = exc
-            self.done.set()
 
 
 class BatchingQueue:
@@ -99,7 +41,7 @@ class BatchingQueue:
 
     def _init_state(self) -> None:
         self._cond = threading.Condition(threading.Lock())
-        self._pending: deque[_Request] = deque()
+        self._pending: deque[Pending] = deque()
         self._queued = 0  # texts in _pending not yet handed to a batch
         self._busy = False  # the model is running a batch (or the queue is paused)
         self._arrived_busy = False  # something was queued while busy: top-up wait applies
@@ -114,7 +56,7 @@ class BatchingQueue:
         self.provider.check_request(input_type, dimensions)
         if not isinstance(texts, (list, tuple)) or not all(isinstance(t, str) for t in texts):
             raise InvalidInput("input must be a list of strings")
-        req = _Request(list(texts), (input_type, dimensions))
+        req = Pending(list(texts), (input_type, dimensions))
         if not texts:
             empty = self.provider.embed([], input_type, dimensions)
             return BatchedEmbeddings(empty.vectors, 0)
@@ -224,9 +166,9 @@ class BatchingQueue:
                 return
             self._cond.wait(remaining)
 
-    def _count(self, requests: list[_Request]) -> None:
+    def _count(self, requests: list[Pending]) -> None:
         """Count tokens of new requests (one tokenizer call per kind); bad input fails its owner."""
-        groups: dict[tuple, list[_Request]] = {}
+        groups: dict[tuple, list[Pending]] = {}
         for r in requests:
             groups.setdefault(r.key, []).append(r)
         for (input_type, _), group in groups.items():
@@ -247,7 +189,7 @@ class BatchingQueue:
                 except Exception as exc:  # noqa: BLE001 - the tokenizer's errors vary
                     self._drop(r, _as_input_error(exc, r.texts, self.provider, input_type))
 
-    def _drop(self, req: _Request, exc: BaseException) -> None:
+    def _drop(self, req: Pending, exc: BaseException) -> None:
         with self._cond:
             try:
                 self._pending.remove(req)
@@ -256,7 +198,7 @@ class BatchingQueue:
                 pass
         req.fail(exc)
 
-    def _take(self) -> list[tuple[_Request, int]]:
+    def _take(self) -> list[tuple[Pending, int]]:
         """Choose the next batch: round-robin over requests of the head's kind, within budget."""
         if not self._pending:
             return []
@@ -266,7 +208,7 @@ class BatchingQueue:
             return []
         reqs = [r for r in self._pending if r.key == head.key and r.tokens is not None]
         reqs = reqs[:s.max_batch]
-        items: list[tuple[_Request, int]] = []
+        items: list[tuple[Pending, int]] = []
         longest = 0
         progress = True
         while progress and len(items) < s.max_batch:
@@ -288,7 +230,7 @@ class BatchingQueue:
         self._queued -= len(items)
         return items
 
-    def _run(self, items: list[tuple[_Request, int]]) -> None:
+    def _run(self, items: list[tuple[Pending, int]]) -> None:
         """Embed one batch, sorted by length, and hand each request its own rows."""
         items.sort(key=lambda it: it[0].tokens[it[1]])
         input_type, dimensions = items[0][0].key
@@ -315,9 +257,9 @@ class BatchingQueue:
         for row, (r, i) in enumerate(items):
             self._deliver(r, i, out.vectors[row], elapsed)
 
-    def _isolate(self, items: list[tuple[_Request, int]], exc: Exception) -> None:
+    def _isolate(self, items: list[tuple[Pending, int]], exc: Exception) -> None:
         """After a failed batch, retry each request alone so one bad input fails only its owner."""
-        owners: dict[int, list[tuple[_Request, int]]] = {}
+        owners: dict[int, list[tuple[Pending, int]]] = {}
         for it in items:
             owners.setdefault(id(it[0]), []).append(it)
         if len(owners) == 1:
@@ -328,7 +270,7 @@ class BatchingQueue:
         for group in owners.values():
             self._run(group)
 
-    def _deliver(self, r: _Request, i: int, vector: np.ndarray, elapsed: float) -> None:
+    def _deliver(self, r: Pending, i: int, vector: np.ndarray, elapsed: float) -> None:
         if r.done.is_set():
             return
         if r.vectors is None:
@@ -338,7 +280,7 @@ class BatchingQueue:
         if r.left == 0:
             r.done.set()
 
-    def _observe(self, items: list[tuple[_Request, int]], elapsed: float) -> None:
+    def _observe(self, items: list[tuple[Pending, int]], elapsed: float) -> None:
         lengths = [r.tokens[i] for r, i in items]
         metrics.BATCH_SIZE.observe(len(items))
         metrics.BATCH_TOKENS.observe(max(lengths) * len(items))
