@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -58,12 +59,21 @@ ANALYZE;
 """
 
 
+CPU: list[float] = []  # client-side CPU seconds (user+sys) of each run's process tree
+
+
+def _children_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
 def run(argv: list[str], env: dict | None = None) -> float:
-    """Run a command, fail loudly on error, return its wall time."""
-    t0 = time.perf_counter()
+    """Run a command, fail loudly on error, return its wall time (its CPU goes to CPU)."""
+    c0, t0 = _children_cpu(), time.perf_counter()
     proc = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
                           check=False)
     elapsed = time.perf_counter() - t0
+    CPU.append(_children_cpu() - c0)
     if proc.returncode != 0:
         sys.exit(f"failed ({proc.returncode}): {argv[:4]}...: {proc.stderr.decode()[-2000:]}")
     return elapsed
@@ -100,17 +110,27 @@ def fresh_db(cluster: LocalCluster, name: str) -> str:
     return cluster.url(name)
 
 
-def compare(label: str, raw, kg, runs: int) -> tuple[float, float]:
-    """Time raw() and kg() alternately `runs` times; print medians and the ratio."""
-    raw_t, kg_t = [], []
+def compare(label: str, raw, kg, runs: int) -> None:
+    """Time raw() and kg() alternately `runs` times; print best and median walls, ratios, CPU.
+
+    The machine may be shared: the best run is the least disturbed one, and the client-side CPU
+    (kgmigrate's Python plus the tools it runs, vs the tool alone) is immune to other load.
+    """
+    walls: dict[str, list[float]] = {"raw": [], "kg": []}
+    cpus: dict[str, list[float]] = {"raw": [], "kg": []}
     for i in range(runs):
-        order = [(raw, raw_t), (kg, kg_t)] if i % 2 == 0 else [(kg, kg_t), (raw, raw_t)]
-        for fn, sink in order:
-            sink.append(fn())
-    r, k = statistics.median(raw_t), statistics.median(kg_t)
-    print(f"{label:<44} raw {r:7.2f} s   kgmigrate {k:7.2f} s   ratio {k / r:5.2f}x   "
-          f"(runs raw {' '.join(f'{t:.2f}' for t in raw_t)}; kg {' '.join(f'{t:.2f}' for t in kg_t)})")
-    return r, k
+        order = [("raw", raw), ("kg", kg)] if i % 2 == 0 else [("kg", kg), ("raw", raw)]
+        for key, fn in order:
+            walls[key].append(fn())
+            cpus[key].append(CPU[-1])
+    rb, kb = min(walls["raw"]), min(walls["kg"])
+    rm, km = statistics.median(walls["raw"]), statistics.median(walls["kg"])
+    rc, kc = statistics.median(cpus["raw"]), statistics.median(cpus["kg"])
+    print(f"{label}\n    best:   raw {rb:6.2f} s  kgmigrate {kb:6.2f} s  ratio {kb / rb:5.2f}x"
+          f"\n    median: raw {rm:6.2f} s  kgmigrate {km:6.2f} s  ratio {km / rm:5.2f}x"
+          f"\n    client CPU: raw {rc:5.2f} s  kgmigrate {kc:5.2f} s  (+{kc - rc:.2f} s)"
+          f"\n    runs raw {' '.join(f'{t:.2f}' for t in walls['raw'])}; "
+          f"kg {' '.join(f'{t:.2f}' for t in walls['kg'])}")
 
 
 def main() -> None:

@@ -138,6 +138,7 @@ def restore(settings: Settings, file: Path | None, yes: bool, list_: bool) -> No
         if not _confirm("Restore the snapshot?", default=False):
             say("Nothing restored.")
             return
+    say(f"Restoring into {facts.database} in one transaction...")
     run_restore(checked, conninfo, facts.server_major)
     conninfo, conn = _open(settings)
     with conn:

@@ -10,6 +10,7 @@ from pathlib import Path
 from .errors import SnapshotError
 from .manifest import (
     Manifest,
+    plain_hazard,
     plain_looks_complete,
     read_manifest,
     sniff_format,
@@ -91,6 +92,10 @@ def check_file(path: Path) -> Checked:
         if fmt == "plain" and not plain_looks_complete(path):
             raise SnapshotError(f"{path} does not end with pg_dump's 'dump complete' line: it "
                                 f"looks truncated or is not a pg_dump file; refusing to restore")
+        hazard = plain_hazard(path) if fmt == "plain" else None
+        if hazard:
+            raise SnapshotError(f"{path} cannot be restored in one transaction: {hazard}; "
+                                f"kgmigrate restores pg_dump output of one database only")
         if fmt == "custom":
             pg_restore, _ = tool("pg_restore", 0)
             _run_checked([str(pg_restore), "--list", str(path)], "pg_restore --list")

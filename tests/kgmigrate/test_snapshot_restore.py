@@ -163,3 +163,41 @@ def test_manifest_records_the_snapshot(kgmigrate, migrations, db):
     import hashlib
 
     assert hashlib.sha256(path.read_bytes()).hexdigest() == m["sha256"]
+
+
+@pytest.mark.parametrize("inject, reason", [
+    ("\\connect postgres\n", "psql command '\\\\connect postgres'"),
+    ("\\! touch /tmp/kg-should-not-run\n", "psql command '\\\\! touch"),
+    ("\\unset ON_ERROR_STOP\n", "psql command '\\\\unset ON_ERROR_STOP'"),
+    ("COMMIT;\n", "ends a transaction itself (COMMIT;)"),
+])
+def test_plain_file_that_could_escape_the_transaction_is_refused(inject, reason, kgmigrate,
+                                                                migrations, db, tmp_path):
+    seed(migrations, kgmigrate, db)
+    path = take(kgmigrate, "--format", "plain")
+    text = path.read_text(encoding="utf-8")
+    cut = text.index("CREATE FUNCTION app.plus_one")
+    old = tmp_path / "old.sql"
+    old.write_text(text[:cut] + inject + text[cut:], encoding="utf-8")
+    db.execute("DELETE FROM app.things")
+    result = kgmigrate("restore", "-y", str(old))
+    assert result.exit_code == 1
+    assert "cannot be restored in one transaction" in result.output
+    assert reason in result.output
+    assert db.execute("SELECT count(*) FROM app.things").fetchone()[0] == 0
+
+
+def test_copy_data_that_looks_like_commands_is_not_a_hazard(kgmigrate, migrations, db):
+    """Rows whose text starts with a backslash, a newline or NULL come back untouched."""
+    seed(migrations, kgmigrate, db)
+    db.execute("CREATE TABLE app.notes (t text, n int)")  # t starts each COPY line
+    db.execute(r"""INSERT INTO app.notes VALUES (E'\\connect x', 1), (E'\nline', 2),
+                   (E'\\.', 3), (E'\\unset y', 4), ('COMMIT;', 5), (NULL, 6),
+                   (E'\\! echo', 7), (E'\tTAB', 8)""")
+    before = fingerprint(db)
+    path = take(kgmigrate, "--format", "plain")
+    path.with_name(path.name + ".json").unlink()  # unverified: the scan applies
+    db.execute("DELETE FROM app.things")
+    result = kgmigrate("restore", "-y", str(path))
+    assert result.exit_code == 0, result.output
+    assert fingerprint(db) == before
