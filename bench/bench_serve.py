@@ -63,11 +63,13 @@ def bodies(sample: list[str], model: str) -> list[str]:
     return [json.dumps({"input": t, "model": model}) for t in sample]
 
 
-def measure(base: str, path: str, payloads: list[str], work: Path, seconds: float) -> dict:
+def measure(base: str, path: str, payloads: list[str], work: Path, seconds: float,
+            after_warmup=lambda: None) -> dict:
     """Warm up with 1 000 requests, then 32 clients and 1 client for `seconds` each."""
     url = base + path
     script = lib.wrk_script(work, payloads)
     warm = lib.drive_count(url, script, 1000)
+    after_warmup()
     many = lib.run_wrk(url, script, 32, seconds)
     one = lib.run_wrk(url, script, 1, seconds)
     return {"many": many, "one": one, "script": script, "done": warm.requests}
@@ -93,10 +95,17 @@ def bench_kgserve(folder: Path, dims: int, db_url: str, payloads: list[str], wor
         lib.wait_until(lambda: all(lib.http("POST", base + "/v1/embeddings",
                                             json.loads(payloads[0]))[0] == 200
                                    for _ in range(8 * len(workers))), 600, "workers", proc)
-        result = measure(base, "/v1/embeddings", payloads, work, seconds)
-        result["rss_1000"] = sum(lib.rss_mib(p) for p in workers)
-        result["more"] = lib.drive_count(base + "/v1/embeddings", result["script"], more)
-        result["rss_more"] = sum(lib.rss_mib(p) for p in workers)
+        rss: list[float] = []
+        result = measure(base, "/v1/embeddings", payloads, work, seconds,
+                         lambda: rss.append(sum(lib.rss_mib(p) for p in workers)))
+        result["rss_1000"] = rss[0]
+        result["rss_series"], result["more_done"], result["more_errors"] = [], 0, 0
+        for _ in range(5):  # in steps, to see whether memory levels off or keeps growing
+            step = lib.drive_count(base + "/v1/embeddings", result["script"], more // 5)
+            result["more_done"] += step.requests
+            result["more_errors"] += step.errors
+            result["rss_series"].append(sum(lib.rss_mib(p) for p in workers))
+        result["rss_more"] = result["rss_series"][-1]
         result["workers"] = len(workers)
         return result
     finally:
@@ -148,10 +157,11 @@ def report(name: str, ours: dict, inf: dict | str, raw: dict) -> None:
         print(f"1 client p50: kgserve {one.p50_ms:.1f} ms vs infinity {inf['one'].p50_ms:.1f} ms"
               f"  (goal: kgserve <= infinity)")
     grow = (ours["rss_more"] / ours["rss_1000"] - 1) * 100
-    extra = ours["more"]
     print(f"kgserve RSS ({ours['workers']} workers): {ours['rss_1000']:.0f} MiB after the first "
-          f"{ours['done']} requests, {ours['rss_more']:.0f} MiB after {extra.requests} more "
-          f"({extra.errors} errors; {grow:+.1f}%, goal within 10%)")
+          f"{ours['done']} requests, {ours['rss_more']:.0f} MiB after {ours['more_done']} more "
+          f"(and the timed runs) "
+          f"({ours['more_errors']} errors; {grow:+.1f}%, goal within 10%); in fifths: "
+          + " ".join(f"{m:.0f}" for m in ours["rss_series"]))
     if isinstance(inf, dict):
         print(f"infinity-emb RSS: {inf['rss']:.0f} MiB")
 
