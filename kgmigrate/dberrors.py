@@ -12,13 +12,16 @@ from .sqltext import LineMap, Statement, source_error
 _IN_TRANSACTION = "25001"
 
 
-def locate(exc: psycopg.Error, path: Path, lines: LineMap, stmt: Statement) -> str:
-    """Return `PATH:LINE: ERROR: message` with SQLSTATE, detail, hint, context and the source line."""
+def locate(exc: psycopg.Error, path: Path, lines: LineMap, stmt: Statement, shift: int = 0) -> str:
+    """Return `PATH:LINE: ERROR: message` with SQLSTATE, detail, hint, context and the source line.
+
+    `shift` is how many characters preceded the statement in the query the server was sent.
+    """
     diag = exc.diag
     offset, with_col = stmt.offset, False
     pos = diag.statement_position
-    if pos and pos.isdigit():
-        offset, with_col = stmt.offset + int(pos) - 1, True
+    if pos and pos.isdigit() and 0 < int(pos) - shift <= len(stmt.sql):
+        offset, with_col = stmt.offset + int(pos) - shift - 1, True
     err = source_error(path, lines, offset, with_column=with_col)
     message = diag.message_primary or str(exc).strip().splitlines()[0]
     out = [f"{err.location()}: {diag.severity or 'ERROR'}: {message}"]

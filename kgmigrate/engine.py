@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
+from psycopg import pq
 
 from . import tracking
 from .dberrors import locate
@@ -24,6 +24,7 @@ from .migrations import (
 )
 from .settings import Settings
 from .sqltext import LineMap, Statement, split_statements
+from .wire import run_script
 
 DEFAULT_LOCK_TIMEOUT = 60.0
 
@@ -154,25 +155,29 @@ class _Failed(Exception):
 
 
 def _run_transaction(conn: psycopg.Connection, path: Path, lines: LineMap,
-                     statements: list[Statement], record: Callable[[], None] | None = None) -> None:
-    """Run the statements (and `record`) in one transaction, pipelined: one round trip a file."""
-    cursors: list[psycopg.Cursor] = []
+                     statements: list[Statement], tail: list[str]) -> None:
+    """Run the statements, then the `tail` SQL, in one transaction sent as one query."""
+    script, starts = "BEGIN;\n", []
+    for stmt in statements:
+        starts.append(len(script))
+        script += stmt.sql + ";\n"
+    script += "".join(f"{sql};\n" for sql in tail) + "COMMIT"
     try:
-        with conn.pipeline(), conn.transaction():
-            for stmt in statements:
-                cursors.append(conn.execute(stmt.sql, prepare=False))
-            if record:
-                record()
+        outcome = run_script(conn, script)
     except psycopg.Error as exc:
         _lost(conn, exc, path)
-        # The first statement without a result is the one the server refused.
-        index = next((i for i, c in enumerate(cursors) if c.pgresult is None), len(cursors))
-        if index < len(statements):
-            stmt = statements[index]
-        else:  # at COMMIT (a deferred constraint) or the tracking row: point at the file's end
-            end = len(lines.text.rstrip())
-            stmt = Statement("COMMIT", end, lines.line_of(end), "COMMIT")
-        raise _Failed(locate(exc, path, lines, stmt), index) from exc
+        raise
+    if outcome.error is None:
+        return
+    if conn.info.transaction_status == pq.TransactionStatus.INERROR:
+        conn.execute("ROLLBACK")
+    index = outcome.succeeded - 1  # the first result answers our BEGIN
+    if 0 <= index < len(statements):
+        stmt, shift = statements[index], starts[index]
+    else:  # at COMMIT (a deferred constraint) or the tracking row: point at the file's end
+        end = len(lines.text.rstrip())
+        stmt, shift = Statement("COMMIT", end, lines.line_of(end), "COMMIT"), len(script)
+    raise _Failed(locate(outcome.error, path, lines, stmt, shift), index)
 
 
 def _apply_one(conn: psycopg.Connection, mig: Migration, by: str) -> int:
@@ -181,8 +186,7 @@ def _apply_one(conn: psycopg.Connection, mig: Migration, by: str) -> int:
     if mig.transactional:
         try:
             _run_transaction(conn, mig.path, mig.lines, mig.statements,
-                             lambda: tracking.record(conn, mig.version, mig.name, mig.checksum,
-                                                     None, by))
+                             [tracking.record_sql(conn, mig.version, mig.name, mig.checksum, by)])
         except _Failed as exc:
             raise MigrationFailed(f"{exc.message}\nMigration {mig.version:03d} ({mig.name}) was "
                                   f"rolled back: nothing from it was applied.") from None
@@ -226,8 +230,7 @@ def apply(conn: psycopg.Connection, settings: Settings, plan: Plan,
             statements, lines = _parse_baseline(plan.baseline)
             t0 = time.perf_counter()
             try:
-                _run_transaction(conn, plan.baseline, lines, statements,
-                                 lambda: tracking.ensure_table(conn))
+                _run_transaction(conn, plan.baseline, lines, statements, tracking.ENSURE_TABLE)
             except _Failed as exc:
                 raise MigrationFailed(f"{exc.message}\nThe baseline was rolled back: the database "
                                       f"is as it was.") from None

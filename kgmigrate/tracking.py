@@ -26,6 +26,7 @@ CREATE TABLE IF NOT EXISTS {TABLE} (
 # Columns the old bash runner's table lacks; added in place so old databases keep working.
 ADD_COLUMNS = [f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS {col}"
                for col in ("checksum TEXT", "execution_ms INTEGER", "applied_by TEXT")]
+ENSURE_TABLE = [CREATE_TABLE, *ADD_COLUMNS]
 
 RECORD = f"""
 INSERT INTO {TABLE} (version, name, checksum, execution_ms, applied_by)
@@ -95,8 +96,7 @@ def read_state(conn: psycopg.Connection) -> DbState:
 
 def ensure_table(conn: psycopg.Connection) -> None:
     """Create the tracking table, or add the columns an old one lacks (in the caller's transaction)."""
-    conn.execute(CREATE_TABLE)
-    for stmt in ADD_COLUMNS:
+    for stmt in ENSURE_TABLE:
         conn.execute(stmt)
 
 
@@ -107,6 +107,14 @@ def record(conn: psycopg.Connection, version: int, name: str, checksum: str,
     With execution_ms None the server measures it: the time the current transaction has run.
     """
     conn.execute(RECORD, (version, name, checksum, execution_ms, by))
+
+
+def record_sql(conn: psycopg.Connection, version: int, name: str, checksum: str, by: str) -> str:
+    """Return the SQL recording a file inside its own transaction (the server times the file)."""
+    from psycopg import sql
+
+    params = [sql.Literal(v) for v in (version, name, checksum, None, by)]
+    return sql.SQL(RECORD.replace("%s", "{}")).format(*params).as_string(conn)
 
 
 def set_checksum(conn: psycopg.Connection, version: int, checksum: str) -> None:

@@ -123,3 +123,16 @@ def test_lost_connection_says_the_outcome_is_unknown(kgmigrate, migrations, db):
     assert "kgmigrate status" in result.output
     assert "Traceback" not in result.output and "error ignored" not in result.output
     assert tracked(db) == [] and not table_exists(db, "kgt_dies")
+
+
+def test_position_after_multibyte_text_lands_on_the_token(kgmigrate, migrations, db):
+    bad = migrations.add("001_utf8.sql", "-- ünïcødé ✓\n"
+                                         "CREATE TABLE kgt_u (x TEXT);\n"
+                                         "INSERT INTO kgt_u VALUES ('ééé ✓');\n"
+                                         "SELECT 'ü', x,\n"
+                                         "       nope FROM kgt_u;\n")
+    result = kgmigrate("up", "-y")
+    assert f"{bad}:5: ERROR: column \"nope\" does not exist" in result.output
+    lines = result.output.splitlines()
+    src = next(i for i, ln in enumerate(lines) if ln.endswith("|        nope FROM kgt_u;"))
+    assert lines[src + 1].index("^") == lines[src].index("nope")
