@@ -160,7 +160,7 @@ def _run_transaction(conn: psycopg.Connection, path: Path, lines: LineMap,
     script, starts = "BEGIN;\n", []
     for stmt in statements:
         starts.append(len(script))
-        script += stmt.sql + ";\n"
+        script += stmt.sql + "\n;\n"  # the newline ends a trailing -- comment
     script += "".join(f"{sql};\n" for sql in tail) + "COMMIT"
     try:
         outcome = run_script(conn, script)

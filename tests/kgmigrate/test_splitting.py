@@ -85,6 +85,15 @@ def test_seed_format_file_records_itself_once(kgmigrate, migrations, db):
     assert row == [(1, "seed", True, True)]
 
 
+def test_last_statement_with_a_trailing_comment_and_no_semicolon(kgmigrate, migrations, db):
+    path = migrations.path / "001_tail.sql"
+    path.write_text("CREATE TABLE kgt_tail (x INTEGER);\nINSERT INTO kgt_tail VALUES (1) -- done")
+    result = kgmigrate("up", "-y")
+    assert result.exit_code == 0, result.output
+    assert db.execute("SELECT x FROM kgt_tail").fetchall() == [(1,)]
+    assert tracked(db) == [1]
+
+
 def test_savepoints_pass_through(kgmigrate, migrations, db):
     migrations.add("001_sp.sql", "CREATE TABLE kgt_sp (x INTEGER);\nSAVEPOINT a;\n"
                                  "INSERT INTO kgt_sp VALUES (1);\nROLLBACK TO SAVEPOINT a;\n"
