@@ -97,7 +97,8 @@ def _list(settings: Settings) -> None:
                      f"unverified: {e.problem}" if e.problem else ""))
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     for r in rows:
-        say("  ".join(c.ljust(w) for c, w in zip(r, widths)) + ("  " + r[5] if r[5] else ""))
+        line = "  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[5]
+        say(line.rstrip())
 
 
 @click.command()
@@ -107,8 +108,7 @@ def _list(settings: Settings) -> None:
 @click.pass_obj
 def restore(settings: Settings, file: Path | None, yes: bool, list_: bool) -> None:
     """Replace the database's content with a snapshot, atomically."""
-    from .pgclient import db_facts
-    from .restore import check_file, run_restore
+    from .restore import check_file
 
     if list_:
         if file is not None:
@@ -122,7 +122,15 @@ def restore(settings: Settings, file: Path | None, yes: bool, list_: bool) -> No
         warn(w)
     conninfo, conn = _open(settings)
     with conn:
-        facts = db_facts(conn)
+        _confirm_and_restore(settings, conninfo, conn, checked, yes)
+
+
+def _confirm_and_restore(settings: Settings, conninfo: str, conn, checked, yes: bool) -> None:
+    from .locking import advisory_lock
+    from .pgclient import db_facts
+    from .restore import run_restore
+
+    facts = db_facts(conn)
     m = checked.manifest
     say(f"kgmigrate {__version__} — restore", bold=True)
     say(f"Database:  {describe_target(settings, conninfo)}")
@@ -139,10 +147,9 @@ def restore(settings: Settings, file: Path | None, yes: bool, list_: bool) -> No
             say("Nothing restored.")
             return
     say(f"Restoring into {facts.database} in one transaction...")
-    run_restore(checked, conninfo, facts.server_major)
-    conninfo, conn = _open(settings)
-    with conn:
-        after = db_facts(conn)
+    with advisory_lock(conn, 60):  # no `kgmigrate up` may run meanwhile
+        run_restore(checked, conninfo, facts.server_major)
+    after = db_facts(conn)
     say(f"Restored {checked.path.name}. Schema version: {_version(after.schema_version)}",
         fg="green", bold=True)
 

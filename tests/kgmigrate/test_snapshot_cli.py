@@ -223,3 +223,32 @@ def test_restore_of_garbage_without_manifest_is_refused(kgmigrate, migrations, d
     assert result.exit_code == 1
     assert "pg_restore --list cannot read the file" in result.output
     assert db.execute("SELECT count(*) FROM app.things").fetchone()[0] == 5
+
+
+def test_restore_waits_for_a_running_migration(kgmigrate, migrations, db, db_url, tmp_path):
+    """Restore takes the migration lock: it starts only once a concurrent `up` lets go."""
+    from kgmigrate.locking import LOCK_KEY
+
+    seed(migrations, kgmigrate, db)
+    path = take(kgmigrate)
+    db.execute("INSERT INTO app.things (t) VALUES ('after the snapshot')")
+    with psycopg.connect(db_url, autocommit=True) as runner:
+        runner.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
+        proc = subprocess.Popen([sys.executable, "-m", "kgmigrate", "--database-url", db_url,
+                                 "restore", "-y", str(path)],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 60
+            while not db.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                                 "AND NOT granted").fetchone()[0]:
+                assert time.monotonic() < deadline, "restore never waited for the lock"
+                time.sleep(0.05)
+            assert db.execute("SELECT count(*) FROM app.things").fetchone()[0] == 6
+            runner.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
+            out, _ = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert proc.returncode == 0, out
+    assert db.execute("SELECT count(*) FROM app.things").fetchone()[0] == 5
