@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -10,12 +11,18 @@ from . import __version__
 from .output import human_size, say, warn
 from .settings import Settings, describe_target, resolve_conninfo
 
+if TYPE_CHECKING:  # psycopg and the restore module load only when a command needs them
+    import psycopg
+
+    from .restore import Checked
+    from .snapshots import Snapshot
+
 
 def _version(v: int | None) -> str:
     return "none" if v is None else f"{v:03d}"
 
 
-def _open(settings: Settings):
+def _open(settings: Settings) -> tuple[str, psycopg.Connection]:
     from .pgclient import connect  # not engine's: its SQL parser import costs 0.1 s
 
     conninfo = resolve_conninfo(settings)
@@ -32,8 +39,9 @@ def _restore_hint(path: Path) -> str:
     return f"Restore with: kgmigrate restore {path}"
 
 
-def make_snapshot(settings: Settings, conninfo: str, conn, fmt: str = "custom",
-                  output: Path | None = None, keep: int | None = None, quiet: bool = False):
+def make_snapshot(settings: Settings, conninfo: str, conn: psycopg.Connection,
+                  fmt: str = "custom", output: Path | None = None, keep: int | None = None,
+                  quiet: bool = False) -> Snapshot:
     """Take a snapshot of the connected database and report it."""
     from .pgclient import db_facts
     from .snapshots import take_snapshot
@@ -125,7 +133,8 @@ def restore(settings: Settings, file: Path | None, yes: bool, list_: bool) -> No
         _confirm_and_restore(settings, conninfo, conn, checked, yes)
 
 
-def _confirm_and_restore(settings: Settings, conninfo: str, conn, checked, yes: bool) -> None:
+def _confirm_and_restore(settings: Settings, conninfo: str, conn: psycopg.Connection,
+                         checked: Checked, yes: bool) -> None:
     from .locking import advisory_lock
     from .pgclient import db_facts
     from .restore import run_restore
@@ -154,8 +163,8 @@ def _confirm_and_restore(settings: Settings, conninfo: str, conn, checked, yes: 
         fg="green", bold=True)
 
 
-def snapshot_before_up(settings: Settings, conninfo: str, conn, want: bool | None,
-                       yes: bool) -> None:
+def snapshot_before_up(settings: Settings, conninfo: str, conn: psycopg.Connection,
+                       want: bool | None, yes: bool) -> None:
     """Snapshot before `up` applies: on --snapshot, or if the user agrees when data exists."""
     from .pgclient import holds_data
 

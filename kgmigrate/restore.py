@@ -6,6 +6,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from .errors import SnapshotError
 from .manifest import (
@@ -130,7 +131,7 @@ def restore_commands(checked: Checked, conninfo: str,
             [*base, "-c", "BEGIN", *pre, "-f", "-"]], env
 
 
-def _tail(errfile, conninfo: str) -> str:
+def _tail(errfile: BinaryIO, conninfo: str) -> str:
     errfile.seek(0)
     text = errfile.read().decode("utf-8", "replace")
     lines = [ln for ln in text.splitlines()
