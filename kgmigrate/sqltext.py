@@ -26,7 +26,11 @@ class LineMap:
 
     def __init__(self, text: str) -> None:
         self.text = text
-        self._starts = [0] + [i + 1 for i, ch in enumerate(text) if ch == "\n"]
+        self._starts = [0]
+        i = text.find("\n")
+        while i >= 0:
+            self._starts.append(i + 1)
+            i = text.find("\n", i + 1)
 
     def line_of(self, offset: int) -> int:
         """Return the 1-based line holding character `offset`."""

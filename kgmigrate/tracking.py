@@ -8,6 +8,7 @@ import socket
 from dataclasses import dataclass
 
 import psycopg
+from psycopg import pq
 
 from . import __version__
 
@@ -111,10 +112,14 @@ def record(conn: psycopg.Connection, version: int, name: str, checksum: str,
 
 def record_sql(conn: psycopg.Connection, version: int, name: str, checksum: str, by: str) -> str:
     """Return the SQL recording a file inside its own transaction (the server times the file)."""
-    from psycopg import sql
+    # libpq's own quoting: psycopg's sql composition costs more than the rest of a file's work.
+    esc = pq.Escaping(conn.pgconn)
+    enc = conn.info.encoding
 
-    params = [sql.Literal(v) for v in (version, name, checksum, None, by)]
-    return sql.SQL(RECORD.replace("%s", "{}")).format(*params).as_string(conn)
+    def literal(text: str) -> str:
+        return esc.escape_literal(text.encode(enc)).decode(enc)
+
+    return RECORD % (int(version), literal(name), literal(checksum), "NULL", literal(by))
 
 
 def set_checksum(conn: psycopg.Connection, version: int, checksum: str) -> None:
