@@ -5,6 +5,7 @@ loads the active model in the background and logs provider, model, dimensions an
 Never preload the app: torch and thread pools do not survive fork.
 """
 
+import ctypes
 import glob
 import os
 import shutil
@@ -24,6 +25,27 @@ threads = int(os.environ.get("KG_THREADS", "32"))
 _TORCH_THREADS = str(max(1, len(os.sched_getaffinity(0)) // workers))
 os.environ.setdefault("OMP_NUM_THREADS", _TORCH_THREADS)
 os.environ.setdefault("MKL_NUM_THREADS", os.environ["OMP_NUM_THREADS"])
+
+
+def _steady_malloc() -> None:
+    """Fix glibc's mmap threshold so a long-running worker's memory stays flat.
+
+    By default glibc raises the threshold each time a large block is freed, until the tensors of
+    every batch (different shapes each time) come from the heap, which fragments: workers grew
+    ~16% over 20 000 requests. Fixed at 128 KiB, big tensors are mapped and given back on free
+    (+1%). Set once here in the master; forked workers inherit it. KG_MALLOC_TUNING=0 skips it.
+    """
+    if os.environ.get("KG_MALLOC_TUNING", "1") == "0" or "MALLOC_MMAP_THRESHOLD_" in os.environ:
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc: nothing to tune
+        return
+    libc.mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD
+    libc.mallopt(-1, 128 * 1024)  # M_TRIM_THRESHOLD: give the heap's free top back too
+
+
+_steady_malloc()
 
 # prometheus_client's multi-process mode: each worker writes its metrics to files in this folder
 # and /metrics adds them up (kgserve.metrics); child_exit drops a dead worker's live gauges.
