@@ -125,6 +125,8 @@ class Reporter:
 
 @dataclass
 class ApplyResult:
+    """What `apply` did: the baseline, each file with its time in ms, the version reached."""
+
     baseline_applied: bool
     applied: list[tuple[Migration, int]]
     current_version: int | None
@@ -149,6 +151,8 @@ def _run_statements(conn: psycopg.Connection, path: Path, lines: LineMap,
 
 
 class _Failed(Exception):
+    """A statement failed: the located message and the statement's index in its file."""
+
     def __init__(self, message: str, index: int) -> None:
         super().__init__(message)
         self.message, self.index = message, index
@@ -207,6 +211,7 @@ def _apply_one(conn: psycopg.Connection, mig: Migration, by: str) -> int:
 
 
 def check_drift(drifted: list[int], files: list[MigrationFile]) -> None:
+    """Raise DriftError naming the drifted files and the `repair` command that accepts them."""
     if not drifted:
         return
     names = {mf.version: mf.path.name for mf in files}
