@@ -7,7 +7,7 @@ STAMP   := $(VENV)/.installed
 # CPU wheel on these machines; a bare `torch` would pull the newest CUDA build (GBs).
 TORCH   ?= torch==2.13.0
 
-.PHONY: install test run bench clean
+.PHONY: install test run clean
 
 install: $(STAMP)
 
