@@ -11,6 +11,7 @@ import weakref
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
+from itertools import pairwise
 
 import numpy as np
 
@@ -151,7 +152,7 @@ class BatchingQueue:
                 batch = self._take()
                 metrics.QUEUE_SIZE.set(self._queued)
             try:
-                self._run(batch)
+                self._run_split(batch)
             except BaseException as exc:
                 for r, _ in batch:
                     r.fail(exc)
@@ -229,6 +230,14 @@ class BatchingQueue:
                 self._pending.remove(r)
         self._queued -= len(items)
         return items
+
+    def _run_split(self, items: list[tuple[Pending, int]]) -> None:
+        """Sort the batch by length and run it in model calls of about call_size texts."""
+        items.sort(key=lambda it: it[0].tokens[it[1]])
+        calls = max(1, len(items) // max(1, self.settings.call_size))
+        bounds = [round(k * len(items) / calls) for k in range(calls + 1)]
+        for lo, hi in pairwise(bounds):
+            self._run(items[lo:hi])
 
     def _run(self, items: list[tuple[Pending, int]]) -> None:
         """Embed one batch, sorted by length, and hand each request its own rows."""

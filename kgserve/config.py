@@ -24,6 +24,7 @@ DEFAULTS: dict[str, Any] = {
     "BATCH_MAX_TOKENS": 8192,      # padded tokens (longest x count) per model call
     "BATCH_MAX_WAIT_MS": 2.0,      # top-up wait for a fuller batch, only right after a busy model
     "BATCH_MAX_QUEUE": 2048,       # texts waiting per worker before new requests get 429
+    "BATCH_CALL_SIZE": 8,          # a batch runs sorted by length in model calls of ~this many (CPU)
 }
 
 # Secrets are taken verbatim: from_prefixed_env would JSON-decode a token such as "123".

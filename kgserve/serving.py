@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from . import metrics
@@ -19,7 +20,8 @@ def batch_settings(cfg: ProviderConfig, app_config: Mapping[str, Any]) -> BatchS
         max_batch=cfg.batch_size,
         max_tokens=int(app_config.get("BATCH_MAX_TOKENS") or defaults.max_tokens),
         max_wait=defaults.max_wait if wait_ms is None else float(wait_ms) / 1000.0,
-        max_queue=int(app_config.get("BATCH_MAX_QUEUE") or defaults.max_queue))
+        max_queue=int(app_config.get("BATCH_MAX_QUEUE") or defaults.max_queue),
+        call_size=int(app_config.get("BATCH_CALL_SIZE") or defaults.call_size))
 
 
 class ServedProvider(EmbeddingProvider):
@@ -53,7 +55,10 @@ class ServedProvider(EmbeddingProvider):
         metrics.observe_load(cfg.provider, cfg.model_name,
                              self.inner.load_seconds or time.perf_counter() - started)
         if self.batching:
-            self.queue = BatchingQueue(self.inner, self.settings)
+            settings = self.settings or BatchSettings(max_batch=cfg.batch_size)
+            if self.inner.device != "cpu":  # accelerators gain from every text in one call
+                settings = replace(settings, call_size=settings.max_batch)
+            self.queue = BatchingQueue(self.inner, settings)
 
     def embed(self, texts: list[str], input_type: str | None = None,
               dimensions: int | None = None) -> BatchedEmbeddings:
