@@ -45,8 +45,10 @@ def test_cli_set_then_devserver_serves_and_prints_the_examples(kg_url):
         deadline = time.monotonic() + BOUND
         while "Stop with Ctrl-C" not in seen and time.monotonic() < deadline:
             assert proc.poll() is None, seen[-3000:]
+            # Raw reads: readline() would pull several lines into Python's buffer, where select()
+            # cannot see them, and the loop would wait forever for the banner it already has.
             if sel.select(timeout=1):
-                seen += proc.stderr.readline()
+                seen += os.read(proc.stderr.fileno(), 65536).decode("utf-8", "replace")
         assert "Stop with Ctrl-C" in seen, seen[-3000:]
         base = f"http://127.0.0.1:{port}"
         assert f"kgserve is ready on {base}" in seen and f"curl -s {base}/v1/embeddings" in seen
