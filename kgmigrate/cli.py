@@ -233,10 +233,10 @@ def repair(settings: Settings, versions: tuple[int, ...], lock_timeout: float) -
         say("Nothing to repair: no applied file has changed.")
 
 
-from .cli_localdb import localdb  # noqa: E402  (registers the localdb group)
+from .cli_localdb import localdb
 
 cli.add_command(localdb)
-from .cli_snapshot import restore, snapshot, snapshot_before_up  # noqa: E402
+from .cli_snapshot import restore, snapshot, snapshot_before_up
 
 cli.add_command(snapshot)
 cli.add_command(restore)

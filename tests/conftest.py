@@ -9,7 +9,12 @@ import psycopg
 import pytest
 from click.testing import CliRunner
 
-from tests.support.pg import create_database, destroy_cluster, drop_database, make_cluster
+from tests.support.pg import (
+    create_database,
+    destroy_cluster,
+    drop_database,
+    make_cluster,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 
