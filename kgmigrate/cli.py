@@ -10,7 +10,7 @@ import click
 
 from . import __version__
 from .errors import KgMigrateError
-from .output import arrow, ok_mark, say, warn
+from .output import arrow, ok_mark, say, version_label, warn
 from .settings import Settings, describe_target, resolve_conninfo
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -88,10 +88,6 @@ def _print_plan(plan) -> None:
         warn(w)
 
 
-def _version(v: int | None) -> str:
-    return "none" if v is None else f"{v:03d}"
-
-
 def _confirm(question: str, default: bool) -> bool:
     """Ask on stdin; EOF counts as the default answer."""
     try:
@@ -128,13 +124,13 @@ def up(settings: Settings, dry_run: bool, yes: bool, verbose: bool, target: int 
         if dry_run:
             say()
             say(f"Dry run: nothing was applied. Current schema version: "
-                f"{_version(plan.current_version)}")
+                f"{version_label(plan.current_version)}")
             return
         if count:
             snapshot_before_up(settings, conninfo, conn, want=snapshot, yes=yes)
         if count == 0:
             say()
-            say(f"Nothing to do. Current schema version: {_version(plan.current_version)}",
+            say(f"Nothing to do. Current schema version: {version_label(plan.current_version)}",
                 fg="green")
         elif not yes:
             say()
@@ -169,7 +165,7 @@ def up(settings: Settings, dry_run: bool, yes: bool, verbose: bool, target: int 
             n = len(result.applied) + (1 if result.baseline_applied else 0)
             if n == 0:  # we waited for the lock while another runner did the work
                 say("Another runner applied them meanwhile.")
-            say(f"Applied: {n} migration(s). Schema version: {_version(result.current_version)}",
+            say(f"Applied: {n} migration(s). Schema version: {version_label(result.current_version)}",
                 fg="green", bold=True)
 
 
@@ -195,7 +191,7 @@ def status(settings: Settings, as_json: bool) -> None:
         }, indent=2))
         return
     _header(settings, conninfo, "status")
-    say(f"Current version: {_version(plan.current_version)}", bold=True)
+    say(f"Current version: {version_label(plan.current_version)}", bold=True)
     say(f"Applied: {len(applied)} migration(s)")
     for r in applied:
         when = f"{r.applied_at:%Y-%m-%d %H:%M:%S}" if r.applied_at else "?"
@@ -203,9 +199,8 @@ def status(settings: Settings, as_json: bool) -> None:
         mark = "!" if r.version in plan.drifted else ok_mark()
         say(f"  {mark} Migration {r.version:03d} - {r.name}  {when}{ms}",
             fg="red" if r.version in plan.drifted else None)
-    _print_pending = plan.pending
-    say(f"Pending: {len(_print_pending)} migration(s)")
-    for m in _print_pending:
+    say(f"Pending: {len(plan.pending)} migration(s)")
+    for m in plan.pending:
         say(f"  {arrow()} Migration {m.version:03d} - {m.name}", fg="cyan")
     if plan.drifted:
         say(f"Drifted: {', '.join(f'{v:03d}' for v in plan.drifted)} changed since applied; "

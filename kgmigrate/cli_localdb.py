@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .output import say
+from .output import say, version_label
 
 
 @click.group()
@@ -30,8 +30,7 @@ def start(ctx: click.Context, no_migrate: bool) -> None:
         plan = make_plan(conn, settings)
         result = apply(conn, settings, plan)
     n = len(result.applied) + (1 if result.baseline_applied else 0)
-    version = "none" if result.current_version is None else f"{result.current_version:03d}"
-    say(f"Applied {n} migration(s); schema version {version}")
+    say(f"Applied {n} migration(s); schema version {version_label(result.current_version)}")
 
 
 @localdb.command()

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import click
 
 from . import __version__
-from .output import human_size, say, warn
+from .output import human_size, say, version_label, warn
 from .settings import Settings, describe_target, resolve_conninfo
 
 if TYPE_CHECKING:  # psycopg and the restore module load only when a command needs them
@@ -16,10 +16,6 @@ if TYPE_CHECKING:  # psycopg and the restore module load only when a command nee
 
     from .restore import Checked
     from .snapshots import Snapshot
-
-
-def _version(v: int | None) -> str:
-    return "none" if v is None else f"{v:03d}"
 
 
 def _open(settings: Settings) -> tuple[str, psycopg.Connection]:
@@ -52,7 +48,7 @@ def make_snapshot(settings: Settings, conninfo: str, conn: psycopg.Connection,
         click.echo(str(snap.path))
     else:
         say(f"Snapshot: {snap.path} ({human_size(snap.manifest.size)}, {fmt}, schema version "
-            f"{_version(facts.schema_version)}, {snap.seconds:.1f} s)", fg="green")
+            f"{version_label(facts.schema_version)}, {snap.seconds:.1f} s)", fg="green")
         say(_restore_hint(snap.path))
         for old in snap.removed:
             say(f"Removed old snapshot {old.name}")
@@ -101,7 +97,7 @@ def _list(settings: Settings) -> None:
     for e in entries:
         m = e.manifest
         rows.append((e.path.name, human_size(e.size), f"{e.created:%Y-%m-%d %H:%M:%S}",
-                     m.database if m else "?", _version(m.schema_version) if m else "?",
+                     m.database if m else "?", version_label(m.schema_version) if m else "?",
                      f"unverified: {e.problem}" if e.problem else ""))
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     for r in rows:
@@ -146,8 +142,8 @@ def _confirm_and_restore(settings: Settings, conninfo: str, conn: psycopg.Connec
     say(f"Snapshot:  {checked.path} ({checked.format}"
         + (f", verified, taken {m.created_at[:19].replace('T', ' ')} from {m.database}" if m
            else ", unverified") + ")")
-    say(f"Current schema version:  {_version(facts.schema_version)}")
-    say(f"Snapshot schema version: {_version(m.schema_version) if m else 'unknown'}")
+    say(f"Current schema version:  {version_label(facts.schema_version)}")
+    say(f"Snapshot schema version: {version_label(m.schema_version) if m else 'unknown'}")
     say()
     if not yes:
         say(f"Warning: all current data in database {facts.database} will be replaced by the "
@@ -159,7 +155,7 @@ def _confirm_and_restore(settings: Settings, conninfo: str, conn: psycopg.Connec
     with advisory_lock(conn, 60):  # no `kgmigrate up` may run meanwhile
         run_restore(checked, conninfo, facts.server_major)
     after = db_facts(conn)
-    say(f"Restored {checked.path.name}. Schema version: {_version(after.schema_version)}",
+    say(f"Restored {checked.path.name}. Schema version: {version_label(after.schema_version)}",
         fg="green", bold=True)
 
 

@@ -37,6 +37,11 @@ def _utf8() -> bool:
     return (getattr(sys.stdout, "encoding", "") or "").lower().replace("-", "") in ("utf8",)
 
 
+def version_label(v: int | None) -> str:
+    """Return a schema version as 003, or 'none' for an empty database."""
+    return "none" if v is None else f"{v:03d}"
+
+
 def human_size(n: int) -> str:
     """Return a byte count as 1.2 MB and the like."""
     size = float(n)
