@@ -7,6 +7,8 @@ from typing import Any
 
 from flask import Flask
 
+from .manager import LOAD_RETRY_SECONDS
+
 DEFAULTS: dict[str, Any] = {
     "DATABASE_URL": None,          # KG_DATABASE_URL; else libpq PG* env; else the local cluster
     "ADMIN_TOKEN": None,           # KG_ADMIN_TOKEN; unset disables /admin/*
@@ -18,7 +20,7 @@ DEFAULTS: dict[str, Any] = {
     "NOTIFY_CHANNEL": "kg_embedding_config",
     "POLL_INTERVAL": 3.0,          # seconds between safety-net checks of the active config id
     "LISTENER": True,              # follow config changes (LISTEN/NOTIFY) in a background thread
-    "LOAD_RETRY_SECONDS": 10.0,    # after a failed lazy load, wait this long before trying again
+    "LOAD_RETRY_SECONDS": LOAD_RETRY_SECONDS,  # a config that failed to load waits this long
     # Micro-batching of local models (kgserve.batching); the size limit is the config's batch_size.
     "BATCHING": True,              # KG_BATCHING=false: one model call per request
     "BATCH_MAX_TOKENS": 8192,      # padded tokens (longest x count) per model call

@@ -19,11 +19,14 @@ log = logging.getLogger(__name__)
 
 
 class DatabaseUnavailable(Exception):
-    """The database cannot be reached right now (answered as 503)."""
+    """The database cannot be reached right now."""
+
+    code = "database_unavailable"
+    retry_after = 5  # seconds: the pool keeps reconnecting behind
 
 
 class SchemaMissing(DatabaseUnavailable):
-    """The database has no kg_api.embedding_config yet (answered as 503)."""
+    """The database has no kg_api.embedding_config yet."""
 
     def __init__(self) -> None:
         super().__init__("the database has no kg_api.embedding_config table: apply the "

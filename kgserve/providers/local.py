@@ -19,7 +19,6 @@ from kgserve.providers.base import (
     DeviceUnavailable,
     EmbeddingProvider,
     Embeddings,
-    InvalidInput,
     ProviderConfig,
     ProviderError,
     ResourceLimitExceeded,
@@ -163,21 +162,23 @@ class LocalProvider(EmbeddingProvider):
     def embed(self, texts: list[str], input_type: str | None = None,
               dimensions: int | None = None) -> Embeddings:
         """Embed `texts` in one model call; truncate to `dimensions` and re-normalise."""
-        self.check_request(input_type, dimensions)
-        _check_texts(texts)
-        size = dimensions or self.dimensions
-        dtype = np.float16 if self.config.precision == "float16" else np.float32
+        self.check_request(texts, input_type, dimensions)
         if not texts:
-            return Embeddings(np.zeros((0, size), dtype=dtype), 0)
-        vectors, tokens = self._encode(texts, input_type)
-        vectors = vectors[:, :size]
+            return Embeddings(np.zeros((0, dimensions or self.dimensions), dtype=self._dtype()), 0)
+        vectors = self.encode(texts, input_type, dimensions)
+        return Embeddings(vectors, sum(self.count_tokens(texts, input_type)))
+
+    def encode(self, texts: list[str], input_type: str | None = None,
+               dimensions: int | None = None) -> np.ndarray:
+        """Return the vectors of checked `texts`: one model call, truncated, re-normalised."""
+        vectors = self._encode(texts, input_type)[:, :dimensions or self.dimensions]
         if self.config.normalize_embeddings:
             norms = np.linalg.norm(vectors, axis=1, keepdims=True)
             vectors = vectors / np.maximum(norms, 1e-12)
-        return Embeddings(np.ascontiguousarray(vectors, dtype=dtype), tokens)
+        return np.ascontiguousarray(vectors, dtype=self._dtype())
 
-    def _encode(self, texts: list[str], input_type: str | None) -> tuple[np.ndarray, int]:
-        """Run the model and the tokenizer under the lock; return float32 vectors and tokens."""
+    def _encode(self, texts: list[str], input_type: str | None) -> np.ndarray:
+        """Run the model under the lock; return float32 vectors."""
         st = self._st
         if st is None:
             raise ProviderError(f"model {self.model!r} is not loaded")
@@ -186,8 +187,7 @@ class LocalProvider(EmbeddingProvider):
             out = st.encode(texts, prompt=prompt, batch_size=self.config.batch_size,
                             convert_to_numpy=True, normalize_embeddings=False,
                             show_progress_bar=False)
-            tokens = sum(self._token_counts(st, texts, prompt))
-        return np.asarray(out, dtype=np.float32), tokens
+        return np.asarray(out, dtype=np.float32)
 
     def _prompt(self, input_type: str | None) -> str | None:
         """Return the text prepended for `input_type` (None: the model's default, if any)."""
@@ -199,8 +199,6 @@ class LocalProvider(EmbeddingProvider):
 
     def count_tokens(self, texts: list[str], input_type: str | None = None) -> list[int]:
         """Return each text's token count as the model sees it (prefix included, truncated)."""
-        self.check_request(input_type, None)
-        _check_texts(texts)
         st = self._st
         if st is None:
             raise ProviderError(f"model {self.model!r} is not loaded")
@@ -253,12 +251,6 @@ def _task_prompts(st, resolved: ResolvedModel) -> dict[str, str]:
     for task, alias in (("query", "query"), ("document", "passage")):
         prompts[task] = own.get(task) or own.get(alias) or resolved.known.prompts.get(task, "")
     return prompts
-
-
-def _check_texts(texts: list[str]) -> None:
-    """Refuse anything but a list of strings."""
-    if not isinstance(texts, (list, tuple)) or not all(isinstance(t, str) for t in texts):
-        raise InvalidInput("input must be a list of strings")
 
 
 def _release(device: str) -> None:
