@@ -52,8 +52,11 @@ def list_(limit: int) -> None:
 @click.option("--provider", type=click.Choice(["local", "openai"]), required=True)
 @click.option("--model-name", "--model", required=True, help="e.g. sentence-transformers/all-MiniLM-L6-v2")
 @click.option("--dimensions", "embedding_dimensions", type=int, required=True)
-@click.option("--precision", type=click.Choice(["float32", "float16"]), default="float32",
-              show_default=True)
+@click.option("--precision", type=click.Choice(["float32", "float16", "int8"]),
+              default="float32", show_default=True,
+              help="int8 with --backend onnx or openvino (checked by the accuracy guard).")
+@click.option("--backend", type=click.Choice(["torch", "onnx", "openvino"]),
+              help="How a local model runs: torch (default), onnx (ONNX Runtime) or openvino.")
 @click.option("--device", type=click.Choice(["cpu", "cuda", "mps"]))
 @click.option("--max-memory-mb", type=int)
 @click.option("--num-threads", type=int)

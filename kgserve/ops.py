@@ -43,8 +43,9 @@ def summary(row: dict[str, Any]) -> dict[str, Any]:
         "precision": row["precision"],
         # A local model can also run in a browser (transformers.js); OpenAI needs a secret key.
         "supports_browser": row["provider"] == "local",
-        "resource_allocation": {k: row.get(k) for k in
-                                ("max_memory_mb", "num_threads", "device", "batch_size")},
+        "resource_allocation": {"backend": row.get("backend") or "torch",
+                                **{k: row.get(k) for k in
+                                   ("max_memory_mb", "num_threads", "device", "batch_size")}},
     }
 
 
@@ -65,6 +66,7 @@ def change_config(rt: Runtime, data: dict[str, Any], serve: bool = True,
     data = dict(data)
     allow = bool(data.pop("allow_dimension_change", False))
     values = {k: data.get(k) for k in store.WRITABLE}
+    values["backend"] = values["backend"] or "torch"  # the column's default, explicit for _same
     with rt.db.connection() as conn:  # 503 fast when the database is down, before any load
         active = store.get_active(conn)
     if if_changed and _same(active, values):
@@ -83,8 +85,9 @@ def change_config(rt: Runtime, data: dict[str, Any], serve: bool = True,
     if not serve:
         provider.close()
     rt.last_row = row
-    log.info("config %s activated: provider=%s model=%s dimensions=%s by %s", row["id"],
-             row["provider"], row["model_name"], row["embedding_dimensions"], row["updated_by"])
+    log.info("config %s activated: provider=%s model=%s dimensions=%s backend=%s precision=%s "
+             "by %s", row["id"], row["provider"], row["model_name"], row["embedding_dimensions"],
+             row.get("backend"), row["precision"], row["updated_by"])
     return _result(row["id"], f"now serving {row['provider']} {row['model_name']} "
                               f"({row['embedding_dimensions']} dimensions)")
 
