@@ -120,7 +120,8 @@ def export_key(model_fingerprint: str, spec: ExportSpec) -> dict[str, Any]:
     recipe: dict[str, Any] = {"opset": convert.OPSET}
     if spec.precision == "int8":
         recipe["quantization"] = convert.onnx_int8_recipe() if spec.backend == "onnx" \
-            else {"method": "nncf static", "calibration": _calibration_digest()}
+            else {"method": "nncf static mixed", "keep_float": list(convert.KEEP_FLOAT),
+                  "calibration": _calibration_digest()}
     return {"format": FORMAT, "model": model_fingerprint, "backend": spec.backend,
             "precision": spec.precision, "recipe": recipe,
             "versions": library_versions(spec.backend)}

@@ -61,7 +61,7 @@ class GuardResult:
 
     def describe(self) -> str:
         return (f"min cosine {self.min_cosine:.4f}, mean {self.mean_cosine:.4f} to "
-                f"{self.reference} over {self.probes} probe texts (bound {self.bound:g})")
+                f"{self.reference} over {self.probes} probe texts (bound {self.bound})")
 
 
 def compare(candidate: np.ndarray, reference: np.ndarray, dims: int, bound: float) -> GuardResult:

@@ -50,7 +50,7 @@ def weight_bytes_on_disk(folder: Path) -> int:
 def _check_config(cfg: ProviderConfig) -> None:
     """Refuse config values the provider cannot honour."""
     found = problem(cfg.provider, cfg.backend, cfg.precision, cfg.device)
-    if found:
+    if found and not (found[1] == FLOAT16_ON_CPU and cfg.id is not None):  # see load()
         raise _field_error(*found)
     for name in ("embedding_dimensions", "batch_size"):
         if getattr(cfg, name) < 1:
