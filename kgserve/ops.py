@@ -49,15 +49,23 @@ def summary(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _same(active: dict[str, Any] | None, values: dict[str, Any]) -> bool:
+def _same(active: dict[str, Any] | None, values: dict[str, Any],
+          ignore: tuple[str, ...] = ()) -> bool:
     if active is None:
         return False
-    keys = [k for k in store.WRITABLE if k != "updated_by" and values.get(k) is not None]
+    keys = [k for k in store.WRITABLE if k != "updated_by" and k not in ignore
+            and values.get(k) is not None]
     return all(active.get(k) == values[k] for k in keys)
 
 
+def active_matches(rt: Runtime, data: dict[str, Any], ignore: tuple[str, ...]) -> bool:
+    """Say whether the active row already has every value of `data` except the `ignore` ones."""
+    with rt.db.connection() as conn:
+        return _same(store.get_active(conn), data, ignore)
+
+
 def change_config(rt: Runtime, data: dict[str, Any], serve: bool = True,
-                  if_changed: bool = False) -> dict[str, Any]:
+                  if_changed: bool = False, ignore: tuple[str, ...] = ()) -> dict[str, Any]:
     """Validate by loading the new provider; only then write the active row and notify.
 
     `data` is ConfigRequestSchema output. With `serve` the new provider replaces this process's
@@ -69,7 +77,7 @@ def change_config(rt: Runtime, data: dict[str, Any], serve: bool = True,
     values["backend"] = values["backend"] or "torch"  # the column's default, explicit for _same
     with rt.db.connection() as conn:  # 503 fast when the database is down, before any load
         active = store.get_active(conn)
-    if if_changed and _same(active, values):
+    if if_changed and _same(active, values, ignore):
         return _result(active["id"], f"{active['model_name']} is already the active config")
     store.check_dimensions(active, values["embedding_dimensions"], allow)  # 409 before loading
     provider = rt.manager.prepare(ProviderConfig.from_row(values))  # 422 on failure

@@ -16,6 +16,7 @@ int8), so every conversion runs once per model.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -23,6 +24,7 @@ import logging
 import os
 import re
 import shutil
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -189,7 +191,9 @@ class Exporter:
             tmp = self.root / f".tmp-{final.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
             tmp.mkdir()
             try:
-                self._make(spec, tmp)
+                # Converters print progress bars; stdout belongs to the CLI's JSON answer.
+                with contextlib.redirect_stdout(sys.stderr):
+                    self._make(spec, tmp)
                 write_manifest(tmp, key, doc, self.name)
                 _fsync_tree(tmp)
                 os.rename(tmp, final)
