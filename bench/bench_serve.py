@@ -98,13 +98,13 @@ def bench_kgserve(folder: Path, dims: int, db_url: str, payloads: list[str], wor
             return f"refused: {body.get('message', body)}"[:300]
         if code != 200:
             raise RuntimeError(f"selecting the model failed: {code} {body}")
-        status = lib.http("GET", base + "/admin/embedding/config", None, admin)[1]
-        accuracy = status.get("model_status", {}).get("accuracy") or {}
         workers = lib.children(proc.pid)
         # Every worker follows the change (NOTIFY); wait until many requests in a row succeed.
         lib.wait_until(lambda: all(lib.http("POST", base + "/v1/embeddings",
                                             json.loads(payloads[0]))[0] == 200
                                    for _ in range(8 * len(workers))), 600, "workers", proc)
+        status = lib.http("GET", base + "/admin/embedding/config", None, admin)[1]
+        accuracy = status.get("model_status", {}).get("accuracy") or {}
         rss: list[float] = []
         result = measure(base, "/v1/embeddings", payloads, work, seconds,
                          lambda: rss.append(sum(lib.rss_mib(p) for p in workers)), warmup)
