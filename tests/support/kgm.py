@@ -12,6 +12,12 @@ import psycopg
 REPO = Path(__file__).resolve().parents[2]
 
 
+def latest_version(migrations_dir: Path | None = None) -> int:
+    """The highest version among the project's migration files (what a fresh `up` reaches)."""
+    folder = migrations_dir or REPO / "schema" / "migrations"
+    return max(int(p.name.split("_", 1)[0]) for p in folder.glob("[0-9]*_*.sql"))
+
+
 def tracked(conn: psycopg.Connection) -> list[int]:
     """Return the versions recorded in public.schema_migrations (empty when it does not exist)."""
     if not table_exists(conn, "public.schema_migrations"):
