@@ -99,12 +99,21 @@ def bench_kgserve(folder: Path, dims: int, db_url: str, payloads: list[str], wor
         if code != 200:
             raise RuntimeError(f"selecting the model failed: {code} {body}")
         workers = lib.children(proc.pid)
-        # Every worker follows the change (NOTIFY); wait until many requests in a row succeed.
-        lib.wait_until(lambda: all(lib.http("POST", base + "/v1/embeddings",
-                                            json.loads(payloads[0]))[0] == 200
-                                   for _ in range(8 * len(workers))), 600, "workers", proc)
-        status = lib.http("GET", base + "/admin/embedding/config", None, admin)[1]
-        accuracy = status.get("model_status", {}).get("accuracy") or {}
+        # Every worker follows the change (NOTIFY): wait until each one reports the new config.
+        seen: dict[int, dict] = {}
+
+        def converged() -> bool:
+            for _ in range(4 * len(workers)):
+                got = lib.http("GET", base + "/admin/embedding/config", None, admin)[1]
+                ms = got.get("model_status") or {}
+                if ms.get("pid"):
+                    seen[ms["pid"]] = ms
+            return len(seen) >= len(workers) and all(
+                m["config_id"] == body["config_id"] and m["state"] == "ready"
+                for m in seen.values())
+
+        lib.wait_until(converged, 1800, "workers", proc)
+        accuracy = next(iter(seen.values())).get("accuracy") or {}
         rss: list[float] = []
         result = measure(base, "/v1/embeddings", payloads, work, seconds,
                          lambda: rss.append(sum(lib.rss_mib(p) for p in workers)), warmup)
