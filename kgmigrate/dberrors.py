@@ -39,7 +39,7 @@ def _body_line_offset(lines: LineMap, stmt: Statement, line: int) -> int | None:
 
 
 def _in_body(exc: psycopg.Error, lines: LineMap, stmt: Statement,
-             statements: Sequence[Statement]) -> tuple[int, bool] | None:
+             statements: Sequence[Statement]) -> tuple[int, bool, Statement] | None:
     """Map the innermost PL/pgSQL frame of this file (a DO block, a routine it creates) to an offset."""
     for frame in _FRAME.finditer(exc.diag.context or ""):
         name, line = frame["name"], int(frame["line"])
@@ -56,9 +56,9 @@ def _in_body(exc: psycopg.Error, lines: LineMap, stmt: Statement,
         if query and ipos and ipos.isdigit():
             found_at = lines.text.find(query, at, at + len(query) + 4096)
             if found_at >= 0 and 0 < int(ipos) <= len(query):
-                return found_at + int(ipos) - 1, True
+                return found_at + int(ipos) - 1, True, owner
         line_text = lines.source_line(lines.line_of(at))
-        return at + len(line_text) - len(line_text.lstrip()) if line > 1 else at, False
+        return at + len(line_text) - len(line_text.lstrip()) if line > 1 else at, False, owner
     return None
 
 
@@ -79,12 +79,12 @@ def locate(exc: psycopg.Error, path: Path, lines: LineMap, stmt: Statement, shif
     `statements` are the file's, to find the routines a PL/pgSQL CONTEXT names.
     """
     diag = exc.diag
-    offset, with_col = stmt.offset, False
+    offset, with_col, owner = stmt.offset, False, stmt
     pos = diag.statement_position
     if pos and pos.isdigit() and 0 < int(pos) - shift <= len(stmt.sql):
         offset, with_col = stmt.offset + int(pos) - shift - 1, True
     elif (inside := _in_body(exc, lines, stmt, statements or [stmt])) is not None:
-        offset, with_col = inside
+        offset, with_col, owner = inside
     err = source_error(path, lines, offset, with_column=with_col)
     message = diag.message_primary or str(exc).strip().splitlines()[0]
     out = [f"{err.location()}: {diag.severity or 'ERROR'}: {message}"]
@@ -101,6 +101,8 @@ def locate(exc: psycopg.Error, path: Path, lines: LineMap, stmt: Statement, shif
         out.append("  QUERY: " + diag.internal_query.strip().replace("\n", "\n         "))
     if diag.context:
         out.append("  CONTEXT: " + diag.context.strip().replace("\n", "\n           "))
+    if owner is not stmt:  # the body of a routine the file created earlier, called from here
+        out.append(f"  CALLED FROM: line {stmt.line}: {stmt.sql.splitlines()[0].strip()}")
     out.append(err.excerpt())
     return "\n".join(out)
 

@@ -68,6 +68,7 @@ def test_error_in_a_function_this_file_creates_points_into_its_body(kgmigrate, m
     result = kgmigrate("up", "-y")
     assert f"{bad}:4: ERROR: division by zero" in result.output
     assert "PL/pgSQL function kgt_div(integer) line 3 at RETURN" in result.output
+    assert "CALLED FROM: line 6: SELECT kgt_div(0)\n" in result.output
 
 
 def test_syntax_error_inside_a_function_body_at_creation(kgmigrate, migrations, db):

@@ -102,8 +102,8 @@ def test_reading_in_small_pieces_finds_the_same(project_db, db_url, tmp_path):
 
 
 @pytest.mark.parametrize("text, found", [
-    ("CREATE FUNCTION f() RETURNS int LANGUAGE sql\nBEGIN ATOMIC\n  SELECT 1;\n  SELECT CASE "
-     "WHEN true THEN 2 END;\nEND;\n", None),
+    (("CREATE FUNCTION f() RETURNS int LANGUAGE sql\nBEGIN ATOMIC\n  SELECT 1;\n  SELECT CASE "
+      "WHEN true THEN 2 END;\nEND;\n"), None),
     ("CREATE PROCEDURE p() LANGUAGE sql BEGIN ATOMIC SELECT 1; END;\nCOMMIT;\n",
      "line 2: it ends a transaction itself (COMMIT;)"),
     ("SELECT 1;\nEND\n", "line 2: it ends a transaction itself (END;)"),  # psql sends it at EOF

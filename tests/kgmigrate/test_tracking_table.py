@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
-from tests.support.kgm import columns, run_kgmigrate, table_exists, tracked
+from tests.support.kgm import columns, env, run_kgmigrate, table_exists, tracked
 
 FOREIGN = {
     "golang-migrate": "CREATE TABLE public.schema_migrations (version bigint NOT NULL PRIMARY KEY, "
@@ -66,8 +67,6 @@ def test_table_option_keeps_history_beside_another_tools_table(kgmigrate, migrat
 def test_environment_and_quoted_names(db_url, db, migrations):
     migrations.add("001_t.sql", "CREATE TABLE kgt_t (x int);\n")
     env_name = '"Odd Schema"."History Of ""Migrations"""'
-    from tests.support.kgm import env
-
     proc = run_kgmigrate(db_url, migrations.path, "up", "-y", "--no-snapshot",
                          environ=env(KG_MIGRATIONS_TABLE=env_name))
     assert proc.returncode == 0, proc.stderr
@@ -92,7 +91,7 @@ def test_snapshot_and_restore_read_the_version_from_the_chosen_table(kgmigrate, 
     assert result.exit_code == 0, result.output
     assert "schema version 001" in result.output
     path = result.output.split("Restore with: kgmigrate restore ")[1].split()[0]
-    manifest = json.loads(open(path + ".json").read())
+    manifest = json.loads(Path(path + ".json").read_text())
     assert manifest["schema_version"] == 1
     result = kgmigrate("--table", "kgm.history", "restore", "-y", path)
     assert result.exit_code == 0, result.output
