@@ -20,7 +20,8 @@ from typing import BinaryIO
 CHUNK = 4 << 20
 _META_OK = frozenset({"restrict", "unrestrict"})  # pg_dump 15.14+ writes these around the SQL
 _ENDS_TXN = frozenset({"TRANS_STMT_COMMIT", "TRANS_STMT_ROLLBACK", "TRANS_STMT_PREPARE"})
-_LOOK_CLOSER = frozenset({"COMMIT", "END", "ROLLBACK", "ABORT", "PREPARE", "COPY", "CREATE"})
+# Statements starting with another word cannot end a transaction or carry inline data.
+_LOOK_CLOSER = ("COMMIT", "END", "ROLLBACK", "ABORT", "PREPARE", "COPY", "CREATE")
 _COMMENTS = frozenset({"SQL_COMMENT", "C_COMMENT"})
 _SPACE = " \t\n\r\f\v"  # the scanner's whitespace
 _COPY_END = (b"\\.\n", b"\\.\r\n")  # psql ends inline COPY data at such a line (or end of file)
@@ -104,19 +105,17 @@ def _significant(text: str, start: int, stop: int, inside: bool = False) -> list
 
 def _gap(text: str, start: int, stop: int) -> None:
     """Judge what lies between two statements: semicolons, comments, meta-command lines."""
-    if "\\" in text[start:stop]:
+    if text.find("\\", start, stop) >= 0:
         _significant(text, start, stop)
 
 
-def _first_word(text: str, start: int, stop: int) -> str | None:
-    """Return a statement's first word when that alone says it is harmless, else None."""
-    if "\\" in text[start:stop] or text[start] in "-/":
-        return None
-    end = start
-    while end < stop and (text[end].isalnum() or text[end] == "_"):
-        end += 1
-    word = text[start:end].upper()
-    return word if word and word not in _LOOK_CLOSER else None
+def _harmless(text: str, start: int, stop: int) -> bool:
+    """Tell cheaply whether a statement is harmless: no backslash, and a first word that is none
+    of the few that need the scanner and the parser (an INSERT of an `--inserts` dump, say)."""
+    first = text[start]
+    if first in "-/" or text.find("\\", start, stop) >= 0:
+        return False  # a comment or a meta-command comes first: look at the tokens
+    return not text[start:start + 8].upper().startswith(_LOOK_CLOSER)
 
 
 def _statement(text: str, tokens: list, start: int, stop: int) -> dict | None:
@@ -131,7 +130,7 @@ def _statement(text: str, tokens: list, start: int, stop: int) -> dict | None:
 
 def _judge(text: str, start: int, stop: int, atomic: _Atomic) -> bool:
     """Judge one statement; return True for `COPY ... FROM stdin` (inline data follows)."""
-    if _first_word(text, start, stop):
+    if _harmless(text, start, stop):
         return False
     tokens = _significant(text, start, stop)
     if not tokens:
