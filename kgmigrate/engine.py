@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
 from psycopg import pq
 
-from . import tracking
+from . import session, tracking
 from .dberrors import locate
 from .errors import ConnectError, DriftError, MigrationFailed, MigrationFileError
 from .locking import advisory_lock
@@ -22,9 +24,9 @@ from .migrations import (
     load,
     read_text,
 )
-from .settings import Settings
+from .settings import Settings, TableName
 from .sqltext import LineMap, Statement, split_statements
-from .wire import run_script
+from .wire import failing_statement, run_script
 
 DEFAULT_LOCK_TIMEOUT = 60.0
 
@@ -40,11 +42,7 @@ def connect(conninfo: str, read_only: bool = False) -> psycopg.Connection:
     except psycopg.OperationalError as exc:
         reason = " ".join(str(exc).split()) or exc.__class__.__name__
         raise ConnectError(f"cannot connect to the database: {reason}") from None
-    if read_only:
-        conn.execute("SET default_transaction_read_only = on")
-    if conn.info.server_version >= 140000:
-        # The server cancels our query as soon as we vanish (kill -9), releasing the lock at once.
-        conn.execute("SET client_connection_check_interval = '1s'")
+    session.configure(conn, read_only)
     return conn
 
 
@@ -85,7 +83,7 @@ def make_plan(conn: psycopg.Connection, settings: Settings, target: int | None =
               parse: bool = True) -> Plan:
     """Read the database and the directory; parse every pending file (syntax errors stop here)."""
     files = discover(settings.migrations_dir)
-    state = tracking.read_state(conn)
+    state = tracking.read_state(conn, settings.table)
     pending_files = [mf for mf in files if mf.version not in state.applied
                      and (target is None or mf.version <= target)]
     pending = [load(mf) for mf in pending_files] if parse else [
@@ -121,6 +119,7 @@ class Reporter:
     def checksums_filled(self, versions: list[int]) -> None: ...
     def migration_started(self, mig: Migration) -> None: ...
     def migration_applied(self, mig: Migration, ms: int) -> None: ...
+    def notice(self, label: str, diag: psycopg.errors.Diagnostic) -> None: ...
 
 
 @dataclass
@@ -147,7 +146,7 @@ def _run_statements(conn: psycopg.Connection, path: Path, lines: LineMap,
             conn.execute(stmt.sql)
         except psycopg.Error as exc:
             _lost(conn, exc, path)
-            raise _Failed(locate(exc, path, lines, stmt), i) from exc
+            raise _Failed(locate(exc, path, lines, stmt, 0, statements), i) from exc
 
 
 class _Failed(Exception):
@@ -175,22 +174,31 @@ def _run_transaction(conn: psycopg.Connection, path: Path, lines: LineMap,
         return
     if conn.info.transaction_status == pq.TransactionStatus.INERROR:
         conn.execute("ROLLBACK")
-    index = outcome.succeeded - 1  # the first result answers our BEGIN
+    # The server's position (in the script) names the statement even when it rejected the whole
+    # script before running any of it; else the first result answers our BEGIN.
+    index = failing_statement(outcome, starts, [len(s.sql) for s in statements])
     if 0 <= index < len(statements):
         stmt, shift = statements[index], starts[index]
     else:  # at COMMIT (a deferred constraint) or the tracking row: point at the file's end
         end = len(lines.text.rstrip())
         stmt, shift = Statement("COMMIT", end, lines.line_of(end), "COMMIT"), len(script)
-    raise _Failed(locate(outcome.error, path, lines, stmt, shift), index)
+    raise _Failed(locate(outcome.error, path, lines, stmt, shift, statements), index)
 
 
-def _apply_one(conn: psycopg.Connection, mig: Migration, by: str) -> int:
+# After the file's own work, its session is reset in its transaction; the notices of our own
+# statements that follow are not the file's to show.
+_OWN_QUIET = "SET LOCAL client_min_messages = warning"
+
+
+def _apply_one(conn: psycopg.Connection, mig: Migration, by: str, table: TableName) -> int:
     """Apply one file with its tracking row; return its run time in ms."""
     t0 = time.perf_counter()
     if mig.transactional:
         try:
             _run_transaction(conn, mig.path, mig.lines, mig.statements,
-                             [tracking.record_sql(conn, mig.version, mig.name, mig.checksum, by)])
+                             [*session.reset_sql(conn), _OWN_QUIET,
+                              tracking.record_sql(conn, table, mig.version, mig.name, mig.checksum,
+                                                  by)])
         except _Failed as exc:
             raise MigrationFailed(f"{exc.message}\nMigration {mig.version:03d} ({mig.name}) was "
                                   f"rolled back: nothing from it was applied.") from None
@@ -206,7 +214,8 @@ def _apply_one(conn: psycopg.Connection, mig: Migration, by: str) -> int:
             f"{ran}; it is not recorded. Fix the file (make the statements idempotent, "
             f"e.g. IF NOT EXISTS) and run again.") from None
     ms = round((time.perf_counter() - t0) * 1000)
-    tracking.record(conn, mig.version, mig.name, mig.checksum, ms, by)
+    session.reset(conn)
+    tracking.record(conn, table, mig.version, mig.name, mig.checksum, ms, by)
     return ms
 
 
@@ -221,46 +230,71 @@ def check_drift(drifted: list[int], files: list[MigrationFile]) -> None:
                      f"{' '.join(str(v) for v in drifted)}`")
 
 
+@contextmanager
+def _notices_to(conn: psycopg.Connection, rep: Reporter) -> Iterator[list[str]]:
+    """Forward the server's notices to `rep` while a file runs; yield where to name that file."""
+    running: list[str] = []
+
+    def forward(diag: psycopg.errors.Diagnostic) -> None:
+        if running:
+            rep.notice(running[-1], diag)
+
+    conn.add_notice_handler(forward)
+    try:
+        yield running
+    finally:
+        conn.remove_notice_handler(forward)
+
+
 def apply(conn: psycopg.Connection, settings: Settings, plan: Plan,
           lock_timeout: float = DEFAULT_LOCK_TIMEOUT, reporter: Reporter | None = None) -> ApplyResult:
     """Take the lock, re-read the state, then apply the baseline and every pending file in order."""
     rep = reporter or Reporter()
-    by = tracking.applied_by()
+    by, table = tracking.applied_by(), settings.table
     parsed = {m.version: m for m in plan.pending}
     baseline_done = False
     applied: list[tuple[Migration, int]] = []
-    with advisory_lock(conn, lock_timeout):
-        state = tracking.read_state(conn)  # another runner may have finished meanwhile
+    with advisory_lock(conn, lock_timeout), _notices_to(conn, rep) as running:
+        state = tracking.read_state(conn, table)  # another runner may have finished meanwhile
         if state.fresh and plan.baseline is not None:
             statements, lines = _parse_baseline(plan.baseline)
             t0 = time.perf_counter()
+            running.append(f"Baseline {plan.baseline.name}")
             try:
-                _run_transaction(conn, plan.baseline, lines, statements, tracking.ENSURE_TABLE)
+                _run_transaction(conn, plan.baseline, lines, statements,
+                                 [*session.reset_sql(conn), _OWN_QUIET,
+                                  *tracking.ensure_sql(conn, table)])
             except _Failed as exc:
                 raise MigrationFailed(f"{exc.message}\nThe baseline was rolled back: the database "
                                       f"is as it was.") from None
+            finally:
+                running.clear()
             baseline_done = True
             rep.baseline_applied(plan.baseline, round((time.perf_counter() - t0) * 1000))
         else:
             with conn.transaction():
-                tracking.ensure_table(conn)
-        state = tracking.read_state(conn)
+                tracking.ensure_table(conn, table, state)
+        state = tracking.read_state(conn, table)
         drifted, unfilled = _drift(state, plan.files)
         check_drift(drifted, plan.files)
         if unfilled:
             with conn.transaction():
                 for version, checksum in unfilled.items():
-                    tracking.set_checksum(conn, version, checksum)
+                    tracking.set_checksum(conn, table, version, checksum)
             rep.checksums_filled(sorted(unfilled))
         todo = [mf for mf in plan.files if mf.version not in state.applied
                 and (plan.target is None or mf.version <= plan.target)]
         for mf in todo:
             mig = parsed.get(mf.version) or load(mf)
             rep.migration_started(mig)
-            ms = _apply_one(conn, mig, by)
+            running.append(f"Migration {mig.version:03d} - {mig.name}")
+            try:
+                ms = _apply_one(conn, mig, by, table)
+            finally:
+                running.clear()
             applied.append((mig, ms))
             rep.migration_applied(mig, ms)
-        current = tracking.read_state(conn).current_version
+        current = tracking.read_state(conn, table).current_version
     return ApplyResult(baseline_done, applied, current)
 
 
@@ -268,8 +302,9 @@ def repair(conn: psycopg.Connection, settings: Settings, versions: list[int],
            lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> list[int]:
     """Record the current checksum of the named applied files (all drifted ones when none named)."""
     files = {mf.version: mf for mf in discover(settings.migrations_dir)}
+    table = settings.table
     with advisory_lock(conn, lock_timeout):
-        state = tracking.read_state(conn)
+        state = tracking.read_state(conn, table)
         if not state.has_table:
             raise MigrationFileError("nothing to repair: the database has no migrations applied")
         if versions:
@@ -285,7 +320,7 @@ def repair(conn: psycopg.Connection, settings: Settings, versions: list[int],
         else:
             chosen, _ = _drift(state, list(files.values()))
         with conn.transaction():
-            tracking.ensure_table(conn)
+            tracking.ensure_table(conn, table, state)
             for v in chosen:
-                tracking.set_checksum(conn, v, file_checksum(files[v].path))
+                tracking.set_checksum(conn, table, v, file_checksum(files[v].path))
     return sorted(chosen)
