@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import psycopg
@@ -12,6 +13,7 @@ from psycopg import pq
 
 from . import tracking
 from .dberrors import locate
+from .ddllock import DdlLockPolicy, DdlLocks, RetryNotice, SessionLockTimeout
 from .errors import ConnectError, DriftError, MigrationFailed, MigrationFileError
 from .locking import advisory_lock
 from .migrations import (
@@ -121,6 +123,7 @@ class Reporter:
     def checksums_filled(self, versions: list[int]) -> None: ...
     def migration_started(self, mig: Migration) -> None: ...
     def migration_applied(self, mig: Migration, ms: int) -> None: ...
+    def lock_retry(self, notice: RetryNotice) -> None: ...
 
 
 @dataclass
@@ -141,27 +144,35 @@ def _lost(conn: psycopg.Connection, exc: psycopg.Error, path: Path) -> None:
 
 
 def _run_statements(conn: psycopg.Connection, path: Path, lines: LineMap,
-                    statements: list[Statement]) -> None:
-    for i, stmt in enumerate(statements):
-        try:
-            conn.execute(stmt.sql)
-        except psycopg.Error as exc:
-            _lost(conn, exc, path)
-            raise _Failed(locate(exc, path, lines, stmt), i) from exc
+                    statements: list[Statement], ddl: DdlLocks, what: str) -> None:
+    """Run each statement on its own; one that gives up on a lock is retried alone."""
+    bound = SessionLockTimeout(conn, ddl.policy)
+    try:
+        for i, stmt in enumerate(statements):
+            try:
+                bound.before(stmt)
+                ddl.attempt(f"{what} statement {i + 1} (line {stmt.line})",
+                            partial(conn.execute, stmt.sql))
+            except psycopg.Error as exc:
+                _lost(conn, exc, path)
+                raise _Failed(locate(exc, path, lines, stmt), i, exc.sqlstate) from exc
+            bound.after(stmt)
+    finally:
+        bound.close()
 
 
 class _Failed(Exception):
     """A statement failed: the located message and the statement's index in its file."""
 
-    def __init__(self, message: str, index: int) -> None:
+    def __init__(self, message: str, index: int, sqlstate: str | None = None) -> None:
         super().__init__(message)
-        self.message, self.index = message, index
+        self.message, self.index, self.sqlstate = message, index, sqlstate
 
 
 def _run_transaction(conn: psycopg.Connection, path: Path, lines: LineMap,
-                     statements: list[Statement], tail: list[str]) -> None:
-    """Run the statements, then the `tail` SQL, in one transaction sent as one query."""
-    script, starts = "BEGIN;\n", []
+                     statements: list[Statement], tail: list[str], head: list[str] = ()) -> None:
+    """Run the `head` SQL, the statements, then the `tail` SQL, in one transaction sent as one query."""
+    script, starts = "BEGIN;\n" + "".join(f"{sql};\n" for sql in head), []
     for stmt in statements:
         starts.append(len(script))
         script += stmt.sql + "\n;\n"  # the newline ends a trailing -- comment
@@ -175,34 +186,36 @@ def _run_transaction(conn: psycopg.Connection, path: Path, lines: LineMap,
         return
     if conn.info.transaction_status == pq.TransactionStatus.INERROR:
         conn.execute("ROLLBACK")
-    index = outcome.succeeded - 1  # the first result answers our BEGIN
+    index = outcome.succeeded - 1 - len(head)  # the first results answer our BEGIN and head
     if 0 <= index < len(statements):
         stmt, shift = statements[index], starts[index]
     else:  # at COMMIT (a deferred constraint) or the tracking row: point at the file's end
         end = len(lines.text.rstrip())
         stmt, shift = Statement("COMMIT", end, lines.line_of(end), "COMMIT"), len(script)
-    raise _Failed(locate(outcome.error, path, lines, stmt, shift), index)
+    raise _Failed(locate(outcome.error, path, lines, stmt, shift), index, outcome.error.sqlstate)
 
 
-def _apply_one(conn: psycopg.Connection, mig: Migration, by: str) -> int:
+def _apply_one(conn: psycopg.Connection, mig: Migration, by: str, ddl: DdlLocks) -> int:
     """Apply one file with its tracking row; return its run time in ms."""
     t0 = time.perf_counter()
+    what = f"Migration {mig.version:03d} ({mig.name})"
     if mig.transactional:
+        tail = [tracking.record_sql(conn, mig.version, mig.name, mig.checksum, by)]
         try:
-            _run_transaction(conn, mig.path, mig.lines, mig.statements,
-                             [tracking.record_sql(conn, mig.version, mig.name, mig.checksum, by)])
+            ddl.attempt(what, lambda: _run_transaction(conn, mig.path, mig.lines, mig.statements,
+                                                       tail, ddl.transaction_head()))
         except _Failed as exc:
-            raise MigrationFailed(f"{exc.message}\nMigration {mig.version:03d} ({mig.name}) was "
+            raise MigrationFailed(f"{exc.message}\n{ddl.explain(exc)}{what} was "
                                   f"rolled back: nothing from it was applied.") from None
         return round((time.perf_counter() - t0) * 1000)
     try:
-        _run_statements(conn, mig.path, mig.lines, mig.statements)
+        _run_statements(conn, mig.path, mig.lines, mig.statements, ddl, what)
     except _Failed as exc:
         total = len(mig.statements)
         ran = (f"statements 1-{exc.index} of {total} already ran and stay applied"
                if exc.index else f"no statement of {total} ran")
         raise MigrationFailed(
-            f"{exc.message}\nMigration {mig.version:03d} ({mig.name}) runs without a transaction: "
+            f"{exc.message}\n{ddl.explain(exc)}{what} runs without a transaction: "
             f"{ran}; it is not recorded. Fix the file (make the statements idempotent, "
             f"e.g. IF NOT EXISTS) and run again.") from None
     ms = round((time.perf_counter() - t0) * 1000)
@@ -222,8 +235,13 @@ def check_drift(drifted: list[int], files: list[MigrationFile]) -> None:
 
 
 def apply(conn: psycopg.Connection, settings: Settings, plan: Plan,
-          lock_timeout: float = DEFAULT_LOCK_TIMEOUT, reporter: Reporter | None = None) -> ApplyResult:
-    """Take the lock, re-read the state, then apply the baseline and every pending file in order."""
+          lock_timeout: float = DEFAULT_LOCK_TIMEOUT, reporter: Reporter | None = None,
+          ddl_policy: DdlLockPolicy | None = None) -> ApplyResult:
+    """Take the lock, re-read the state, then apply the baseline and every pending file in order.
+
+    `lock_timeout` bounds the wait for the runner lock; `ddl_policy` the wait of each statement
+    for the locks it needs, and how often a file that gave up on one is retried.
+    """
     rep = reporter or Reporter()
     by = tracking.applied_by()
     parsed = {m.version: m for m in plan.pending}
@@ -254,12 +272,16 @@ def apply(conn: psycopg.Connection, settings: Settings, plan: Plan,
             rep.checksums_filled(sorted(unfilled))
         todo = [mf for mf in plan.files if mf.version not in state.applied
                 and (plan.target is None or mf.version <= plan.target)]
-        for mf in todo:
-            mig = parsed.get(mf.version) or load(mf)
-            rep.migration_started(mig)
-            ms = _apply_one(conn, mig, by)
-            applied.append((mig, ms))
-            rep.migration_applied(mig, ms)
+        ddl = DdlLocks(conn, ddl_policy or DdlLockPolicy(), on_retry=rep.lock_retry)
+        try:
+            for mf in todo:
+                mig = parsed.get(mf.version) or load(mf)
+                rep.migration_started(mig)
+                ms = _apply_one(conn, mig, by, ddl)
+                applied.append((mig, ms))
+                rep.migration_applied(mig, ms)
+        finally:
+            ddl.close()
         current = tracking.read_state(conn).current_version
     return ApplyResult(baseline_done, applied, current)
 

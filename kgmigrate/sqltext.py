@@ -14,6 +14,8 @@ from .errors import MigrationFileError
 
 NO_TRANSACTION_DIRECTIVE = "kgmigrate: no-transaction"
 _DIRECTIVE_RE = re.compile(r"^\s*--\s*kgmigrate:\s*no-transaction\s*$", re.IGNORECASE)
+# squawk's own comment directives, matched as squawk matches them (case-sensitive prefixes).
+_LINT_DIRECTIVE_RE = re.compile(r"^--\s*squawk-(ignore|disable-assume-in-transaction)\b")
 
 # Top-level transaction control the runner owns: absorbed, the runner opens and commits itself.
 _ABSORBED = {"TRANS_STMT_BEGIN", "TRANS_STMT_START", "TRANS_STMT_COMMIT"}
@@ -97,6 +99,27 @@ def has_no_transaction_directive(text: str) -> bool:
         if _DIRECTIVE_RE.match(line):
             return True
     return False
+
+
+def without_lint_directives(text: str) -> str:
+    """Return `text` without the squawk comment lines among its leading comments.
+
+    `-- squawk-ignore-file RULE -- why` (and the like) only steer the linter; leaving them out of
+    the checksum lets an applied file be annotated after a linter upgrade without drift.
+    """
+    if "squawk-" not in text:
+        return text
+    lines = text.split("\n")
+    drop = set()
+    for i, raw in enumerate(lines):
+        line = raw.strip()
+        if not line:
+            continue
+        if not line.startswith("--"):
+            break
+        if _LINT_DIRECTIVE_RE.match(line):
+            drop.add(i)
+    return "\n".join(line for i, line in enumerate(lines) if i not in drop) if drop else text
 
 
 def _meta_command_offset(text: str, error_offset: int) -> int | None:
@@ -193,3 +216,24 @@ def split_statements(text: str, path: Path, lines: LineMap | None = None) -> lis
         statements.append(Statement(sql=text[start:end], offset=start,
                                     line=lines.line_of(start), kind=kind))
     return statements
+
+
+def is_absorbed_transaction_control(sql: str) -> bool:
+    """Tell whether `sql` is one top-level BEGIN/START/COMMIT/END that the runner absorbs."""
+    parsed = parse_one(sql)
+    if parsed is None:
+        return False
+    kind, node = parsed
+    return kind == "TransactionStmt" and node.get("kind") in _ABSORBED and not node.get("chain")
+
+
+def parse_one(sql: str) -> tuple[str, dict] | None:
+    """Return the parse node (kind, fields) of one statement; None when it does not parse."""
+    try:
+        raw = json.loads(_parser().parse_sql_json(sql)).get("stmts", [])
+    except _parser().ParseError:
+        return None
+    if len(raw) != 1:
+        return None
+    (kind, node), = raw[0]["stmt"].items()
+    return kind, node
