@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from .errors import LintRefused, LintUnavailable
-from .output import say, warn
+from .output import say, say_lines, warn
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -29,11 +29,10 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-def _print_finding(f: Finding) -> None:
-    say(f"{f.path}:{f.line}:{f.column}: {f.rule}: {f.message}",
-        fg="red" if f.severity == "error" else "yellow")
-    if f.help:
-        say(f"  help: {f.help}")
+def _finding_lines(f: Finding) -> list[tuple[str, str | None]]:
+    first = (f"{f.path}:{f.line}:{f.column}: {f.rule}: {f.message}",
+             "red" if f.severity == "error" else "yellow")
+    return [first, (f"  help: {f.help}", None)] if f.help else [first]
 
 
 def summary(report: LintReport) -> str:
@@ -49,17 +48,16 @@ def summary(report: LintReport) -> str:
         out = (f"Lint: {err}, {_plural(len(report.warnings), 'warning')} in {touched} of "
                f"{files}")
     if report.hidden:
-        out += (f"; {report.hidden} hidden as moot (kgmigrate absorbs BEGIN/COMMIT and bounds "
-                f"lock waits itself)")
+        out += (f"; {sum(report.hidden.values())} hidden as moot under kgmigrate "
+                f"({', '.join(sorted(report.hidden))})")
     return out + "."
 
 
 def print_report(report: LintReport) -> None:
     """Print the findings as compilers do, then the summary line."""
-    for f in report.findings:
-        _print_finding(f)
-    errors = bool(report.errors)
-    say(summary(report), fg="red" if errors else "yellow" if report.findings else "green")
+    colour = "red" if report.errors else "yellow" if report.findings else "green"
+    say_lines([line for f in report.findings for line in _finding_lines(f)]
+              + [(summary(report), colour)])
 
 
 def lint_before_up(pending: list, mode: str, ddl_lock_timeout: float) -> None:

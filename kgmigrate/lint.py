@@ -67,7 +67,7 @@ class LintReport:
 
     files: list[LintFile]
     findings: list[Finding] = field(default_factory=list)
-    hidden: int = 0
+    hidden: dict[str, int] = field(default_factory=dict)  # rule -> findings hidden as moot
 
     @property
     def errors(self) -> list[Finding]:
@@ -80,7 +80,7 @@ class LintReport:
     def as_json(self) -> dict:
         """Return the `--json` object."""
         return {"files": len(self.files), "errors": len(self.errors),
-                "warnings": len(self.warnings), "hidden": self.hidden,
+                "warnings": len(self.warnings), "hidden": sum(self.hidden.values()),
                 "findings": [asdict(f) for f in self.findings]}
 
 
@@ -228,14 +228,15 @@ def lint_files(files: list[LintFile], lock_timeout_on: bool = True) -> LintRepor
     """Lint `files` with squawk; raise LintUnavailable when squawk is missing or fails."""
     report = LintReport(files)
     split: dict[Path, list[str]] = {}
-    order = {f.path: i for i, f in enumerate(files)}
+    order = {str(f.path): i for i, f in enumerate(files)}
     for lf, raw in run_squawk(files):
         lines = split.get(lf.path)
         if lines is None:
             lines = split[lf.path] = lf.text.replace("\r\n", "\n").split("\n")
         if _hidden(raw, lines, lock_timeout_on):
-            report.hidden += 1
+            rule = raw.get("rule_name", "")
+            report.hidden[rule] = report.hidden.get(rule, 0) + 1
         else:
             report.findings.append(_finding(lf, lines, raw))
-    report.findings.sort(key=lambda f: (order.get(Path(f.path), 0), f.line, f.column, f.rule))
+    report.findings.sort(key=lambda f: (order.get(f.path, 0), f.line, f.column, f.rule))
     return report
