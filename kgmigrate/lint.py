@@ -164,11 +164,16 @@ def run_squawk(files: list[LintFile]) -> list[tuple[LintFile, dict]]:
     results = []
     for group, proc in procs:
         by_name = {str(f.path): f for f in group}
+        by_real: dict[str, LintFile] = {}
         for raw in _finish(proc):
             name = str(raw.get("file", ""))
-            lf = by_name.get(name) or by_name.get(os.path.normpath(name))
-            if lf is not None:
-                results.append((lf, raw))
+            lf = by_name.get(name)
+            if lf is None:  # squawk spells paths its own way (./a.sql is a.sql): compare files
+                by_real = by_real or {os.path.realpath(f.path): f for f in group}
+                lf = by_real.get(os.path.realpath(name))
+            if lf is None:  # never drop a finding silently
+                raise LintUnavailable(f"squawk reported on {name!r}, a file it was not asked about")
+            results.append((lf, raw))
     return results
 
 
