@@ -147,8 +147,8 @@ def _finish(proc: subprocess.Popen) -> list[dict]:
             findings = None
     if isinstance(findings, list):
         return findings
-    why = next((ln.strip() for ln in err.decode("utf-8", "replace").splitlines() if ln.strip()),
-               "")
+    said = [ln.strip() for ln in err.decode("utf-8", "replace").splitlines() if ln.strip()]
+    why = " ".join(said[:2]) if said and said[0].endswith(":") else (said[0] if said else "")
     code = proc.returncode
     status = f"signal {-code}" if code < 0 else f"exit {code}"
     raise LintUnavailable(f"squawk failed ({status})" + (f": {why}" if why else ""))
