@@ -205,6 +205,7 @@ def main() -> None:
     ap.add_argument("-n", type=int, default=200, help="number of migrations (default 200)")
     ap.add_argument("--repeat", type=int, default=3, help="runs per tool; the median is shown")
     ap.add_argument("--lint-repeat", type=int, default=11, help="runs of each lint command")
+    ap.add_argument("--lint-only", action="store_true", help="time only lint against squawk")
     ap.add_argument("--dbmate", help="path to dbmate (default: PATH, /tmp/benchtools)")
     ap.add_argument("--yoyo", help="path to yoyo (default: PATH, /tmp/benchtools)")
     args = ap.parse_args()
@@ -214,6 +215,10 @@ def main() -> None:
     dbmate = find_tool(args.dbmate, "dbmate", [*native, "/tmp/benchtools/node_modules/.bin/dbmate"])
     yoyo = find_tool(args.yoyo, "yoyo", ["/tmp/benchtools/venv/bin/yoyo"])
 
+    if args.lint_only:
+        with tempfile.TemporaryDirectory(prefix="kgbench-lint-") as root:
+            print_lint(lint_runs(generate(Path(root), n), args.lint_repeat), n)
+        return
     bench = Bench()
     try:
         dirs = generate(bench.root / "migrations", n)

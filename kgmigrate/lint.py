@@ -10,10 +10,8 @@ squawk's own configuration (.squawk.toml, found from the current directory) and 
 
 from __future__ import annotations
 
-import glob
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterable
@@ -99,7 +97,8 @@ def folder_files(directory: Path) -> list[Path]:
 
     if not directory.is_dir():
         raise ConfigError(f"migrations directory not found: {directory}")
-    return sorted(p for p in directory.iterdir() if p.suffix.lower() == ".sql" and p.is_file())
+    return sorted((p for p in directory.iterdir() if p.suffix.lower() == ".sql" and p.is_file()),
+                  key=lambda p: p.name)
 
 
 def find_squawk() -> str:
@@ -112,6 +111,8 @@ def find_squawk() -> str:
     beside = Path(sys.executable).with_name("squawk")
     if beside.is_file() and os.access(beside, os.X_OK):
         return str(beside)
+    import shutil
+
     found = shutil.which("squawk")
     if found:
         return found
@@ -122,7 +123,11 @@ def find_squawk() -> str:
 def _pattern(path: Path) -> str:
     """squawk reads its arguments as glob patterns: escape names holding *, ? or [."""
     s = str(path)
-    return glob.escape(s) if any(c in s for c in "*?[") else s
+    if not any(c in s for c in "*?["):
+        return s
+    import glob  # rare: imported only for such names
+
+    return glob.escape(s)
 
 
 def _start(exe: str, files: list[LintFile], transactional: bool) -> subprocess.Popen:
