@@ -140,7 +140,8 @@ class SessionLockTimeout:
 
     Statements that run CONCURRENTLY keep the database's lock_timeout: they block no reads or
     writes while they wait, and giving up half way leaves an invalid index behind. Once the file
-    sets lock_timeout itself, its setting wins for the rest of the file.
+    sets lock_timeout itself, its setting wins for the rest of the file. The session reset after
+    the file (session.py) gives the next one the database's setting back.
     """
 
     def __init__(self, conn: psycopg.Connection, policy: DdlLockPolicy) -> None:
@@ -160,13 +161,6 @@ class SessionLockTimeout:
     def after(self, stmt: Statement) -> None:
         if sets_lock_timeout(stmt):
             self._user = True
-
-    def close(self) -> None:
-        """Give the session its own lock_timeout back (unless the file set one itself)."""
-        if self._current is not None and not self._user and not (
-                self._conn.closed or self._conn.broken):
-            self._conn.execute("RESET lock_timeout")
-        self._current = None
 
 
 def runs_concurrently(stmt: Statement) -> bool:
