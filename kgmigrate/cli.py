@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .cli_lint import LINT_MODES, ddl_lock_timeout_option, lint, lint_before_up
+from .cli_lint import LINT_MODES, UpLint, ddl_lock_timeout_option, lint
 from .errors import KgMigrateError
 from .output import arrow, ok_mark, say, version_label, warn
 from .settings import (
@@ -149,13 +149,13 @@ def up(settings: Settings, dry_run: bool, yes: bool, verbose: bool, quiet: bool,
     from .engine import Reporter, apply, check_drift, make_plan
 
     conninfo, conn = _connect(settings, read_only=dry_run)
-    with conn:
+    with conn, UpLint(lint_mode, ddl_lock_timeout) as pending_lint:
         _header(settings, conninfo, "Dry run" if dry_run else "apply migrations")
-        plan = make_plan(conn, settings, target=target)
+        plan = make_plan(conn, settings, target=target, on_pending=pending_lint.start)
         _print_plan(plan)
         if plan.drifted:  # a dry run predicts `up`, refusal included
             check_drift(plan.drifted, plan.files)
-        lint_before_up(plan.pending, lint_mode, ddl_lock_timeout)
+        pending_lint.finish()
         count = len(plan.pending) + (1 if plan.baseline else 0)
         if dry_run:
             say()

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Self
 
 import click
 
-from .errors import LintRefused, LintUnavailable
+from .errors import LintRefused, LintUnavailable, MigrationFileError
 from .output import say, say_lines, warn
 from .settings import Settings
 
 if TYPE_CHECKING:
-    from .lint import Finding, LintReport
+    from .lint import Finding, LintReport, SquawkRun
 
 LINT_MODES = ("warn", "error", "off")
 
@@ -60,27 +60,57 @@ def print_report(report: LintReport) -> None:
               + [(summary(report), colour)])
 
 
-def lint_before_up(pending: list, mode: str, ddl_lock_timeout: float) -> None:
-    """Lint the pending migrations for `up`; under --lint=error refuse on error findings."""
-    if mode == "off" or not pending:
-        return
-    from .lint import LintFile, lint_files
+class UpLint:
+    """The lint step of `up`: squawk starts as soon as the pending files are known, so it runs
+    while kgmigrate parses them; its findings print after the plan, before the apply question."""
 
-    files = [LintFile(m.path, m.lines.text, m.transactional) for m in pending]
-    try:
-        report = lint_files(files, lock_timeout_on=ddl_lock_timeout > 0)
-    except LintUnavailable as exc:
-        if mode == "error":
-            raise LintUnavailable(f"{exc} (--lint=error needs it; --lint=warn applies "
-                                  f"without linting)") from None
-        warn(f"lint skipped: {exc}")
-        return
-    say()
-    print_report(report)
-    if mode == "error" and report.errors:
-        raise LintRefused(f"--lint=error: {_plural(len(report.errors), 'error')} in pending "
-                          f"migrations; nothing was applied. Fix them, or ignore one with a "
-                          f"`-- squawk-ignore RULE` comment above the statement saying why")
+    def __init__(self, mode: str, ddl_lock_timeout: float) -> None:
+        self.mode, self.lock_timeout_on = mode, ddl_lock_timeout > 0
+        self._run: SquawkRun | None = None
+        self._failure: LintUnavailable | None = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._run is not None:
+            self._run.stop()
+
+    def start(self, pending: list) -> None:
+        """Start squawk on the pending files (make_plan calls this before it parses them)."""
+        if self.mode == "off" or not pending:
+            return
+        from .lint import SquawkRun, read_files
+
+        try:
+            self._run = SquawkRun(read_files([mf.path for mf in pending]))
+        except LintUnavailable as exc:
+            self._failure = exc
+        except MigrationFileError:
+            pass  # the plan's own reading reports it, located, right after
+
+    def finish(self) -> None:
+        """Print the findings; under --lint=error refuse an error finding (or no lint at all)."""
+        if self._run is None and self._failure is None:
+            return
+        try:
+            if self._failure is not None:
+                raise self._failure
+            report = self._run.report(self.lock_timeout_on)
+        except LintUnavailable as exc:
+            if self.mode == "error":
+                raise LintUnavailable(f"{exc} (--lint=error needs it; --lint=warn applies "
+                                      f"without linting)") from None
+            warn(f"lint skipped: {exc}")
+            return
+        finally:
+            self._run = None
+        say()
+        print_report(report)
+        if self.mode == "error" and report.errors:
+            raise LintRefused(f"--lint=error: {_plural(len(report.errors), 'error')} in pending "
+                              f"migrations; nothing was applied. Fix them, or ignore one with a "
+                              f"`-- squawk-ignore RULE` comment above the statement saying why")
 
 
 def _expand(paths: tuple[Path, ...]) -> list[Path]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
@@ -82,12 +82,18 @@ def _drift(state: tracking.DbState, files: list[MigrationFile]) -> tuple[list[in
 
 
 def make_plan(conn: psycopg.Connection, settings: Settings, target: int | None = None,
-              parse: bool = True) -> Plan:
-    """Read the database and the directory; parse every pending file (syntax errors stop here)."""
+              parse: bool = True,
+              on_pending: Callable[[list[MigrationFile]], None] | None = None) -> Plan:
+    """Read the database and the directory; parse every pending file (syntax errors stop here).
+
+    `on_pending` learns the pending files before they are parsed (`up` starts its linter there).
+    """
     files = discover(settings.migrations_dir)
     state = tracking.read_state(conn, settings.table)
     pending_files = [mf for mf in files if mf.version not in state.applied
                      and (target is None or mf.version <= target)]
+    if on_pending is not None:
+        on_pending(pending_files)
     pending = [load(mf) for mf in pending_files] if parse else [
         Migration(mf.version, mf.name, mf.path, "", True, [], LineMap("")) for mf in pending_files]
     baseline = settings.baseline_path

@@ -159,27 +159,62 @@ def _finish(proc: subprocess.Popen) -> list[dict]:
     raise LintUnavailable(f"squawk failed ({status})" + (f": {why}" if why else ""))
 
 
-def run_squawk(files: list[LintFile]) -> list[tuple[LintFile, dict]]:
-    """Lint the transactional and the no-transaction files, one squawk process each, in parallel."""
-    if not files:
-        return []
-    exe = find_squawk()
-    groups = [(mode, [f for f in files if f.transactional == mode]) for mode in (True, False)]
-    procs = [(group, _start(exe, group, mode)) for mode, group in groups if group]
-    results = []
-    for group, proc in procs:
-        by_name = {str(f.path): f for f in group}
-        by_real: dict[str, LintFile] = {}
-        for raw in _finish(proc):
-            name = str(raw.get("file", ""))
-            lf = by_name.get(name)
-            if lf is None:  # squawk spells paths its own way (./a.sql is a.sql): compare files
-                by_real = by_real or {os.path.realpath(f.path): f for f in group}
-                lf = by_real.get(os.path.realpath(name))
-            if lf is None:  # never drop a finding silently
-                raise LintUnavailable(f"squawk reported on {name!r}, a file it was not asked about")
-            results.append((lf, raw))
-    return results
+class SquawkRun:
+    """squawk at work on some files: one process per transaction mode, side by side."""
+
+    def __init__(self, files: list[LintFile]) -> None:
+        self.files = files
+        self._procs: list[tuple[list[LintFile], subprocess.Popen]] = []
+        if not files:
+            return
+        exe = find_squawk()
+        for mode in (True, False):
+            group = [f for f in files if f.transactional == mode]
+            if group:
+                self._procs.append((group, _start(exe, group, mode)))
+
+    def results(self) -> list[tuple[LintFile, dict]]:
+        """Wait for squawk; return each raw finding with the file it is about."""
+        out = []
+        for group, proc in self._procs:
+            by_name = {str(f.path): f for f in group}
+            by_real: dict[str, LintFile] = {}
+            for raw in _finish(proc):
+                name = str(raw.get("file", ""))
+                lf = by_name.get(name)
+                if lf is None:  # squawk spells paths its own way (./a.sql is a.sql): compare files
+                    by_real = by_real or {os.path.realpath(f.path): f for f in group}
+                    lf = by_real.get(os.path.realpath(name))
+                if lf is None:  # never drop a finding silently
+                    raise LintUnavailable(f"squawk reported on {name!r}, a file it was not asked "
+                                          f"about")
+                out.append((lf, raw))
+        self._procs = []
+        return out
+
+    def report(self, lock_timeout_on: bool = True) -> LintReport:
+        """Wait for squawk and judge its findings: severity, hidden as moot, sorted by place."""
+        report = LintReport(self.files)
+        split: dict[Path, list[str]] = {}
+        order = {str(f.path): i for i, f in enumerate(self.files)}
+        for lf, raw in self.results():
+            lines = split.get(lf.path)
+            if lines is None:
+                lines = split[lf.path] = lf.text.replace("\r\n", "\n").split("\n")
+            if _hidden(raw, lines, lock_timeout_on):
+                rule = raw.get("rule_name", "")
+                report.hidden[rule] = report.hidden.get(rule, 0) + 1
+            else:
+                report.findings.append(_finding(lf, lines, raw))
+        report.findings.sort(key=lambda f: (order.get(f.path, 0), f.line, f.column, f.rule))
+        return report
+
+    def stop(self) -> None:
+        """End squawk processes not waited for (the run stopped before their report)."""
+        for _, proc in self._procs:
+            proc.kill()
+            proc.communicate()
+        self._procs = []
 
 
 def _char_column(text_line: str, byte_col: int) -> int:
@@ -236,17 +271,4 @@ def _finding(lf: LintFile, lines: list[str], raw: dict) -> Finding:
 
 def lint_files(files: list[LintFile], lock_timeout_on: bool = True) -> LintReport:
     """Lint `files` with squawk; raise LintUnavailable when squawk is missing or fails."""
-    report = LintReport(files)
-    split: dict[Path, list[str]] = {}
-    order = {str(f.path): i for i, f in enumerate(files)}
-    for lf, raw in run_squawk(files):
-        lines = split.get(lf.path)
-        if lines is None:
-            lines = split[lf.path] = lf.text.replace("\r\n", "\n").split("\n")
-        if _hidden(raw, lines, lock_timeout_on):
-            rule = raw.get("rule_name", "")
-            report.hidden[rule] = report.hidden.get(rule, 0) + 1
-        else:
-            report.findings.append(_finding(lf, lines, raw))
-    report.findings.sort(key=lambda f: (order.get(f.path, 0), f.line, f.column, f.rule))
-    return report
+    return SquawkRun(files).report(lock_timeout_on)
