@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from . import __version__
+from .cli_lint import LINT_MODES, UpLint, ddl_lock_timeout_option, lint
 from .errors import KgMigrateError
 from .output import arrow, ok_mark, say, version_label, warn
 from .settings import (
@@ -125,23 +126,36 @@ def _confirm(question: str, default: bool) -> bool:
               help="Hide the server's NOTICE and INFO messages (WARNINGs still show).")
 @click.option("--target", type=click.IntRange(min=0), metavar="N", help="Stop after version N.")
 @click.option("--lock-timeout", type=click.FloatRange(min=0), default=60, show_default=True,
-              metavar="SECONDS", help="How long to wait for another runner's lock.")
+              metavar="SECONDS",
+              help="How long to wait for another kgmigrate runner's migration lock (advisory "
+                   "lock; not about table locks, see --ddl-lock-timeout).")
+@ddl_lock_timeout_option
+@click.option("--retries", type=click.IntRange(min=0), default=5, show_default=True, metavar="N",
+              help="How often a file that gave up waiting for a table lock is rolled back and "
+                   "retried, after a jittered backoff.")
+@click.option("--lint", "lint_mode", type=click.Choice(LINT_MODES), default="warn",
+              show_default=True, envvar="KG_LINT",
+              help="Lint pending files with squawk first: print findings (warn), also refuse to "
+                   "apply on an error finding (error), or skip (off) [env KG_LINT].")
 @click.option("--snapshot/--no-snapshot", default=None,
               help="Snapshot before applying, without asking / never ask [default: ask when "
                    "interactive and the database holds data].")
 @click.pass_obj
 def up(settings: Settings, dry_run: bool, yes: bool, verbose: bool, quiet: bool,
-       target: int | None, lock_timeout: float, snapshot: bool | None) -> None:
+       target: int | None, lock_timeout: float, ddl_lock_timeout: float, retries: int,
+       lint_mode: str, snapshot: bool | None) -> None:
     """Apply pending migrations in version order."""
+    from .ddllock import DdlLockPolicy
     from .engine import Reporter, apply, check_drift, make_plan
 
     conninfo, conn = _connect(settings, read_only=dry_run)
-    with conn:
+    with conn, UpLint(lint_mode, ddl_lock_timeout) as pending_lint:
         _header(settings, conninfo, "Dry run" if dry_run else "apply migrations")
-        plan = make_plan(conn, settings, target=target)
+        plan = make_plan(conn, settings, target=target, on_pending=pending_lint.start)
         _print_plan(plan)
         if plan.drifted:  # a dry run predicts `up`, refusal included
             check_drift(plan.drifted, plan.files)
+        pending_lint.finish()
         count = len(plan.pending) + (1 if plan.baseline else 0)
         if dry_run:
             say()
@@ -190,9 +204,13 @@ def up(settings: Settings, dry_run: bool, yes: bool, verbose: bool, quiet: bool,
                     say(f"  {label}:", err=True)
                 say(render_notice(diag, indent="      "), err=True)
 
+            def lock_retry(self, notice) -> None:
+                warn(notice.line())
+
         if verbose:
             say(f"Waiting for the migration lock (up to {lock_timeout:g} s)", err=True)
-        result = apply(conn, settings, plan, lock_timeout=lock_timeout, reporter=Out())
+        result = apply(conn, settings, plan, lock_timeout=lock_timeout, reporter=Out(),
+                       ddl_policy=DdlLockPolicy(timeout_s=ddl_lock_timeout, retries=retries))
         if count:
             say()
             n = len(result.applied) + (1 if result.baseline_applied else 0)
@@ -264,6 +282,7 @@ def repair(settings: Settings, versions: tuple[int, ...], lock_timeout: float) -
 from .cli_localdb import localdb
 
 cli.add_command(localdb)
+cli.add_command(lint)
 from .cli_snapshot import restore, snapshot, snapshot_before_up
 
 cli.add_command(snapshot)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import psycopg
@@ -14,6 +15,7 @@ from psycopg import pq
 
 from . import session, tracking
 from .dberrors import locate
+from .ddllock import DdlLockPolicy, DdlLocks, RetryNotice, SessionLockTimeout
 from .errors import ConnectError, DriftError, MigrationFailed, MigrationFileError
 from .locking import advisory_lock
 from .migrations import (
@@ -80,12 +82,18 @@ def _drift(state: tracking.DbState, files: list[MigrationFile]) -> tuple[list[in
 
 
 def make_plan(conn: psycopg.Connection, settings: Settings, target: int | None = None,
-              parse: bool = True) -> Plan:
-    """Read the database and the directory; parse every pending file (syntax errors stop here)."""
+              parse: bool = True,
+              on_pending: Callable[[list[MigrationFile]], None] | None = None) -> Plan:
+    """Read the database and the directory; parse every pending file (syntax errors stop here).
+
+    `on_pending` learns the pending files before they are parsed (`up` starts its linter there).
+    """
     files = discover(settings.migrations_dir)
     state = tracking.read_state(conn, settings.table)
     pending_files = [mf for mf in files if mf.version not in state.applied
                      and (target is None or mf.version <= target)]
+    if on_pending is not None:
+        on_pending(pending_files)
     pending = [load(mf) for mf in pending_files] if parse else [
         Migration(mf.version, mf.name, mf.path, "", True, [], LineMap("")) for mf in pending_files]
     baseline = settings.baseline_path
@@ -120,6 +128,7 @@ class Reporter:
     def migration_started(self, mig: Migration) -> None: ...
     def migration_applied(self, mig: Migration, ms: int) -> None: ...
     def notice(self, label: str, diag: psycopg.errors.Diagnostic) -> None: ...
+    def lock_retry(self, notice: RetryNotice) -> None: ...
 
 
 @dataclass
@@ -140,27 +149,33 @@ def _lost(conn: psycopg.Connection, exc: psycopg.Error, path: Path) -> None:
 
 
 def _run_statements(conn: psycopg.Connection, path: Path, lines: LineMap,
-                    statements: list[Statement]) -> None:
+                    statements: list[Statement], ddl: DdlLocks, what: str) -> None:
+    """Run each statement on its own; one that gives up on a lock is retried alone."""
+    bound = SessionLockTimeout(conn, ddl.policy)
     for i, stmt in enumerate(statements):
         try:
-            conn.execute(stmt.sql)
+            bound.before(stmt)
+            ddl.attempt(f"{what} statement {i + 1} (line {stmt.line})",
+                        partial(conn.execute, stmt.sql))
         except psycopg.Error as exc:
             _lost(conn, exc, path)
-            raise _Failed(locate(exc, path, lines, stmt, 0, statements), i) from exc
+            raise _Failed(locate(exc, path, lines, stmt, 0, statements), i,
+                          exc.sqlstate) from exc
+        bound.after(stmt)
 
 
 class _Failed(Exception):
     """A statement failed: the located message and the statement's index in its file."""
 
-    def __init__(self, message: str, index: int) -> None:
+    def __init__(self, message: str, index: int, sqlstate: str | None = None) -> None:
         super().__init__(message)
-        self.message, self.index = message, index
+        self.message, self.index, self.sqlstate = message, index, sqlstate
 
 
 def _run_transaction(conn: psycopg.Connection, path: Path, lines: LineMap,
-                     statements: list[Statement], tail: list[str]) -> None:
-    """Run the statements, then the `tail` SQL, in one transaction sent as one query."""
-    script, starts = "BEGIN;\n", []
+                     statements: list[Statement], tail: list[str], head: list[str] = ()) -> None:
+    """Run the `head` SQL, the statements, then the `tail` SQL, in one transaction sent as one query."""
+    script, starts = "BEGIN;\n" + "".join(f"{sql};\n" for sql in head), []
     for stmt in statements:
         starts.append(len(script))
         script += stmt.sql + "\n;\n"  # the newline ends a trailing -- comment
@@ -175,14 +190,16 @@ def _run_transaction(conn: psycopg.Connection, path: Path, lines: LineMap,
     if conn.info.transaction_status == pq.TransactionStatus.INERROR:
         conn.execute("ROLLBACK")
     # The server's position (in the script) names the statement even when it rejected the whole
-    # script before running any of it; else the first result answers our BEGIN.
-    index = failing_statement(outcome, starts, [len(s.sql) for s in statements])
+    # script before running any of it; else the first results answer our BEGIN and `head`.
+    index = failing_statement(outcome, starts, [len(s.sql) for s in statements],
+                              opening=1 + len(head))
     if 0 <= index < len(statements):
         stmt, shift = statements[index], starts[index]
     else:  # at COMMIT (a deferred constraint) or the tracking row: point at the file's end
         end = len(lines.text.rstrip())
         stmt, shift = Statement("COMMIT", end, lines.line_of(end), "COMMIT"), len(script)
-    raise _Failed(locate(outcome.error, path, lines, stmt, shift, statements), index)
+    raise _Failed(locate(outcome.error, path, lines, stmt, shift, statements), index,
+                  outcome.error.sqlstate)
 
 
 # After the file's own work, its session is reset in its transaction; the notices of our own
@@ -190,27 +207,29 @@ def _run_transaction(conn: psycopg.Connection, path: Path, lines: LineMap,
 _OWN_QUIET = "SET LOCAL client_min_messages = warning"
 
 
-def _apply_one(conn: psycopg.Connection, mig: Migration, by: str, table: TableName) -> int:
+def _apply_one(conn: psycopg.Connection, mig: Migration, by: str, table: TableName,
+               ddl: DdlLocks) -> int:
     """Apply one file with its tracking row; return its run time in ms."""
     t0 = time.perf_counter()
+    what = f"Migration {mig.version:03d} ({mig.name})"
     if mig.transactional:
+        tail = [*session.reset_sql(conn), _OWN_QUIET,
+                tracking.record_sql(conn, table, mig.version, mig.name, mig.checksum, by)]
         try:
-            _run_transaction(conn, mig.path, mig.lines, mig.statements,
-                             [*session.reset_sql(conn), _OWN_QUIET,
-                              tracking.record_sql(conn, table, mig.version, mig.name, mig.checksum,
-                                                  by)])
+            ddl.attempt(what, lambda: _run_transaction(conn, mig.path, mig.lines, mig.statements,
+                                                       tail, ddl.transaction_head()))
         except _Failed as exc:
-            raise MigrationFailed(f"{exc.message}\nMigration {mig.version:03d} ({mig.name}) was "
+            raise MigrationFailed(f"{exc.message}\n{ddl.explain(exc)}{what} was "
                                   f"rolled back: nothing from it was applied.") from None
         return round((time.perf_counter() - t0) * 1000)
     try:
-        _run_statements(conn, mig.path, mig.lines, mig.statements)
+        _run_statements(conn, mig.path, mig.lines, mig.statements, ddl, what)
     except _Failed as exc:
         total = len(mig.statements)
         ran = (f"statements 1-{exc.index} of {total} already ran and stay applied"
                if exc.index else f"no statement of {total} ran")
         raise MigrationFailed(
-            f"{exc.message}\nMigration {mig.version:03d} ({mig.name}) runs without a transaction: "
+            f"{exc.message}\n{ddl.explain(exc)}{what} runs without a transaction: "
             f"{ran}; it is not recorded. Fix the file (make the statements idempotent, "
             f"e.g. IF NOT EXISTS) and run again.") from None
     ms = round((time.perf_counter() - t0) * 1000)
@@ -247,8 +266,13 @@ def _notices_to(conn: psycopg.Connection, rep: Reporter) -> Iterator[list[str]]:
 
 
 def apply(conn: psycopg.Connection, settings: Settings, plan: Plan,
-          lock_timeout: float = DEFAULT_LOCK_TIMEOUT, reporter: Reporter | None = None) -> ApplyResult:
-    """Take the lock, re-read the state, then apply the baseline and every pending file in order."""
+          lock_timeout: float = DEFAULT_LOCK_TIMEOUT, reporter: Reporter | None = None,
+          ddl_policy: DdlLockPolicy | None = None) -> ApplyResult:
+    """Take the lock, re-read the state, then apply the baseline and every pending file in order.
+
+    `lock_timeout` bounds the wait for the runner lock; `ddl_policy` the wait of each statement
+    for the locks it needs, and how often a file that gave up on one is retried.
+    """
     rep = reporter or Reporter()
     by, table = tracking.applied_by(), settings.table
     parsed = {m.version: m for m in plan.pending}
@@ -284,16 +308,20 @@ def apply(conn: psycopg.Connection, settings: Settings, plan: Plan,
             rep.checksums_filled(sorted(unfilled))
         todo = [mf for mf in plan.files if mf.version not in state.applied
                 and (plan.target is None or mf.version <= plan.target)]
-        for mf in todo:
-            mig = parsed.get(mf.version) or load(mf)
-            rep.migration_started(mig)
-            running.append(f"Migration {mig.version:03d} - {mig.name}")
-            try:
-                ms = _apply_one(conn, mig, by, table)
-            finally:
-                running.clear()
-            applied.append((mig, ms))
-            rep.migration_applied(mig, ms)
+        ddl = DdlLocks(conn, ddl_policy or DdlLockPolicy(), on_retry=rep.lock_retry)
+        try:
+            for mf in todo:
+                mig = parsed.get(mf.version) or load(mf)
+                rep.migration_started(mig)
+                running.append(f"Migration {mig.version:03d} - {mig.name}")
+                try:
+                    ms = _apply_one(conn, mig, by, table, ddl)
+                finally:
+                    running.clear()
+                applied.append((mig, ms))
+                rep.migration_applied(mig, ms)
+        finally:
+            ddl.close()
         current = tracking.read_state(conn, table).current_version
     return ApplyResult(baseline_done, applied, current)
 

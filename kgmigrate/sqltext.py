@@ -17,6 +17,8 @@ NO_TRANSACTION_DIRECTIVE = "kgmigrate: no-transaction"
 # Matched against the text of one `--` comment token the scanner found, never against raw lines.
 _DIRECTIVE_RE = re.compile(r"--\s*kgmigrate:\s*no-transaction\s*", re.IGNORECASE)
 _COMMENT_TOKENS = frozenset({"SQL_COMMENT", "C_COMMENT"})
+# squawk's own comment directives, matched as squawk matches them (case-sensitive prefixes).
+_LINT_DIRECTIVE_RE = re.compile(r"--\s*squawk-(ignore|disable-assume-in-transaction)\b")
 
 # Top-level transaction control the runner owns: absorbed, the runner opens and commits itself.
 _ABSORBED = {"TRANS_STMT_BEGIN", "TRANS_STMT_START", "TRANS_STMT_COMMIT"}
@@ -129,6 +131,34 @@ def has_no_transaction_directive(text: str) -> bool:
     """Tell whether the file's leading comments (before its first statement) carry the directive."""
     found, first = directive_offsets(text)
     return any(first is None or offset < first for offset in found)
+
+
+def without_lint_directives(text: str) -> str:
+    """Return `text` without the lines of squawk directives among its leading comments.
+
+    `-- squawk-ignore-file RULE -- why` (and the like) only steer the linter; leaving them out of
+    the checksum lets an applied file be annotated after a linter upgrade without drift. Only a
+    line holding nothing but such a comment, before the first statement, is left out.
+    """
+    if "squawk-" not in text:
+        return text
+    try:
+        tokens = _parser().scan(text)
+    except _parser().ParseError:
+        return text
+    lines, drop = LineMap(text), set()
+    for tok in tokens:  # offsets in characters, the end inclusive
+        if tok.name not in _COMMENT_TOKENS:
+            break
+        start = tok.start
+        comment = text[start:tok.end + 1]
+        line = lines.line_of(start)
+        if (tok.name == "SQL_COMMENT" and _LINT_DIRECTIVE_RE.match(comment)
+                and lines.source_line(line).strip() == comment.strip()):
+            drop.add(line - 1)
+    if not drop:
+        return text
+    return "\n".join(ln for i, ln in enumerate(text.split("\n")) if i not in drop)
 
 
 def _meta_command_offset(text: str, error_offset: int) -> int | None:
@@ -259,3 +289,24 @@ def routine_name(sql: str) -> str | None:
     if not node:
         return None
     return node["funcname"][-1]["String"]["sval"]
+
+
+def is_absorbed_transaction_control(sql: str) -> bool:
+    """Tell whether `sql` is one top-level BEGIN/START/COMMIT/END that the runner absorbs."""
+    parsed = parse_one(sql)
+    if parsed is None:
+        return False
+    kind, node = parsed
+    return kind == "TransactionStmt" and node.get("kind") in _ABSORBED and not node.get("chain")
+
+
+def parse_one(sql: str) -> tuple[str, dict] | None:
+    """Return the parse node (kind, fields) of one statement; None when it does not parse."""
+    try:
+        raw = json.loads(_parser().parse_sql_json(sql)).get("stmts", [])
+    except _parser().ParseError:
+        return None
+    if len(raw) != 1:
+        return None
+    (kind, node), = raw[0]["stmt"].items()
+    return kind, node

@@ -64,12 +64,14 @@ def run_script(conn: psycopg.Connection, script: str) -> ScriptOutcome:
     return ScriptOutcome(len(results), None)
 
 
-def failing_statement(outcome: ScriptOutcome, starts: list[int], lengths: list[int]) -> int:
+def failing_statement(outcome: ScriptOutcome, starts: list[int], lengths: list[int],
+                      opening: int = 1) -> int:
     """Return the index of the statement that failed in a script of statements at `starts`.
 
     The error's position, when it has one, is the truth: a statement the server's grammar rejects
     fails the whole script before anything runs, so no result counts up to it. Without a position,
-    the results before the error count the statements that ran (the first answers BEGIN).
+    the results before the error count the statements that ran (the first `opening` answer the
+    script's own BEGIN and settings).
     """
     pos = outcome.error.diag.statement_position if outcome.error is not None else None
     if pos and pos.isdigit():
@@ -77,4 +79,4 @@ def failing_statement(outcome: ScriptOutcome, starts: list[int], lengths: list[i
         i = bisect.bisect_right(starts, at) - 1
         if 0 <= i < len(starts) and at < starts[i] + lengths[i]:
             return i
-    return outcome.succeeded - 1
+    return outcome.succeeded - opening
