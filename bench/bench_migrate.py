@@ -1,10 +1,12 @@
 """Time `kgmigrate up -y` on N generated migrations against a psql-per-file runner, dbmate and yoyo.
 
-Usage: .venv/bin/python bench/bench_migrate.py [-n 200] [--repeat 3]
+Usage: .venv/bin/python bench/bench_migrate.py [-n 200] [--repeat 3] [--lint-repeat 11]
 
 Starts its own PostgreSQL cluster in a /tmp folder with normal durability (fsync on), gives every
 run a fresh database, and times each tool end to end as a subprocess (interpreter start included).
 dbmate (npm) and yoyo (PyPI) are optional: found on PATH, or named with --dbmate/--yoyo.
+Also: `up` with lint on (the default) against `--lint=off` (goal: lint adds at most 10%), and
+`kgmigrate lint` of the N files against squawk run directly on them (goal: at most 1.2x).
 """
 
 from __future__ import annotations
@@ -88,12 +90,12 @@ class Bench:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def timed(cmds: list[list[str]], env: dict | None = None) -> float:
+def timed(cmds: list[list[str]], env: dict | None = None, ok: tuple[int, ...] = (0,)) -> float:
     """Run the commands one after another (each checked); return the elapsed seconds."""
     t0 = time.perf_counter()
     for cmd in cmds:
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
-        if proc.returncode != 0:
+        if proc.returncode not in ok:
             raise SystemExit(f"failed: {' '.join(cmd[:3])} ...\n{proc.stdout[-2000:]}"
                              f"{proc.stderr[-2000:]}")
     return time.perf_counter() - t0
@@ -108,13 +110,47 @@ def check_applied(bench: Bench, dbname: str, n: int) -> None:
         raise SystemExit(f"{dbname}: expected {n} tracking rows, found {got}")
 
 
-def run_kgmigrate(bench: Bench, dirs: dict, n: int) -> float:
+def run_kgmigrate(bench: Bench, dirs: dict, n: int, *extra: str) -> float:
     name, url = bench.fresh_db()
     exe = Path(sys.executable).with_name("kgmigrate")
     t = timed([[str(exe), "--database-url", url, "--migrations-dir", str(dirs["seed"]),
-                "--no-baseline", "up", "-y"]])
+                "--no-baseline", "up", "-y", *extra]])
     check_applied(bench, name, n)
     return t
+
+
+def lint_runs(dirs: dict, repeat: int) -> dict[str, list[float]]:
+    """Time `kgmigrate lint` on the seed files and squawk run directly on the same files."""
+    from kgmigrate.lint import find_squawk
+
+    squawk = find_squawk()
+    files = sorted(str(p) for p in dirs["seed"].glob("*.sql"))
+    exe = str(Path(sys.executable).with_name("kgmigrate"))
+    cmds = {  # squawk exits 1 when it finds something; every file here has findings
+        "squawk --reporter json": ([squawk, "--reporter", "json", "--assume-in-transaction",
+                                    *files], (0, 1)),
+        "squawk (its own output)": ([squawk, "--assume-in-transaction", *files], (0, 1)),
+        "kgmigrate lint": ([exe, "--migrations-dir", str(dirs["seed"]), "lint"], (0,)),
+        "kgmigrate --help": ([exe, "--help"], (0,)),
+    }
+    runs: dict[str, list[float]] = {label: [] for label in cmds}
+    for _ in range(repeat):
+        for label, (cmd, ok) in cmds.items():
+            runs[label].append(timed([cmd], ok=ok))
+    return runs
+
+
+def print_lint(runs: dict[str, list[float]], n: int) -> None:
+    med = {label: statistics.median(ts) for label, ts in runs.items()}
+    base = med["squawk --reporter json"]
+    print(f"lint of {n} files, median of {len(runs['kgmigrate lint'])}:")
+    for label in ("squawk --reporter json", "squawk (its own output)", "kgmigrate lint"):
+        ratio = "" if label == "squawk --reporter json" else f"   {med[label] / base:5.2f}x squawk json"
+        goal = "  (goal <= 1.2x)" if label == "kgmigrate lint" else ""
+        print(f"  {label:<24} {med[label]:7.3f} s{ratio}{goal}   (best {min(runs[label]):.3f} s)")
+    net = med["kgmigrate lint"] - med["kgmigrate --help"]
+    print(f"  kgmigrate start-up alone (--help) {med['kgmigrate --help']:.3f} s; lint without it "
+          f"{net:.3f} s = {net / base:.2f}x squawk json")
 
 
 def run_psql(bench: Bench, dirs: dict, n: int) -> float:
@@ -168,6 +204,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-n", type=int, default=200, help="number of migrations (default 200)")
     ap.add_argument("--repeat", type=int, default=3, help="runs per tool; the median is shown")
+    ap.add_argument("--lint-repeat", type=int, default=11, help="runs of each lint command")
+    ap.add_argument("--lint-only", action="store_true", help="time only lint against squawk")
     ap.add_argument("--dbmate", help="path to dbmate (default: PATH, /tmp/benchtools)")
     ap.add_argument("--yoyo", help="path to yoyo (default: PATH, /tmp/benchtools)")
     args = ap.parse_args()
@@ -177,6 +215,10 @@ def main() -> None:
     dbmate = find_tool(args.dbmate, "dbmate", [*native, "/tmp/benchtools/node_modules/.bin/dbmate"])
     yoyo = find_tool(args.yoyo, "yoyo", ["/tmp/benchtools/venv/bin/yoyo"])
 
+    if args.lint_only:
+        with tempfile.TemporaryDirectory(prefix="kgbench-lint-") as root:
+            print_lint(lint_runs(generate(Path(root), n), args.lint_repeat), n)
+        return
     bench = Bench()
     try:
         dirs = generate(bench.root / "migrations", n)
@@ -185,6 +227,7 @@ def main() -> None:
         for label, exe in (("dbmate", dbmate), ("yoyo", yoyo)):
             print(f"  {label}: {exe or 'not installed'}")
         tools = {"kgmigrate": lambda: run_kgmigrate(bench, dirs, n),
+                 "kgmigrate --lint=off": lambda: run_kgmigrate(bench, dirs, n, "--lint=off"),
                  "psql per file": lambda: run_psql(bench, dirs, n)}
         if dbmate:
             tools["dbmate"] = lambda: run_dbmate(bench, dirs, n, dbmate)
@@ -196,15 +239,19 @@ def main() -> None:
                 runs[label].append(fn())
         results = {label: statistics.median(ts) for label, ts in runs.items()}
         kg = results["kgmigrate"]
-        for label in ("kgmigrate", "psql per file", "dbmate", "yoyo"):
+        for label in ("kgmigrate", "kgmigrate --lint=off", "psql per file", "dbmate", "yoyo"):
             if label not in results:
-                print(f"  {label:<14} not installed")
+                print(f"  {label:<20} not installed")
                 continue
             t = results[label]
             ratio = "" if label == "kgmigrate" else f"   {t / kg:6.2f}x kgmigrate's time"
-            print(f"  {label:<14} {t:7.3f} s  {t / n * 1000:7.2f} ms/migration{ratio}"
+            print(f"  {label:<20} {t:7.3f} s  {t / n * 1000:7.2f} ms/migration{ratio}"
                   f"   (best {min(runs[label]):.3f} s)")
+        off = results["kgmigrate --lint=off"]
+        print(f"  lint on adds {(kg / off - 1) * 100:+.1f}% to `up` of {n} pending migrations "
+              f"(goal <= +10%)")
         print(f"  kgmigrate --help startup: {help_startup():.3f} s (goal < 0.3 s)")
+        print_lint(lint_runs(dirs, args.lint_repeat), n)
     finally:
         bench.close()
 

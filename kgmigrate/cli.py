@@ -9,9 +9,17 @@ from pathlib import Path
 import click
 
 from . import __version__
+from .cli_lint import LINT_MODES, UpLint, ddl_lock_timeout_option, lint
 from .errors import KgMigrateError
 from .output import arrow, ok_mark, say, version_label, warn
-from .settings import Settings, describe_target, resolve_conninfo
+from .settings import (
+    DEFAULT_TABLE,
+    TRACKING_TABLE,
+    Settings,
+    TableName,
+    describe_target,
+    resolve_conninfo,
+)
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -39,6 +47,15 @@ class KgGroup(click.Group):
             raise _fail(KgMigrateError(f"database error: {reason}")) from None
 
 
+def _table_name(ctx: click.Context, param: click.Parameter, value: str) -> TableName:
+    if value == DEFAULT_TABLE:
+        return TRACKING_TABLE  # no parser import for the usual case
+    try:
+        return TableName.parse(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"{value!r}: {exc}") from None
+
+
 @click.group(cls=KgGroup, context_settings=CONTEXT_SETTINGS)
 @click.option("--database-url", envvar="KG_DATABASE_URL", metavar="URL",
               help="PostgreSQL URL [env KG_DATABASE_URL]; default: libpq PG* variables, "
@@ -52,13 +69,17 @@ class KgGroup(click.Group):
 @click.option("--backups-dir", envvar="KG_BACKUPS_DIR", default="backups", show_default=True,
               type=click.Path(path_type=Path, file_okay=False),
               help="Folder for snapshots [env KG_BACKUPS_DIR].")
+@click.option("--table", envvar="KG_MIGRATIONS_TABLE", default=DEFAULT_TABLE, show_default=True,
+              metavar="NAME", callback=_table_name,
+              help="The tracking table, schema-qualified; its schema is created when missing "
+                   "[env KG_MIGRATIONS_TABLE].")
 @click.version_option(__version__, "-V", "--version", prog_name="kgmigrate")
 @click.pass_context
 def cli(ctx: click.Context, database_url: str | None, migrations_dir: Path, no_baseline: bool,
-        backups_dir: Path) -> None:
+        backups_dir: Path, table: TableName) -> None:
     """Evolve a PostgreSQL schema from versioned SQL files."""
     ctx.obj = Settings(database_url=database_url or None, migrations_dir=migrations_dir,
-                       backups_dir=backups_dir, no_baseline=no_baseline)
+                       backups_dir=backups_dir, no_baseline=no_baseline, table=table)
 
 
 def _connect(settings: Settings, read_only: bool = False):
@@ -101,25 +122,40 @@ def _confirm(question: str, default: bool) -> bool:
 @click.option("--dry-run", is_flag=True, help="Show the plan; write nothing at all.")
 @click.option("-y", "--yes", is_flag=True, help="Apply without asking.")
 @click.option("-v", "--verbose", is_flag=True, help="Say more (on stderr).")
+@click.option("-q", "--quiet", is_flag=True,
+              help="Hide the server's NOTICE and INFO messages (WARNINGs still show).")
 @click.option("--target", type=click.IntRange(min=0), metavar="N", help="Stop after version N.")
 @click.option("--lock-timeout", type=click.FloatRange(min=0), default=60, show_default=True,
-              metavar="SECONDS", help="How long to wait for another runner's lock.")
+              metavar="SECONDS",
+              help="How long to wait for another kgmigrate runner's migration lock (advisory "
+                   "lock; not about table locks, see --ddl-lock-timeout).")
+@ddl_lock_timeout_option
+@click.option("--retries", type=click.IntRange(min=0), default=5, show_default=True, metavar="N",
+              help="How often a file that gave up waiting for a table lock is rolled back and "
+                   "retried, after a jittered backoff.")
+@click.option("--lint", "lint_mode", type=click.Choice(LINT_MODES), default="warn",
+              show_default=True, envvar="KG_LINT",
+              help="Lint pending files with squawk first: print findings (warn), also refuse to "
+                   "apply on an error finding (error), or skip (off) [env KG_LINT].")
 @click.option("--snapshot/--no-snapshot", default=None,
               help="Snapshot before applying, without asking / never ask [default: ask when "
                    "interactive and the database holds data].")
 @click.pass_obj
-def up(settings: Settings, dry_run: bool, yes: bool, verbose: bool, target: int | None,
-       lock_timeout: float, snapshot: bool | None) -> None:
+def up(settings: Settings, dry_run: bool, yes: bool, verbose: bool, quiet: bool,
+       target: int | None, lock_timeout: float, ddl_lock_timeout: float, retries: int,
+       lint_mode: str, snapshot: bool | None) -> None:
     """Apply pending migrations in version order."""
+    from .ddllock import DdlLockPolicy
     from .engine import Reporter, apply, check_drift, make_plan
 
     conninfo, conn = _connect(settings, read_only=dry_run)
-    with conn:
+    with conn, UpLint(lint_mode, ddl_lock_timeout) as pending_lint:
         _header(settings, conninfo, "Dry run" if dry_run else "apply migrations")
-        plan = make_plan(conn, settings, target=target)
+        plan = make_plan(conn, settings, target=target, on_pending=pending_lint.start)
         _print_plan(plan)
         if plan.drifted:  # a dry run predicts `up`, refusal included
             check_drift(plan.drifted, plan.files)
+        pending_lint.finish()
         count = len(plan.pending) + (1 if plan.baseline else 0)
         if dry_run:
             say()
@@ -157,9 +193,24 @@ def up(settings: Settings, dry_run: bool, yes: bool, verbose: bool, target: int 
             def migration_applied(self, mig, ms: int) -> None:
                 say(f"  {ok_mark()} Migration {mig.version:03d} - {mig.name} ({ms} ms)", fg="green")
 
+            def notice(self, label: str, diag) -> None:
+                # On stderr as psql prints them, under the file they came from, as they arrive.
+                from .dberrors import is_loud, render_notice
+
+                if quiet and not is_loud(diag):
+                    return
+                if label != getattr(self, "_shown", None):
+                    self._shown = label
+                    say(f"  {label}:", err=True)
+                say(render_notice(diag, indent="      "), err=True)
+
+            def lock_retry(self, notice) -> None:
+                warn(notice.line())
+
         if verbose:
             say(f"Waiting for the migration lock (up to {lock_timeout:g} s)", err=True)
-        result = apply(conn, settings, plan, lock_timeout=lock_timeout, reporter=Out())
+        result = apply(conn, settings, plan, lock_timeout=lock_timeout, reporter=Out(),
+                       ddl_policy=DdlLockPolicy(timeout_s=ddl_lock_timeout, retries=retries))
         if count:
             say()
             n = len(result.applied) + (1 if result.baseline_applied else 0)
@@ -231,6 +282,7 @@ def repair(settings: Settings, versions: tuple[int, ...], lock_timeout: float) -
 from .cli_localdb import localdb
 
 cli.add_command(localdb)
+cli.add_command(lint)
 from .cli_snapshot import restore, snapshot, snapshot_before_up
 
 cli.add_command(snapshot)

@@ -42,7 +42,7 @@ def make_snapshot(settings: Settings, conninfo: str, conn: psycopg.Connection,
     from .pgclient import db_facts
     from .snapshots import take_snapshot
 
-    facts = db_facts(conn)
+    facts = db_facts(conn, settings.table)
     snap = take_snapshot(conninfo, facts, settings.backups_dir, output=output, fmt=fmt, keep=keep)
     if quiet:
         click.echo(str(snap.path))
@@ -135,7 +135,7 @@ def _confirm_and_restore(settings: Settings, conninfo: str, conn: psycopg.Connec
     from .pgclient import db_facts
     from .restore import run_restore
 
-    facts = db_facts(conn)
+    facts = db_facts(conn, settings.table)
     m = checked.manifest
     say(f"kgmigrate {__version__} — restore", bold=True)
     say(f"Database:  {describe_target(settings, conninfo)}")
@@ -154,7 +154,7 @@ def _confirm_and_restore(settings: Settings, conninfo: str, conn: psycopg.Connec
     say(f"Restoring into {facts.database} in one transaction...")
     with advisory_lock(conn, 60):  # no `kgmigrate up` may run meanwhile
         run_restore(checked, conninfo, facts.server_major)
-    after = db_facts(conn)
+    after = db_facts(conn, settings.table)
     say(f"Restored {checked.path.name}. Schema version: {version_label(after.schema_version)}",
         fg="green", bold=True)
 
@@ -167,7 +167,7 @@ def snapshot_before_up(settings: Settings, conninfo: str, conn: psycopg.Connecti
     if want is False:
         return
     if want is None:
-        if yes or not holds_data(conn):
+        if yes or not holds_data(conn, settings.table):
             return
         say()
         if not _confirm("Create snapshot before migrating?", default=True):

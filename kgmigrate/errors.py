@@ -39,3 +39,11 @@ class ToolError(KgMigrateError):
 
 class SnapshotError(KgMigrateError):
     """A snapshot could not be written, verified or restored."""
+
+
+class LintUnavailable(KgMigrateError):
+    """squawk is missing, could not start, or failed (bad config, crash)."""
+
+
+class LintRefused(KgMigrateError):
+    """`up --lint=error` found error findings in pending migrations."""

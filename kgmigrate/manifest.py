@@ -109,45 +109,17 @@ def plain_looks_complete(snapshot: Path) -> bool:
         return PLAIN_TRAILER in fh.read()
 
 
-# After a newline, a backslash starts either COPY data (\N, \., \\ and the control escapes) or a
-# psql meta-command; pg_dump itself writes only \restrict and \unrestrict.
-_COPY_ESCAPES = frozenset(b"N.\\bfnrtv")
-_TXN_LINES = (b"\nCOMMIT;\n", b"\nROLLBACK;\n", b"\nEND;\n")
-
-
-def _bad_line(data: bytes, i: int, final: bool) -> str | None:
-    """Judge the line starting at data[i] (a backslash); None when harmless or undecidable yet."""
-    if i + 12 > len(data) and not final:
-        return None  # looked at again with the next chunk
-    nxt = data[i + 1:i + 2]
-    if not nxt or nxt[0] in _COPY_ESCAPES or data.startswith(b"\\unrestrict", i):
-        return None
-    end = data.find(b"\n", i)
-    return data[i:end if end != -1 else i + 60][:60].decode("utf-8", "replace")
-
-
 def plain_hazard(snapshot: Path) -> str | None:
-    """Return why a plain file could escape the one-transaction restore, or None."""
-    # \connect, \!, \set ... or a COMMIT (pg_dump writes one around large objects) would break
-    # out of the transaction or stop ON_ERROR_STOP; files with a manifest are our own dumps.
-    tail = b"\n"
+    """Return why a plain file could escape the one-transaction restore, or None.
+
+    psql meta-commands (\\connect, \\!, \\set ...) and top-level COMMIT/ROLLBACK (pg_dump writes
+    them around large objects) would break out of the transaction; the file is lexed as psql
+    reads it (kgmigrate.dumpscan), streamed, so PL/pgSQL bodies and COPY data never count.
+    """
+    from .dumpscan import find_hazard
+
     with open(snapshot, "rb") as fh:
-        while True:
-            chunk = fh.read(READ_CHUNK)
-            final = not chunk
-            data = tail + chunk
-            i = data.find(b"\n\\")
-            while i != -1:
-                bad = _bad_line(data, i + 1, final)
-                if bad:
-                    return f"it contains the psql command {bad!r}"
-                i = data.find(b"\n\\", i + 1)
-            for txn in _TXN_LINES:
-                if txn in data:
-                    return f"it ends a transaction itself ({txn.strip().decode()})"
-            if final:
-                return None
-            tail = data[-64:]
+        return find_hazard(fh)
 
 
 def safe_name(database: str) -> str:

@@ -8,7 +8,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ConfigError, MigrationFileError
-from .sqltext import LineMap, Statement, has_no_transaction_directive, split_statements
+from .sqltext import (
+    LineMap,
+    Statement,
+    has_no_transaction_directive,
+    split_statements,
+    without_lint_directives,
+)
 
 FILENAME_RE = re.compile(r"^(?P<version>\d+)_(?P<name>[A-Za-z0-9][A-Za-z0-9_.\-]*)\.sql$")
 
@@ -42,8 +48,11 @@ def normalize(text: str) -> str:
 
 
 def checksum(text: str) -> str:
-    """Return the sha256 of the normalised text: re-saving on another platform is not drift."""
-    return hashlib.sha256(normalize(text).encode("utf-8")).hexdigest()
+    """Return the sha256 of the normalised text: re-saving on another platform is not drift.
+
+    squawk directives among the leading comments do not count (sqltext.without_lint_directives).
+    """
+    return hashlib.sha256(without_lint_directives(normalize(text)).encode("utf-8")).hexdigest()
 
 
 def read_text(path: Path) -> str:

@@ -20,6 +20,14 @@ def say(message: str = "", fg: str | None = None, bold: bool = False, err: bool 
     click.echo(message, err=err, color=_colour_allowed(stream))
 
 
+def say_lines(lines: list[tuple[str, str | None]]) -> None:
+    """Print many lines to stdout at once, each (text, colour), styled on a terminal."""
+    styled = _colour_allowed(sys.stdout)
+    text = "\n".join(click.style(t, fg=fg) if styled and fg else t for t, fg in lines)
+    if text:
+        click.echo(text, color=styled)
+
+
 def warn(message: str) -> None:
     """Print a warning to stderr."""
     say(f"Warning: {message}", fg="yellow", err=True)

@@ -12,6 +12,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from . import tracking
 from .errors import ConfigError, ConnectError, SnapshotError
 from .pgtools import binary_version, find_binary
+from .settings import TRACKING_TABLE, TableName
 
 
 def tool_target(conninfo: str, app: str) -> tuple[list[str], dict[str, str]]:
@@ -77,29 +78,35 @@ class DbFacts:
     large_objects: int
 
 
-def db_facts(conn: psycopg.Connection) -> DbFacts:
-    """Read the database name, server version, schema version and large-object count."""
+def db_facts(conn: psycopg.Connection, table: TableName = TRACKING_TABLE) -> DbFacts:
+    """Read the database name, server version, schema version and large-object count.
+
+    The schema version is unknown (None) when `table` belongs to another tool.
+    """
     num = conn.info.server_version
     major = num // 10000
     version = f"{major}.{num % 10000}"
     try:
         lobs = conn.execute("SELECT count(*) FROM pg_catalog.pg_largeobject_metadata"
                             ).fetchone()[0]
-        state = tracking.read_state(conn)
+        try:
+            current = tracking.read_state(conn, table).current_version
+        except ConfigError:
+            current = None  # a snapshot does not need to understand another tool's table
     except psycopg.Error as exc:
         reason = " ".join(str(exc).split()) or exc.__class__.__name__
         raise SnapshotError(f"cannot read the database {conn.info.dbname}: {reason}") from None
-    return DbFacts(conn.info.dbname, major, version, state.current_version, int(lobs))
+    return DbFacts(conn.info.dbname, major, version, current, int(lobs))
 
 
-def holds_data(conn: psycopg.Connection) -> bool:
+def holds_data(conn: psycopg.Connection, table: TableName = TRACKING_TABLE) -> bool:
     """Tell whether any table other than the tracking table has a row."""
     tables = conn.execute(
-        "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c "
+        "SELECT format('%%I.%%I', n.nspname, c.relname) FROM pg_catalog.pg_class c "
         "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
         "WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
-        "AND n.nspname NOT LIKE 'pg\\_%' AND NOT (n.nspname = 'public' "
-        "AND c.relname = 'schema_migrations')").fetchall()
+        "AND n.nspname NOT LIKE 'pg\\_%%' AND NOT (n.nspname = %s AND c.relname = %s)",
+        (table.schema, table.name)).fetchall()
     if not tables:
         return False
     if len(tables) > 500:

@@ -10,6 +10,47 @@ from urllib.parse import urlsplit, urlunsplit
 
 # libpq reads these itself when no URL is given.
 LIBPQ_ENV = ("PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGSERVICE")
+DEFAULT_TABLE = "public.schema_migrations"
+_PLAIN_NAME = re.compile(r"[a-z_][a-z0-9_$]*")
+
+
+@dataclass(frozen=True)
+class TableName:
+    """The tracking table's schema and name, as PostgreSQL reads `--table` (quotes, case folding)."""
+
+    schema: str = "public"
+    name: str = "schema_migrations"
+
+    def __str__(self) -> str:
+        return ".".join(p if _PLAIN_NAME.fullmatch(p) else '"' + p.replace('"', '""') + '"'
+                        for p in (self.schema, self.name))
+
+    @classmethod
+    def parse(cls, text: str) -> TableName:
+        """Read `[schema.]table` with PostgreSQL's grammar; no schema means public.
+
+        Raises ValueError for anything but a plain, at most schema-qualified, table name.
+        """
+        import json
+
+        from pglast import parser
+
+        if not text.strip():
+            raise ValueError("empty table name")
+        try:
+            stmts = json.loads(parser.parse_sql_json(f"SELECT FROM {text}"))["stmts"]
+        except parser.ParseError as exc:
+            raise ValueError(f"not a table name ({exc.args[0]})") from None
+        select = stmts[0]["stmt"].get("SelectStmt", {}) if len(stmts) == 1 else {}
+        items = select.get("fromClause", [])
+        rv = items[0].get("RangeVar", {}) if len(items) == 1 else {}
+        if (set(select) != {"fromClause", "limitOption", "op"} or not rv.get("inh")
+                or set(rv) - {"schemaname", "relname", "inh", "relpersistence", "location"}):
+            raise ValueError("expected a table name, optionally schema-qualified: schema.table")
+        return cls(rv.get("schemaname", "public"), rv["relname"])
+
+
+TRACKING_TABLE = TableName()  # public.schema_migrations
 
 
 @dataclass(frozen=True)
@@ -21,6 +62,7 @@ class Settings:
     backups_dir: Path
     no_baseline: bool = False
     verbose: bool = False
+    table: TableName = TRACKING_TABLE
 
     @property
     def baseline_path(self) -> Path:

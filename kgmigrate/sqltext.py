@@ -6,6 +6,7 @@ import bisect
 import itertools
 import json
 import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +14,11 @@ from pathlib import Path
 from .errors import MigrationFileError
 
 NO_TRANSACTION_DIRECTIVE = "kgmigrate: no-transaction"
-_DIRECTIVE_RE = re.compile(r"^\s*--\s*kgmigrate:\s*no-transaction\s*$", re.IGNORECASE)
+# Matched against the text of one `--` comment token the scanner found, never against raw lines.
+_DIRECTIVE_RE = re.compile(r"--\s*kgmigrate:\s*no-transaction\s*", re.IGNORECASE)
+_COMMENT_TOKENS = frozenset({"SQL_COMMENT", "C_COMMENT"})
+# squawk's own comment directives, matched as squawk matches them (case-sensitive prefixes).
+_LINT_DIRECTIVE_RE = re.compile(r"--\s*squawk-(ignore|disable-assume-in-transaction)\b")
 
 # Top-level transaction control the runner owns: absorbed, the runner opens and commits itself.
 _ABSORBED = {"TRANS_STMT_BEGIN", "TRANS_STMT_START", "TRANS_STMT_COMMIT"}
@@ -35,6 +40,10 @@ class LineMap:
     def line_of(self, offset: int) -> int:
         """Return the 1-based line holding character `offset`."""
         return bisect.bisect_right(self._starts, max(offset, 0))
+
+    def offset_of_line(self, line: int) -> int:
+        """Return the offset of the first character of 1-based `line`."""
+        return self._starts[line - 1]
 
     def column_of(self, offset: int) -> int:
         """Return the 1-based column of character `offset`."""
@@ -73,10 +82,19 @@ class SourceError:
     def excerpt(self) -> str:
         """Return the offending source line with a caret under the column, indented."""
         gutter = f"{self.line:>5} | "
-        out = f"{gutter}{self.source_line.expandtabs(1)}"
+        shown = self.source_line.expandtabs(1)  # a tab is one column, as the server counts
+        out = f"{gutter}{shown}"
         if self.column:
-            out += "\n" + " " * (len(gutter) + self.column - 1) + "^"
+            out += "\n" + " " * (len(gutter) + display_width(shown[:self.column - 1])) + "^"
         return out
+
+
+def display_width(text: str) -> int:
+    """Return how many terminal columns `text` takes (CJK and other wide characters take two)."""
+    if text.isascii():
+        return len(text)
+    return sum(0 if unicodedata.combining(ch) else
+               2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1 for ch in text)
 
 
 def source_error(path: Path, lines: LineMap, offset: int, with_column: bool = True) -> SourceError:
@@ -86,17 +104,61 @@ def source_error(path: Path, lines: LineMap, offset: int, with_column: bool = Tr
                        lines.source_line(line))
 
 
-def has_no_transaction_directive(text: str) -> bool:
-    """Tell whether the file's leading comment lines carry `-- kgmigrate: no-transaction`."""
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line:
+def directive_offsets(text: str) -> tuple[list[int], int | None]:
+    """Return where `-- kgmigrate: no-transaction` comments are, and where the first statement starts.
+
+    PostgreSQL's scanner finds the comments, so a directive after a leading `/* ... */` block counts
+    and one inside a string or a dollar-quoted body does not.
+    """
+    if "kgmigrate" not in text.lower():
+        return [], None
+    try:
+        tokens = _parser().scan(text)
+    except _parser().ParseError:
+        return [], None  # the parse that follows reports it with its location
+    found, first = [], None
+    for tok in tokens:
+        if tok.name not in _COMMENT_TOKENS:
+            if first is None:
+                first = tok.start
             continue
-        if not line.startswith("--"):
-            return False
-        if _DIRECTIVE_RE.match(line):
-            return True
-    return False
+        if tok.name == "SQL_COMMENT" and _DIRECTIVE_RE.fullmatch(text[tok.start:tok.end + 1]):
+            found.append(tok.start)
+    return found, first
+
+
+def has_no_transaction_directive(text: str) -> bool:
+    """Tell whether the file's leading comments (before its first statement) carry the directive."""
+    found, first = directive_offsets(text)
+    return any(first is None or offset < first for offset in found)
+
+
+def without_lint_directives(text: str) -> str:
+    """Return `text` without the lines of squawk directives among its leading comments.
+
+    `-- squawk-ignore-file RULE -- why` (and the like) only steer the linter; leaving them out of
+    the checksum lets an applied file be annotated after a linter upgrade without drift. Only a
+    line holding nothing but such a comment, before the first statement, is left out.
+    """
+    if "squawk-" not in text:
+        return text
+    try:
+        tokens = _parser().scan(text)
+    except _parser().ParseError:
+        return text
+    lines, drop = LineMap(text), set()
+    for tok in tokens:  # offsets in characters, the end inclusive
+        if tok.name not in _COMMENT_TOKENS:
+            break
+        start = tok.start
+        comment = text[start:tok.end + 1]
+        line = lines.line_of(start)
+        if (tok.name == "SQL_COMMENT" and _LINT_DIRECTIVE_RE.match(comment)
+                and lines.source_line(line).strip() == comment.strip()):
+            drop.add(line - 1)
+    if not drop:
+        return text
+    return "\n".join(ln for i, ln in enumerate(text.split("\n")) if i not in drop)
 
 
 def _meta_command_offset(text: str, error_offset: int) -> int | None:
@@ -193,3 +255,58 @@ def split_statements(text: str, path: Path, lines: LineMap | None = None) -> lis
         statements.append(Statement(sql=text[start:end], offset=start,
                                     line=lines.line_of(start), kind=kind))
     return statements
+
+
+def body_offset(sql: str, kind: str) -> int | None:
+    """Return where the body of a DO block or CREATE FUNCTION/PROCEDURE starts inside `sql`.
+
+    The body is the string constant after AS (a routine) or the one not naming the LANGUAGE (DO);
+    the offset is that of its first character after the opening quote or `$tag$`.
+    """
+    try:
+        tokens = [t for t in _parser().scan(sql) if t.name not in _COMMENT_TOKENS]
+    except _parser().ParseError:
+        return None
+    for prev, tok in zip([None, *tokens], tokens):
+        if tok.name != "SCONST":
+            continue
+        after = prev.name if prev is not None else None
+        if (kind == "DoStmt" and after != "LANGUAGE") or (kind != "DoStmt" and after == "AS"):
+            literal = sql[tok.start:tok.end + 1]
+            if literal.startswith("$"):
+                return tok.start + literal.index("$", 1) + 1
+            return tok.start + literal.index("'") + 1
+    return None
+
+
+def routine_name(sql: str) -> str | None:
+    """Return the unqualified name a CREATE FUNCTION/PROCEDURE statement defines."""
+    try:
+        stmts = json.loads(_parser().parse_sql_json(sql)).get("stmts", [])
+    except _parser().ParseError:
+        return None
+    node = stmts[0]["stmt"].get("CreateFunctionStmt") if stmts else None
+    if not node:
+        return None
+    return node["funcname"][-1]["String"]["sval"]
+
+
+def is_absorbed_transaction_control(sql: str) -> bool:
+    """Tell whether `sql` is one top-level BEGIN/START/COMMIT/END that the runner absorbs."""
+    parsed = parse_one(sql)
+    if parsed is None:
+        return False
+    kind, node = parsed
+    return kind == "TransactionStmt" and node.get("kind") in _ABSORBED and not node.get("chain")
+
+
+def parse_one(sql: str) -> tuple[str, dict] | None:
+    """Return the parse node (kind, fields) of one statement; None when it does not parse."""
+    try:
+        raw = json.loads(_parser().parse_sql_json(sql)).get("stmts", [])
+    except _parser().ParseError:
+        return None
+    if len(raw) != 1:
+        return None
+    (kind, node), = raw[0]["stmt"].items()
+    return kind, node

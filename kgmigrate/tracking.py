@@ -1,4 +1,4 @@
-"""SQL for public.schema_migrations: read it, extend it, record applied files."""
+"""The tracking table (public.schema_migrations unless --table): read it, extend it, record files."""
 
 from __future__ import annotations
 
@@ -8,36 +8,20 @@ import socket
 from dataclasses import dataclass
 
 import psycopg
-from psycopg import pq
+from psycopg import pq, sql
 
 from . import __version__
+from .errors import ConfigError
+from .settings import TRACKING_TABLE, TableName
 
-TABLE = "public.schema_migrations"
-
-CREATE_TABLE = f"""
-CREATE TABLE IF NOT EXISTS {TABLE} (
-    version INTEGER PRIMARY KEY,
-    name TEXT NOT NULL,
-    applied_at TIMESTAMP NOT NULL DEFAULT NOW(),
-    checksum TEXT,
-    execution_ms INTEGER,
-    applied_by TEXT
-)"""
-
-# Columns the old bash runner's table lacks; added in place so old databases keep working.
-ADD_COLUMNS = [f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS {col}"
-               for col in ("checksum TEXT", "execution_ms INTEGER", "applied_by TEXT")]
-ENSURE_TABLE = [CREATE_TABLE, *ADD_COLUMNS]
-
-RECORD = f"""
-INSERT INTO {TABLE} (version, name, checksum, execution_ms, applied_by)
-VALUES (%s, %s, %s,
-        -- None: the time this transaction has run so far, i.e. the file's statements
-        COALESCE(%s, round(extract(epoch FROM clock_timestamp() - now()) * 1000)::integer), %s)
-ON CONFLICT (version) DO UPDATE
-   SET checksum = EXCLUDED.checksum,
-       execution_ms = EXCLUDED.execution_ms,
-       applied_by = EXCLUDED.applied_by"""
+# The old runner's table has the first three; kgmigrate adds the others in place.
+_INTEGER = {"integer", "bigint", "smallint"}
+_TEXT = {"text", "character varying"}
+_TIMESTAMP = {"timestamp without time zone", "timestamp with time zone"}
+REQUIRED = {"version": _INTEGER, "name": _TEXT, "applied_at": _TIMESTAMP}
+ADDED = {"checksum": ("TEXT", _TEXT), "execution_ms": ("INTEGER", _INTEGER),
+         "applied_by": ("TEXT", _TEXT)}
+COLUMNS = ("version", "name", "applied_at", "checksum", "execution_ms", "applied_by")
 
 
 @dataclass(frozen=True)
@@ -59,6 +43,7 @@ class DbState:
     has_table: bool
     has_kg_api: bool
     applied: dict[int, AppliedRow]
+    columns: frozenset[str] = frozenset()
 
     @property
     def fresh(self) -> bool:
@@ -79,38 +64,118 @@ def applied_by() -> str:
     return f"{user}@{socket.gethostname()} (kgmigrate {__version__})"
 
 
-def read_state(conn: psycopg.Connection) -> DbState:
-    """Read the tracking table (whichever columns it has) and whether kg_api exists."""
-    has_table, has_kg_api = conn.execute(
-        "SELECT to_regclass(%s) IS NOT NULL, "
-        "EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'kg_api')", (TABLE,)).fetchone()
-    if not has_table:
+def quoted(conn: psycopg.Connection, table: TableName) -> str:
+    """Return the table's name quoted for SQL text."""
+    return sql.Identifier(table.schema, table.name).as_string(conn)
+
+
+def _guess_owner(conn: psycopg.Connection, table: TableName, cols: dict[str, str]) -> str:
+    if cols.get("version") == "bigint" and cols.get("dirty") == "boolean" and len(cols) == 2:
+        return " (golang-migrate's shape)"
+    if set(cols) == {"version"} and cols["version"] in _TEXT:
+        rails = conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
+            "ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = 'ar_internal_metadata')",
+            (table.schema,)).fetchone()[0]
+        return " (Rails' shape)" if rails else " (dbmate's or Rails' shape)"
+    return ""
+
+
+def _check_shape(conn: psycopg.Connection, table: TableName, relkind: str,
+                 cols: dict[str, str]) -> None:
+    """Refuse, before anything changes, a table of that name that is not the old runner's or ours."""
+    expected = {**REQUIRED, **{c: types for c, (_, types) in ADDED.items()}}
+    wrong = [c for c, t in cols.items() if c not in expected or t not in expected[c]]
+    missing = [c for c in REQUIRED if c not in cols]
+    if relkind in ("r", "p") and not wrong and not missing:
+        return
+    have = ", ".join(f"{c} {t}" for c, t in cols.items()) or "no columns"
+    what = "a table" if relkind in ("r", "p") else "not a table"
+    raise ConfigError(
+        f"{table} is not kgmigrate's tracking table: it is {what} with {have}"
+        f"{_guess_owner(conn, table, cols)}, where kgmigrate expects version integer, name text, "
+        f"applied_at timestamp. Another tool may own it; kgmigrate changed nothing. Keep "
+        f"kgmigrate's history elsewhere with --table SCHEMA.NAME (env KG_MIGRATIONS_TABLE), "
+        f"e.g. --table kgmigrate.schema_migrations")
+
+
+def read_state(conn: psycopg.Connection, table: TableName = TRACKING_TABLE) -> DbState:
+    """Read the tracking table (whichever of its columns exist) and whether kg_api exists.
+
+    A relation of that name in another tool's shape is refused (ConfigError) untouched.
+    """
+    rows = conn.execute(
+        "SELECT c.relkind::text, a.attname::text, a.atttypid::regtype::text, "
+        "EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = 'kg_api') "
+        "FROM (SELECT 1) one "
+        "LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = %s "
+        "LEFT JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = %s "
+        "LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 "
+        "AND NOT a.attisdropped ORDER BY a.attnum", (table.schema, table.name)).fetchall()
+    relkind, has_kg_api = rows[0][0], rows[0][3]
+    if relkind is None:
         return DbState(False, has_kg_api, {})
-    cols = {r[0] for r in conn.execute(
-        "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0 "
-        "AND NOT attisdropped", (TABLE,))}
-    pick = [c if c in cols else f"NULL AS {c}"
-            for c in ("version", "name", "applied_at", "checksum", "execution_ms", "applied_by")]
-    rows = conn.execute(f"SELECT {', '.join(pick)} FROM {TABLE} ORDER BY version").fetchall()
-    return DbState(True, has_kg_api, {r[0]: AppliedRow(*r) for r in rows})
+    cols = {r[1]: r[2] for r in rows if r[1] is not None}
+    _check_shape(conn, table, relkind, cols)
+    pick = sql.SQL(", ").join(sql.Identifier(c) if c in cols else sql.SQL("NULL")
+                              for c in COLUMNS)
+    found = conn.execute(sql.SQL("SELECT {} FROM {} ORDER BY version").format(
+        pick, sql.Identifier(table.schema, table.name))).fetchall()
+    return DbState(True, has_kg_api, {r[0]: AppliedRow(*r) for r in found}, frozenset(cols))
 
 
-def ensure_table(conn: psycopg.Connection) -> None:
+def ensure_sql(conn: psycopg.Connection, table: TableName,
+               state: DbState | None = None) -> list[str]:
+    """Return the SQL that creates the table (and its schema) or adds the columns it lacks.
+
+    With the `state` read under the lock only what is missing is changed (ALTER TABLE and
+    CREATE SCHEMA need privileges even when they would change nothing); without it, every step is
+    idempotent, for a transaction whose earlier statements (a baseline) may create the table.
+    """
+    name = quoted(conn, table)
+    out = []
+    if state is None or not state.has_table:
+        schema_exists = conn.execute("SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = %s",
+                                     (table.schema,)).fetchone()
+        if not schema_exists:
+            out.append(f"CREATE SCHEMA IF NOT EXISTS {sql.Identifier(table.schema).as_string(conn)}")
+        out.append(f"CREATE TABLE IF NOT EXISTS {name} (version INTEGER PRIMARY KEY, "
+                   f"name TEXT NOT NULL, applied_at TIMESTAMP NOT NULL DEFAULT NOW(), "
+                   f"checksum TEXT, execution_ms INTEGER, applied_by TEXT)")
+    missing = [c for c in ADDED if state is None or (state.has_table and c not in state.columns)]
+    out += [f"ALTER TABLE {name} ADD COLUMN IF NOT EXISTS {c} {ADDED[c][0]}" for c in missing]
+    return out
+
+
+def ensure_table(conn: psycopg.Connection, table: TableName, state: DbState) -> None:
     """Create the tracking table, or add the columns an old one lacks (in the caller's transaction)."""
-    for stmt in ENSURE_TABLE:
+    for stmt in ensure_sql(conn, table, state):
         conn.execute(stmt)
 
 
-def record(conn: psycopg.Connection, version: int, name: str, checksum: str,
+_RECORD = """
+INSERT INTO {table} (version, name, checksum, execution_ms, applied_by)
+VALUES (%s, %s, %s,
+        -- None: the time this transaction has run so far, i.e. the file's statements
+        COALESCE(%s, round(extract(epoch FROM clock_timestamp() - now()) * 1000)::integer), %s)
+ON CONFLICT (version) DO UPDATE
+   SET checksum = EXCLUDED.checksum,
+       execution_ms = EXCLUDED.execution_ms,
+       applied_by = EXCLUDED.applied_by"""
+
+
+def record(conn: psycopg.Connection, table: TableName, version: int, name: str, checksum: str,
            execution_ms: int | None, by: str) -> None:
     """Record an applied file; a row the file inserted itself gets the checksum and timing.
 
     With execution_ms None the server measures it: the time the current transaction has run.
     """
-    conn.execute(RECORD, (version, name, checksum, execution_ms, by))
+    conn.execute(_RECORD.replace("{table}", quoted(conn, table)),
+                 (version, name, checksum, execution_ms, by))
 
 
-def record_sql(conn: psycopg.Connection, version: int, name: str, checksum: str, by: str) -> str:
+def record_sql(conn: psycopg.Connection, table: TableName, version: int, name: str,
+               checksum: str, by: str) -> str:
     """Return the SQL recording a file inside its own transaction (the server times the file)."""
     # libpq's own quoting: psycopg's sql composition costs more than the rest of a file's work.
     esc = pq.Escaping(conn.pgconn)
@@ -119,9 +184,11 @@ def record_sql(conn: psycopg.Connection, version: int, name: str, checksum: str,
     def literal(text: str) -> str:
         return esc.escape_literal(text.encode(enc)).decode(enc)
 
-    return RECORD % (int(version), literal(name), literal(checksum), "NULL", literal(by))
+    return (_RECORD.replace("{table}", quoted(conn, table))
+            % (int(version), literal(name), literal(checksum), "NULL", literal(by)))
 
 
-def set_checksum(conn: psycopg.Connection, version: int, checksum: str) -> None:
+def set_checksum(conn: psycopg.Connection, table: TableName, version: int, checksum: str) -> None:
     """Store the checksum of an applied file."""
-    conn.execute(f"UPDATE {TABLE} SET checksum = %s WHERE version = %s", (checksum, version))
+    conn.execute(sql.SQL("UPDATE {} SET checksum = %s WHERE version = %s").format(
+        sql.Identifier(table.schema, table.name)), (checksum, version))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import select
 from dataclasses import dataclass
 
@@ -61,3 +62,21 @@ def run_script(conn: psycopg.Connection, script: str) -> ScriptOutcome:
     if pgconn.status == pq.ConnStatus.BAD:
         raise psycopg.OperationalError("the connection was lost")
     return ScriptOutcome(len(results), None)
+
+
+def failing_statement(outcome: ScriptOutcome, starts: list[int], lengths: list[int],
+                      opening: int = 1) -> int:
+    """Return the index of the statement that failed in a script of statements at `starts`.
+
+    The error's position, when it has one, is the truth: a statement the server's grammar rejects
+    fails the whole script before anything runs, so no result counts up to it. Without a position,
+    the results before the error count the statements that ran (the first `opening` answer the
+    script's own BEGIN and settings).
+    """
+    pos = outcome.error.diag.statement_position if outcome.error is not None else None
+    if pos and pos.isdigit():
+        at = int(pos) - 1  # 1-based, in characters of the script
+        i = bisect.bisect_right(starts, at) - 1
+        if 0 <= i < len(starts) and at < starts[i] + lengths[i]:
+            return i
+    return outcome.succeeded - opening

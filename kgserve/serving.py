@@ -11,6 +11,7 @@ from . import metrics
 from .batching import BatchedEmbeddings, BatchingQueue, BatchSettings
 from .providers import build_provider
 from .providers.base import EmbeddingProvider, ProviderConfig
+from .providers.guard import AccuracyRefused
 
 
 def batch_settings(cfg: ProviderConfig, app_config: Mapping[str, Any]) -> BatchSettings:
@@ -60,13 +61,23 @@ class ServedProvider:
         """How long the provider took to load."""
         return self.provider.load_seconds
 
+    @property
+    def guard(self):
+        """The accuracy guard's result of an onnx/openvino provider (None for the others)."""
+        return getattr(self.provider, "guard", None)
+
     def load(self) -> None:
         """Load the provider, record how long it took, then start queueing in front of it."""
         started = time.perf_counter()
-        self.provider.load()
         cfg = self.provider.config
+        try:
+            self.provider.load()
+        except AccuracyRefused:
+            metrics.GUARD_REFUSALS.labels(cfg.model_name, cfg.backend, cfg.precision).inc()
+            raise
         metrics.observe_load(cfg.provider, cfg.model_name,
                              self.provider.load_seconds or time.perf_counter() - started)
+        metrics.observe_accuracy(cfg.model_name, cfg.backend, cfg.precision, self.guard)
         if self.batch is not None:
             settings = self.batch
             if self.provider.device != "cpu":  # accelerators gain from every text in one call

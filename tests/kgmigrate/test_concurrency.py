@@ -110,10 +110,16 @@ def test_kill_9_mid_migration_leaves_nothing_and_the_next_run_finishes(migration
     assert db.execute("SELECT x FROM kgt_long").fetchall() == [(1,)]
 
 
-def test_migrations_keep_the_databases_own_lock_timeout(kgmigrate, migrations, db, db_url):
+def test_the_runner_lock_timeout_never_reaches_the_migrations(kgmigrate, migrations, db, db_url):
+    # --lock-timeout bounds only the wait for the runner lock; statements get --ddl-lock-timeout,
+    # and with 0 the database's own lock_timeout.
     dbname = db.info.dbname
     db.execute(f'ALTER DATABASE "{dbname}" SET lock_timeout = \'4321ms\'')
     migrations.add("001_seen.sql", "CREATE TABLE kgt_seen AS "
                                    "SELECT current_setting('lock_timeout') AS lock_timeout;\n")
-    assert kgmigrate("up", "-y", "--lock-timeout", "5").exit_code == 0
-    assert db.execute("SELECT lock_timeout FROM kgt_seen").fetchone() == ("4321ms",)
+    assert kgmigrate("up", "-y", "--lock-timeout", "7", "--ddl-lock-timeout", "0").exit_code == 0
+    assert db.execute("SELECT lock_timeout FROM kgt_seen").fetchall() == [("4321ms",)]
+    migrations.add("002_seen.sql", "INSERT INTO kgt_seen "
+                                   "SELECT current_setting('lock_timeout');\n")
+    assert kgmigrate("up", "-y", "--lock-timeout", "7").exit_code == 0
+    assert db.execute("SELECT lock_timeout FROM kgt_seen").fetchall() == [("4321ms",), ("5s",)]

@@ -63,3 +63,36 @@ def test_directive_only_counts_in_leading_comments(kgmigrate, migrations, db):
     assert result.exit_code == 1
     assert "cannot run inside a transaction block" in result.output
     assert not table_exists(db, "kgt_t")  # ran in a transaction, so rolled back whole
+
+
+def test_directive_after_a_leading_block_comment(kgmigrate, migrations, db):
+    migrations.add("001_t.sql", "CREATE TABLE kgt_t (x INTEGER);\n")
+    migrations.add("002_idx.sql", "/*\n"
+                                  " * Migration 002: index without blocking writes.\n"
+                                  " */\n"
+                                  "/* a second header */ -- kgmigrate: no-transaction\n"
+                                  "CREATE INDEX CONCURRENTLY kgt_t_x ON kgt_t (x);\n")
+    result = kgmigrate("up", "-y")
+    assert result.exit_code == 0, result.output
+    assert "[no-transaction]" in result.output
+    assert db.execute("SELECT to_regclass('kgt_t_x') IS NOT NULL").fetchone()[0]
+
+
+def test_hint_names_a_directive_that_comes_too_late(kgmigrate, migrations, db):
+    migrations.add("001_t.sql", "/* header */\n"
+                                "CREATE TABLE kgt_t (x INTEGER);\n"
+                                "-- kgmigrate: no-transaction\n"
+                                "CREATE INDEX CONCURRENTLY kgt_t_x ON kgt_t (x);\n")
+    result = kgmigrate("up", "-y")
+    assert result.exit_code == 1
+    assert ("HINT: the `-- kgmigrate: no-transaction` on line 3 comes after the first statement "
+            "(line 2); move it above every statement") in result.output
+
+
+def test_directive_inside_a_string_does_not_count(kgmigrate, migrations, db):
+    migrations.add("001_t.sql", "/* x */ SELECT '\n-- kgmigrate: no-transaction\n';\n"
+                                "CREATE TABLE kgt_t (x INTEGER);\n"
+                                "CREATE INDEX CONCURRENTLY kgt_t_x ON kgt_t (x);\n")
+    result = kgmigrate("up", "-y")
+    assert "cannot run inside a transaction block" in result.output
+    assert not table_exists(db, "kgt_t")

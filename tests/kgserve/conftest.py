@@ -61,6 +61,21 @@ def minilm(client, admin):
     return resp.get_json()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def model_cache(tmp_path_factory):
+    """One export cache (KG_MODEL_CACHE) for the whole session: each export is made once."""
+    import os
+
+    folder = tmp_path_factory.mktemp("model-cache")
+    previous = os.environ.get("KG_MODEL_CACHE")
+    os.environ["KG_MODEL_CACHE"] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop("KG_MODEL_CACHE", None)
+    else:
+        os.environ["KG_MODEL_CACHE"] = previous
+
+
 @pytest.fixture(scope="session")
 def tiny_nomic_dir(tmp_path_factory):
     """A tiny random-weight NomicBert sentence-transformers model (768-d, nomic task prompts)."""

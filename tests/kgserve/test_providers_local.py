@@ -21,6 +21,7 @@ from kgserve.providers import (
     build_provider,
 )
 from kgserve.providers.resolve import resolve_model
+from tests.support.backends import loaded
 from tests.support.kgs import MINILM, REPO, cosine
 from tests.support.tiny_models import build_nomic_model, minilm_dir
 from tests.support.waiting import join, start_threads
@@ -35,12 +36,6 @@ def local(model: str = MINILM, dims: int = 384, **kw) -> ProviderConfig:
     kw.setdefault("device", "cpu")
     return ProviderConfig(provider="local", model_name=model, embedding_dimensions=dims, **kw)
 
-
-def loaded(cfg: ProviderConfig):
-    """Build and load a provider."""
-    provider = build_provider(cfg)
-    provider.load()
-    return provider
 
 
 @pytest.fixture(scope="module")
@@ -124,8 +119,15 @@ def test_max_seq_length_never_exceeds_the_model(minilm):
         provider.close()
 
 
-def test_float16_on_cpu_computes_in_float32_and_returns_float16(minilm):
-    provider = loaded(local(precision="float16"))
+def test_float16_on_cpu_is_refused_for_a_new_config():
+    provider = build_provider(local(precision="float16"))
+    with pytest.raises(ProviderError, match="100x slower") as err:
+        provider.load()
+    assert err.value.param == "precision"
+
+
+def test_a_stored_float16_row_on_cpu_keeps_loading_in_float32(minilm):
+    provider = loaded(local(precision="float16", id=7))  # a row written before issue 13
     try:
         out = provider.embed(TEXTS)
         assert out.vectors.dtype == np.float16

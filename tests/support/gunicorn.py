@@ -60,23 +60,30 @@ class GunicornServer:
             return False
 
 
+def start_gunicorn(url: str, log: Path, **env: str) -> tuple[str, subprocess.Popen]:
+    """Start `gunicorn -c gunicorn.conf.py -w 2 kgserve:app` on database `url` (more KG_* and
+    other settings in `env`), its output in `log`; return (base URL, process)."""
+    port = free_port()
+    env = {**os.environ, "KG_DATABASE_URL": url, "KG_ADMIN_TOKEN": ADMIN_TOKEN,
+           "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1", **env}
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [str(Path(sys.executable).parent / "gunicorn"), "-c", "gunicorn.conf.py", "-w", "2",
+             "--bind", f"127.0.0.1:{port}", "kgserve:app"],
+            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+    return f"http://127.0.0.1:{port}", proc
+
+
 @contextmanager
 def running_gunicorn(tmp: Path, openai_stub) -> Iterator[GunicornServer]:
     """Start the server (the OpenAI API served by `openai_stub`); stop it and check its log."""
     cluster = make_cluster("kggu-")
     url = create_database(cluster)
     migrate(url, tmp / "backups")
-    port = free_port()
-    env = {**os.environ, "KG_DATABASE_URL": url, "KG_ADMIN_TOKEN": ADMIN_TOKEN,
-           "OPENAI_API_KEY": openai_stub.api_key, "OPENAI_BASE_URL": openai_stub.base_url,
-           "KG_POLL_INTERVAL": "2", "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
     log = tmp / "gunicorn.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [str(Path(sys.executable).parent / "gunicorn"), "-c", "gunicorn.conf.py", "-w", "2",
-             "--bind", f"127.0.0.1:{port}", "kgserve:app"],
-            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
-    server = GunicornServer(f"http://127.0.0.1:{port}", proc, log, cluster, url)
+    base, proc = start_gunicorn(url, log, OPENAI_API_KEY=openai_stub.api_key,
+                                OPENAI_BASE_URL=openai_stub.base_url, KG_POLL_INTERVAL="2")
+    server = GunicornServer(base, proc, log, cluster, url)
     try:
         wait_for(server.healthy, "gunicorn to answer /healthz", BOUND, interval=0.2)
         yield server

@@ -12,11 +12,17 @@ import psycopg
 REPO = Path(__file__).resolve().parents[2]
 
 
-def tracked(conn: psycopg.Connection) -> list[int]:
-    """Return the versions recorded in public.schema_migrations (empty when it does not exist)."""
-    if not table_exists(conn, "public.schema_migrations"):
+def latest_version(migrations_dir: Path | None = None) -> int:
+    """The highest version among the project's migration files (what a fresh `up` reaches)."""
+    folder = migrations_dir or REPO / "schema" / "migrations"
+    return max(int(p.name.split("_", 1)[0]) for p in folder.glob("[0-9]*_*.sql"))
+
+
+def tracked(conn: psycopg.Connection, table: str = "public.schema_migrations") -> list[int]:
+    """Return the versions recorded in the tracking table (empty when it does not exist)."""
+    if not table_exists(conn, table):
         return []
-    return [r[0] for r in conn.execute("SELECT version FROM public.schema_migrations ORDER BY 1")]
+    return [r[0] for r in conn.execute(f"SELECT version FROM {table} ORDER BY 1")]
 
 
 def table_exists(conn: psycopg.Connection, name: str) -> bool:

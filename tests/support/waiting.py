@@ -14,16 +14,17 @@ import pytest
 BOUND = 120.0  # seconds: a bound on waiting, far above what any wait here needs
 
 
-def wait_for(predicate: Callable[[], Any], what: str, bound: float = BOUND,
+def wait_for(predicate: Callable[[], Any], what: str | Callable[[], str], bound: float = BOUND,
              interval: float = 0.05) -> Any:
-    """Call `predicate` until it returns something true, and return that; fail after `bound` s."""
+    """Call `predicate` until it returns something true, and return that; fail after `bound` s
+    saying `what` was awaited (a callable gives the words at that moment, e.g. a log's tail)."""
     deadline = time.monotonic() + bound
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
         time.sleep(interval)
-    pytest.fail(f"timed out after {bound:g} s waiting for {what}")
+    pytest.fail(f"timed out after {bound:g} s waiting for {what() if callable(what) else what}")
 
 
 def start_threads(calls: list[Callable[[], Any]]) -> tuple[list[Any], list[threading.Thread]]:
