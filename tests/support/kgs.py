@@ -18,6 +18,7 @@ ADMIN_TOKEN = "test-admin-token-0123456789"
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 MINILM_BODY = {"provider": "local", "model_name": MINILM, "embedding_dimensions": 384,
                "precision": "float32", "device": "cpu", "allow_dimension_change": True}
+ONNX_BODY = {**MINILM_BODY, "backend": "onnx"}
 OPENAI_BODY = {"provider": "openai", "model_name": "text-embedding-3-small",
                "embedding_dimensions": 1536, "precision": "float32",
                "allow_dimension_change": True}
