@@ -14,8 +14,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from kgmigrate.dbfacts import DbFacts
 from kgmigrate.errors import ToolError
-from kgmigrate.pgclient import DbFacts
 from kgmigrate.snapshots import take_snapshot
 from tests.kgmigrate.test_snapshot_helpers import (
     MIGRATION_002,

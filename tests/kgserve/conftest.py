@@ -15,7 +15,9 @@ MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 
 def migrate(url: str, backups: Path) -> None:
     """Apply the project's real schema (schema/migrations) to the database at `url`."""
-    from kgmigrate.engine import apply, connect, make_plan
+    from kgmigrate.engine import apply
+    from kgmigrate.plan import make_plan
+    from kgmigrate.session import connect
     from kgmigrate.settings import Settings
 
     settings = Settings(database_url=url, migrations_dir=REPO / "schema" / "migrations",
