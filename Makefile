@@ -25,7 +25,8 @@ run: install
 	$(VENV)/bin/kgmigrate localdb start
 	$(VENV)/bin/kgmigrate up -y
 	$(VENV)/bin/flask --app kgserve embedding set --if-changed --allow-dimension-change \
-	  --provider local --model-name sentence-transformers/all-MiniLM-L6-v2 --dimensions 384
+	  --provider local --model-name sentence-transformers/all-MiniLM-L6-v2 --dimensions 384 \
+	  --fastest-backend
 	$(VENV)/bin/python -m kgserve.devserver
 
 clean:

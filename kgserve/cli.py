@@ -52,8 +52,11 @@ def list_(limit: int) -> None:
 @click.option("--provider", type=click.Choice(["local", "openai"]), required=True)
 @click.option("--model-name", "--model", required=True, help="e.g. sentence-transformers/all-MiniLM-L6-v2")
 @click.option("--dimensions", "embedding_dimensions", type=int, required=True)
-@click.option("--precision", type=click.Choice(["float32", "float16"]), default="float32",
-              show_default=True)
+@click.option("--precision", type=click.Choice(["float32", "float16", "int8"]),
+              default="float32", show_default=True,
+              help="int8 with --backend onnx or openvino (checked by the accuracy guard).")
+@click.option("--backend", type=click.Choice(["torch", "onnx", "openvino"]),
+              help="How a local model runs: torch (default), onnx (ONNX Runtime) or openvino.")
 @click.option("--device", type=click.Choice(["cpu", "cuda", "mps"]))
 @click.option("--max-memory-mb", type=int)
 @click.option("--num-threads", type=int)
@@ -63,13 +66,41 @@ def list_(limit: int) -> None:
 @click.option("--allow-dimension-change", is_flag=True,
               help="Accept a vector size different from the active config's.")
 @click.option("--if-changed", is_flag=True, help="Do nothing when this is already active.")
+@click.option("--fastest-backend", is_flag=True,
+              help="Time torch, onnx and openvino (int8 where the accuracy guard passes) on "
+                   "this machine and activate the fastest; with --if-changed, keep an active "
+                   "config that differs only in backend and precision.")
 @click.option("--updated-by", default="cli", show_default=True)
-def set_(if_changed: bool, **options: Any) -> None:
+def set_(if_changed: bool, fastest_backend: bool, **options: Any) -> None:
     """Load the model here to check it, then activate it for every worker."""
     body = {k: v for k, v in options.items() if v is not None}
+    if fastest_backend and (body.get("backend") or body.get("precision") != "float32"):
+        raise click.UsageError("--fastest-backend picks the backend and precision itself")
     data = _run(ConfigRequestSchema().load, body)
+    rt = runtime()
+    if fastest_backend:
+        if if_changed and _run(ops.active_matches, rt, data, ("backend", "precision")):
+            _echo(_run(ops.change_config, rt, data, serve=False, if_changed=True,
+                       ignore=("backend", "precision")))
+            return
+        data = _fastest(rt, data)
     click.echo(f"checking {data['provider']} {data['model_name']} ...", err=True)
-    _echo(_run(ops.change_config, runtime(), data, serve=False, if_changed=if_changed))
+    _echo(_run(ops.change_config, rt, data, serve=False, if_changed=if_changed))
+
+
+def _fastest(rt, data: dict[str, Any]) -> dict[str, Any]:
+    """Time every backend for `data`, print the table, return `data` with the winner's."""
+    from . import fastest
+
+    click.echo(f"timing backends for {data['model_name']} "
+               f"({fastest.worker_threads()} threads, as a gunicorn worker) ...", err=True)
+    trials = _run(fastest.trial, rt, data)
+    for t in trials:
+        rate = f"{t.texts_per_second:8.1f} texts/s" if t.texts_per_second else "     refused   "
+        click.echo(f"  {t.backend:<9}{t.precision:<8}{rate}  {t.note[:160]}", err=True)
+    winner = _run(fastest.best, trials)
+    click.echo(f"fastest: {winner.backend} {winner.precision}", err=True)
+    return {**data, "backend": winner.backend, "precision": winner.precision}
 
 
 @embedding.command("reload")

@@ -28,12 +28,34 @@ def _ready(base: str) -> dict | None:
         return None
 
 
-def banner(base: str, model: str, token: str, generated: bool) -> str:
+def _status(base: str, token: str) -> dict:
+    """This worker's model_status from the admin API ({} when it cannot be read)."""
+    req = urllib.request.Request(f"{base}/admin/embedding/config",
+                                 headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return json.loads(resp.read()).get("model_status") or {}
+    except (OSError, ValueError):
+        return {}
+
+
+def describe_backend(status: dict) -> str:
+    """'backend openvino int8, min cosine 0.9885 to torch float32' (or what is known)."""
+    if not status.get("backend"):
+        return "backend unknown"
+    text = f"backend {status['backend']} {status.get('precision') or ''}".rstrip()
+    accuracy = status.get("accuracy")
+    if accuracy:
+        text += f", min cosine {accuracy['min_cosine']:.4f} to {accuracy['reference']}"
+    return text
+
+
+def banner(base: str, model: str, token: str, generated: bool, backend: str = "") -> str:
     """Return the examples printed once the server is ready."""
     where = "generated for this run" if generated else "from KG_ADMIN_TOKEN"
     python = os.path.relpath(sys.executable) if sys.executable.startswith(str(REPO)) else "python"
     return f"""
-kgserve is ready on {base}  (model: {model})
+kgserve is ready on {base}  (model: {model}; {backend})
 
   curl -s {base}/v1/embeddings -H 'Content-Type: application/json' \\
        -d '{{"input": ["hello world"], "model": "{model}"}}'
@@ -68,7 +90,8 @@ def main() -> int:
         while proc.poll() is None and time.monotonic() < deadline:
             body = _ready(base)
             if body:
-                print(banner(base, body["model"], token, generated), file=sys.stderr, flush=True)
+                print(banner(base, body["model"], token, generated,
+                             describe_backend(_status(base, token))), file=sys.stderr, flush=True)
                 break
             time.sleep(0.5)
         else:

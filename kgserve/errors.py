@@ -97,6 +97,7 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(HTTPException, _http)
     app.register_error_handler(
         ProviderError, lambda e: error_response(ApiError(e.status, str(e), e.code,
+                                                         param=getattr(e, "param", None),
                                                          headers=getattr(e, "headers", None))))
     app.register_error_handler(
         DatabaseUnavailable,

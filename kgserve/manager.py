@@ -192,6 +192,9 @@ class EmbeddingModelManager:
                 "model": p.model if p else None,
                 "dimensions": p.dimensions if p else None,
                 "device": p.device if p else None,
+                "backend": p.config.backend if p else None,
+                "precision": p.config.precision if p else None,
+                "accuracy": _accuracy(p),
                 "load_seconds": round(p.load_seconds, 3) if p and p.load_seconds else None,
                 "last_error": self._last_error,
                 "pid": os.getpid(),
@@ -209,6 +212,12 @@ class EmbeddingModelManager:
             _close_quietly(p)
 
     close = reset
+
+
+def _accuracy(provider: EmbeddingProvider | None) -> dict[str, Any] | None:
+    """The accuracy guard's figures of an onnx/openvino provider (None for the others)."""
+    guard = getattr(provider, "guard", None) if provider is not None else None
+    return guard.as_dict() if guard is not None else None
 
 
 def _close_quietly(provider: EmbeddingProvider) -> None:

@@ -42,6 +42,15 @@ INFERENCE = Histogram("kgserve_inference_seconds", "Duration of one model (or up
 MODEL_LOAD = Histogram("kgserve_model_load_seconds", "Time to build, load and warm a provider",
                        ["provider", "model"], buckets=(.1, .5, 1, 2.5, 5, 10, 30, 60, 120, 300))
 
+ACCURACY_MIN = Gauge("kgserve_accuracy_min_cosine",
+                     "Accuracy guard: lowest cosine to torch float32 over the probe set",
+                     ["model", "backend", "precision"], multiprocess_mode="livemostrecent")
+ACCURACY_MEAN = Gauge("kgserve_accuracy_mean_cosine",
+                      "Accuracy guard: mean cosine to torch float32 over the probe set",
+                      ["model", "backend", "precision"], multiprocess_mode="livemostrecent")
+GUARD_REFUSALS = Counter("kgserve_accuracy_guard_refusals_total",
+                         "Configs the accuracy guard refused", ["model", "backend", "precision"])
+
 bp = Blueprint("metrics", __name__)
 
 
@@ -79,6 +88,13 @@ def observe_load(provider: str, model: str, seconds: float | None) -> None:
     """Record how long a provider took to load."""
     if seconds is not None:
         MODEL_LOAD.labels(provider, model).observe(seconds)
+
+
+def observe_accuracy(model: str, backend: str, precision: str, guard) -> None:
+    """Record the accuracy guard's figures of a loaded onnx/openvino provider."""
+    if guard is not None:
+        ACCURACY_MIN.labels(model, backend, precision).set(guard.min_cosine)
+        ACCURACY_MEAN.labels(model, backend, precision).set(guard.mean_cosine)
 
 
 def init_app(app: Flask) -> None:

@@ -43,20 +43,29 @@ def summary(row: dict[str, Any]) -> dict[str, Any]:
         "precision": row["precision"],
         # A local model can also run in a browser (transformers.js); OpenAI needs a secret key.
         "supports_browser": row["provider"] == "local",
-        "resource_allocation": {k: row.get(k) for k in
-                                ("max_memory_mb", "num_threads", "device", "batch_size")},
+        "resource_allocation": {"backend": row.get("backend") or "torch",
+                                **{k: row.get(k) for k in
+                                   ("max_memory_mb", "num_threads", "device", "batch_size")}},
     }
 
 
-def _same(active: dict[str, Any] | None, values: dict[str, Any]) -> bool:
+def _same(active: dict[str, Any] | None, values: dict[str, Any],
+          ignore: tuple[str, ...] = ()) -> bool:
     if active is None:
         return False
-    keys = [k for k in store.WRITABLE if k != "updated_by" and values.get(k) is not None]
+    keys = [k for k in store.WRITABLE if k != "updated_by" and k not in ignore
+            and values.get(k) is not None]
     return all(active.get(k) == values[k] for k in keys)
 
 
+def active_matches(rt: Runtime, data: dict[str, Any], ignore: tuple[str, ...]) -> bool:
+    """Say whether the active row already has every value of `data` except the `ignore` ones."""
+    with rt.db.connection() as conn:
+        return _same(store.get_active(conn), data, ignore)
+
+
 def change_config(rt: Runtime, data: dict[str, Any], serve: bool = True,
-                  if_changed: bool = False) -> dict[str, Any]:
+                  if_changed: bool = False, ignore: tuple[str, ...] = ()) -> dict[str, Any]:
     """Validate by loading the new provider; only then write the active row and notify.
 
     `data` is ConfigRequestSchema output. With `serve` the new provider replaces this process's
@@ -65,9 +74,10 @@ def change_config(rt: Runtime, data: dict[str, Any], serve: bool = True,
     data = dict(data)
     allow = bool(data.pop("allow_dimension_change", False))
     values = {k: data.get(k) for k in store.WRITABLE}
+    values["backend"] = values["backend"] or "torch"  # the column's default, explicit for _same
     with rt.db.connection() as conn:  # 503 fast when the database is down, before any load
         active = store.get_active(conn)
-    if if_changed and _same(active, values):
+    if if_changed and _same(active, values, ignore):
         return _result(active["id"], f"{active['model_name']} is already the active config")
     store.check_dimensions(active, values["embedding_dimensions"], allow)  # 409 before loading
     provider = rt.manager.prepare(ProviderConfig.from_row(values))  # 422 on failure
@@ -83,8 +93,9 @@ def change_config(rt: Runtime, data: dict[str, Any], serve: bool = True,
     if not serve:
         provider.close()
     rt.last_row = row
-    log.info("config %s activated: provider=%s model=%s dimensions=%s by %s", row["id"],
-             row["provider"], row["model_name"], row["embedding_dimensions"], row["updated_by"])
+    log.info("config %s activated: provider=%s model=%s dimensions=%s backend=%s precision=%s "
+             "by %s", row["id"], row["provider"], row["model_name"], row["embedding_dimensions"],
+             row.get("backend"), row["precision"], row["updated_by"])
     return _result(row["id"], f"now serving {row['provider']} {row['model_name']} "
                               f"({row['embedding_dimensions']} dimensions)")
 

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate
+from marshmallow import (
+    RAISE,
+    Schema,
+    ValidationError,
+    fields,
+    validate,
+    validates_schema,
+)
+
+from .providers.options import BACKENDS, PRECISIONS, problem
 
 PROVIDERS = ("local", "openai")
-PRECISIONS = ("float16", "float32")
 DEVICES = ("cpu", "cuda", "mps")
 MAX_INPUTS = 2048
-
 
 
 class StrictBoolean(fields.Boolean):
@@ -35,7 +42,10 @@ class ConfigRequestSchema(Schema):
     provider = fields.String(required=True, validate=validate.OneOf(PROVIDERS))
     model_name = fields.String(required=True, validate=validate.Length(1, 200))
     embedding_dimensions = _int(1, 65536, required=True)
-    precision = fields.String(required=True, validate=validate.OneOf(PRECISIONS))
+    precision = fields.String(required=True, validate=validate.OneOf(PRECISIONS), metadata={
+        "description": "int8 only with backend onnx or openvino; float16 is refused on the CPU"})
+    backend = fields.String(allow_none=True, validate=validate.OneOf(BACKENDS), metadata={
+        "description": "local provider: torch (default), onnx (ONNX Runtime) or openvino"})
     max_memory_mb = _int(1, 10_000_000, allow_none=True)
     num_threads = _int(1, 1024, allow_none=True)
     device = fields.String(allow_none=True, validate=validate.OneOf(DEVICES))
@@ -44,6 +54,14 @@ class ConfigRequestSchema(Schema):
     normalize_embeddings = StrictBoolean(allow_none=True)
     updated_by = fields.String(allow_none=True, validate=validate.Length(1, 100))
     allow_dimension_change = StrictBoolean(load_default=False)
+
+    @validates_schema
+    def _combination(self, data: dict[str, Any], **kwargs: Any) -> None:
+        """Refuse a backend/precision/device combination that cannot work, naming the field."""
+        found = problem(data.get("provider"), data.get("backend"), data.get("precision"),
+                        data.get("device"))
+        if found:
+            raise ValidationError(found[1], field_name=found[0])
 
 
 class InputField(fields.Field):
@@ -84,6 +102,7 @@ class EmbeddingsRequestSchema(Schema):
 
 
 class ResourceAllocationSchema(Schema):
+    backend = fields.String(metadata={"enum": list(BACKENDS)})
     max_memory_mb = fields.Integer(allow_none=True)
     num_threads = fields.Integer(allow_none=True)
     device = fields.String(allow_none=True)
@@ -101,6 +120,17 @@ class ConfigSummarySchema(Schema):
     resource_allocation = fields.Nested(ResourceAllocationSchema)
 
 
+class AccuracySchema(Schema):
+    """The accuracy guard's figures for an onnx/openvino backend (null for torch)."""
+
+    min_cosine = fields.Float()
+    mean_cosine = fields.Float()
+    bound = fields.Float()
+    probes = fields.Integer()
+    reference = fields.String()
+    passed = fields.Boolean()
+
+
 class ModelStatusSchema(Schema):
     state = fields.String(metadata={"enum": ["not_loaded", "loading", "ready", "failed"]})
     loading = fields.Boolean()
@@ -109,6 +139,9 @@ class ModelStatusSchema(Schema):
     model = fields.String(allow_none=True)
     dimensions = fields.Integer(allow_none=True)
     device = fields.String(allow_none=True)
+    backend = fields.String(allow_none=True)
+    precision = fields.String(allow_none=True)
+    accuracy = fields.Nested(AccuracySchema, allow_none=True)
     load_seconds = fields.Float(allow_none=True)
     last_error = fields.String(allow_none=True)
     pid = fields.Integer()
@@ -122,6 +155,7 @@ class ConfigRowSchema(Schema):
     model_name = fields.String()
     embedding_dimensions = fields.Integer()
     precision = fields.String()
+    backend = fields.String()
     max_memory_mb = fields.Integer(allow_none=True)
     num_threads = fields.Integer(allow_none=True)
     device = fields.String(allow_none=True)

@@ -10,6 +10,7 @@ from typing import Any
 from . import metrics
 from .batching import BatchedEmbeddings, BatchingQueue, BatchSettings
 from .providers.base import EmbeddingProvider, ProviderConfig
+from .providers.guard import AccuracyRefused
 
 
 def batch_settings(cfg: ProviderConfig, app_config: Mapping[str, Any]) -> BatchSettings:
@@ -50,10 +51,16 @@ class ServedProvider(EmbeddingProvider):
     def load(self) -> None:
         """Load the inner provider, then start queueing in front of it."""
         started = time.perf_counter()
-        self.inner.load()
         cfg = self.inner.config
+        try:
+            self.inner.load()
+        except AccuracyRefused:
+            metrics.GUARD_REFUSALS.labels(cfg.model_name, cfg.backend, cfg.precision).inc()
+            raise
         metrics.observe_load(cfg.provider, cfg.model_name,
                              self.inner.load_seconds or time.perf_counter() - started)
+        metrics.observe_accuracy(cfg.model_name, cfg.backend, cfg.precision,
+                                 getattr(self.inner, "guard", None))
         if self.batching:
             settings = self.settings or BatchSettings(max_batch=cfg.batch_size)
             if self.inner.device != "cpu":  # accelerators gain from every text in one call

@@ -9,12 +9,12 @@ import psycopg
 from psycopg.rows import dict_row
 
 CHANNEL = "kg_embedding_config"
-COLUMNS = ("id", "provider", "model_name", "embedding_dimensions", "precision", "max_memory_mb",
-           "num_threads", "device", "batch_size", "max_seq_length", "normalize_embeddings",
+COLUMNS = ("id", "provider", "model_name", "embedding_dimensions", "precision", "backend",
+           "max_memory_mb", "num_threads", "device", "batch_size", "max_seq_length", "normalize_embeddings",
            "created_at", "updated_at", "updated_by", "active")
 # The columns a client may set; the rest are filled by the database.
-WRITABLE = ("provider", "model_name", "embedding_dimensions", "precision", "max_memory_mb",
-            "num_threads", "device", "batch_size", "max_seq_length", "normalize_embeddings",
+WRITABLE = ("provider", "model_name", "embedding_dimensions", "precision", "backend",
+            "max_memory_mb", "num_threads", "device", "batch_size", "max_seq_length", "normalize_embeddings",
             "updated_by")
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM kg_api.embedding_config"
 _LOCK_KEY = "kg_api.embedding_config"

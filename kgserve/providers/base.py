@@ -16,7 +16,8 @@ class ProviderConfig:
     provider: str  # 'local' | 'openai'
     model_name: str
     embedding_dimensions: int
-    precision: str = "float32"  # 'float16' | 'float32'
+    precision: str = "float32"  # 'float32' | 'float16' | 'int8' (onnx/openvino only)
+    backend: str = "torch"  # 'torch' | 'onnx' | 'openvino' (local provider only)
     max_memory_mb: int | None = None
     num_threads: int | None = None
     device: str | None = None  # 'cpu' | 'cuda' | 'mps' | None = auto
@@ -46,6 +47,7 @@ class ProviderError(Exception):
 
     status = 422
     code = "provider_error"
+    param: str | None = None  # the config field at fault, when there is one
 
 
 class ModelUnavailable(ProviderError):

@@ -16,7 +16,6 @@ import numpy as np
 import torch
 
 from kgserve.providers.base import (
-    DeviceUnavailable,
     EmbeddingProvider,
     Embeddings,
     InvalidInput,
@@ -24,6 +23,8 @@ from kgserve.providers.base import (
     ProviderError,
     ResourceLimitExceeded,
 )
+from kgserve.providers.devices import pick_device
+from kgserve.providers.options import FLOAT16_ON_CPU, problem
 from kgserve.providers.resolve import ResolvedModel, resolve_model
 
 log = logging.getLogger(__name__)
@@ -32,38 +33,6 @@ MB = 1024 * 1024
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 _NOT_WEIGHTS = {"training_args.bin", "optimizer.pt", "scheduler.pt", "rng_state.pth"}
 _SKIP_DIRS = {"onnx", "openvino", ".git"}
-
-
-def pick_device(requested: str | None) -> str:
-    """Return the torch device to use: `requested`, or the best available (cuda, mps, cpu)."""
-    if requested in (None, "", "auto"):
-        if torch.cuda.is_available():
-            return "cuda"
-        if torch.backends.mps.is_available():
-            return "mps"
-        return "cpu"
-    kind, _, index = requested.partition(":")
-    if kind == "cpu" and not index:
-        return "cpu"
-    if kind == "cuda" and torch.cuda.is_available() and (
-            not index or (index.isdigit() and int(index) < torch.cuda.device_count())):
-        return requested
-    if kind == "mps" and not index and torch.backends.mps.is_available():
-        return "mps"
-    if kind not in ("cpu", "cuda", "mps"):
-        raise DeviceUnavailable(f"unknown device {requested!r}; use cpu, cuda, cuda:N or mps")
-    raise DeviceUnavailable(f"device {requested!r} is not available on this machine "
-                            f"(available: {', '.join(available_devices())})")
-
-
-def available_devices() -> list[str]:
-    """List the devices torch can use here."""
-    found = ["cpu"]
-    if torch.cuda.is_available():
-        found += ["cuda"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
-    if torch.backends.mps.is_available():
-        found.append("mps")
-    return found
 
 
 def weight_bytes_on_disk(folder: Path) -> int:
@@ -80,8 +49,9 @@ def weight_bytes_on_disk(folder: Path) -> int:
 
 def _check_config(cfg: ProviderConfig) -> None:
     """Refuse config values the provider cannot honour."""
-    if cfg.precision not in ("float32", "float16"):
-        raise ProviderError(f"precision must be 'float32' or 'float16', not {cfg.precision!r}")
+    found = problem(cfg.provider, cfg.backend, cfg.precision, cfg.device)
+    if found and not (found[1] == FLOAT16_ON_CPU and cfg.id is not None):  # see load()
+        raise _field_error(*found)
     for name in ("embedding_dimensions", "batch_size"):
         if getattr(cfg, name) < 1:
             raise ProviderError(f"{name} must be at least 1")
@@ -89,6 +59,12 @@ def _check_config(cfg: ProviderConfig) -> None:
         value = getattr(cfg, name)
         if value is not None and value < 1:
             raise ProviderError(f"{name} must be at least 1 when set")
+
+
+def _field_error(field: str, message: str) -> ProviderError:
+    err = ProviderError(message)
+    err.param = field
+    return err
 
 
 class LocalProvider(EmbeddingProvider):
@@ -101,47 +77,79 @@ class LocalProvider(EmbeddingProvider):
         self.native_dimensions: int | None = None
         self.max_seq_length: int | None = None
         self.prompts: dict[str, str] = {}
-        self._st = None
+        self.guard = None  # GuardResult of an onnx/openvino backend
+        self.export_path: Path | None = None
+        self._st = None  # the SentenceTransformer (torch backend)
+        self._cpu = None  # the CpuEncoder (onnx/openvino backends)
+        self._tokenizer = None
+        self._default_prompt = ""
+        self._threads = 0
         self._lock = threading.Lock()
 
     def load(self) -> None:
-        """Resolve, check limits, load onto the device, apply settings and warm the model."""
+        """Resolve, check limits, load (export and guard for onnx/openvino), apply settings, warm.
+
+        Nothing process-wide changes here: torch's thread count is set per call (and put back
+        after the warm-up), ONNX Runtime and OpenVINO threads live in their own sessions.
+        """
         cfg = self.config
         started = time.perf_counter()
         _check_config(cfg)
         resolved = resolve_model(cfg.model_name)
         device = pick_device(cfg.device)
+        if cfg.precision == "float16" and device == "cpu" and cfg.backend == "torch":
+            if cfg.id is None:  # a new config: refuse; a stored one keeps its old meaning
+                raise _field_error("precision", FLOAT16_ON_CPU)
+            log.warning("config %s asks for float16 on the CPU: computing in float32 and "
+                        "returning float16 vectors (%s)", cfg.id, FLOAT16_ON_CPU)
         half = cfg.precision == "float16" and device != "cpu"
-        if cfg.max_memory_mb is not None:
+        if cfg.max_memory_mb is not None and cfg.backend == "torch":
             need = weight_bytes_on_disk(resolved.path) // (2 if half else 1)
             if need > cfg.max_memory_mb * MB:
                 raise ResourceLimitExceeded(
                     f"model {resolved.name!r} needs about {_mb(need)} MB for its weights, more "
                     f"than max_memory_mb={cfg.max_memory_mb}")
-        if cfg.num_threads:
-            torch.set_num_threads(cfg.num_threads)
-        st = _open(resolved, device)
+        previous_threads = torch.get_num_threads()
+        self._threads = cfg.num_threads or previous_threads
+        st = _open(resolved, device, remote_code=cfg.backend == "torch")
         try:
             self._configure(st, resolved, half)
-            self._st = st
+            if cfg.backend == "torch":
+                self._st = st
+            else:
+                self._prepare_cpu(st, resolved)
+            st = None  # the onnx/openvino backends keep only the tokenizer
             self._encode(["warm up"], None)
         except BaseException:
-            self._st = None
-            del st
+            self._st = self._cpu = None
+            st = None
             _release(device)
             raise
+        finally:
+            torch.set_num_threads(previous_threads)
         self.resolved = resolved
         self.device = device
         self.load_seconds = time.perf_counter() - started
-        log.info("loaded %s from %s on %s (%d-d, float %s) in %.2fs", resolved.name,
-                 resolved.source, device, self.dimensions, cfg.precision, self.load_seconds)
+        guard = f"; guard {self.guard.describe()}" if self.guard else ""
+        log.info("loaded %s from %s on %s (%d-d, backend %s, precision %s) in %.2fs%s",
+                 resolved.name, resolved.source, device, self.dimensions, cfg.backend,
+                 cfg.precision, self.load_seconds, guard)
+
+    def _prepare_cpu(self, st, resolved: ResolvedModel) -> None:
+        """Export (or find) the onnx/openvino model, open it and run the accuracy guard."""
+        from .cpu_backend import prepare
+        from .cpu_runtime import default_threads
+
+        threads = self.config.num_threads or default_threads()
+        ready = prepare(self.config, resolved, st, self.max_seq_length, threads)
+        self._cpu, self.guard, self.export_path = ready.encoder, ready.guard, ready.entry.path
 
     def _configure(self, st, resolved: ResolvedModel, half: bool) -> None:
         """Apply precision, memory limit, dimensions, sequence length and task prompts."""
         cfg = self.config
         if half:
             st.half()
-        if cfg.max_memory_mb is not None:
+        if cfg.max_memory_mb is not None and cfg.backend == "torch":
             used = sum(t.numel() * t.element_size()
                        for t in [*st.parameters(), *st.buffers()])
             if used > cfg.max_memory_mb * MB:
@@ -159,6 +167,9 @@ class LocalProvider(EmbeddingProvider):
             st.max_seq_length = min(limits)
         self.max_seq_length = st.max_seq_length
         self.prompts = _task_prompts(st, resolved)
+        default = getattr(st, "default_prompt_name", None)
+        self._default_prompt = (st.prompts or {}).get(default, "") if default else ""
+        self._tokenizer = st.tokenizer
 
     def embed(self, texts: list[str], input_type: str | None = None,
               dimensions: int | None = None) -> Embeddings:
@@ -178,59 +189,66 @@ class LocalProvider(EmbeddingProvider):
 
     def _encode(self, texts: list[str], input_type: str | None) -> tuple[np.ndarray, int]:
         """Run the model and the tokenizer under the lock; return float32 vectors and tokens."""
-        st = self._st
-        if st is None:
+        st, cpu = self._st, self._cpu
+        if st is None and cpu is None:
             raise ProviderError(f"model {self.model!r} is not loaded")
         prompt = self._prompt(input_type)
         with self._lock:
+            if cpu is not None:
+                vectors, counts = cpu.encode([prompt + t for t in texts] if prompt else texts,
+                                             self.config.batch_size)
+                return vectors, sum(counts)
+            if torch.get_num_threads() != self._threads:  # this config's threads, per call
+                torch.set_num_threads(self._threads)
             out = st.encode(texts, prompt=prompt, batch_size=self.config.batch_size,
                             convert_to_numpy=True, normalize_embeddings=False,
                             show_progress_bar=False)
-            tokens = sum(self._token_counts(st, texts, prompt))
+            tokens = sum(self._token_counts(texts, prompt))
         return np.asarray(out, dtype=np.float32), tokens
 
     def _prompt(self, input_type: str | None) -> str | None:
         """Return the text prepended for `input_type` (None: the model's default, if any)."""
         if input_type is not None:
             return self.prompts.get(input_type, "")
-        st = self._st
-        default = getattr(st, "default_prompt_name", None)
-        return st.prompts.get(default, "") if default else ""
+        return self._default_prompt
 
     def count_tokens(self, texts: list[str], input_type: str | None = None) -> list[int]:
         """Return each text's token count as the model sees it (prefix included, truncated)."""
         self.check_request(input_type, None)
         _check_texts(texts)
-        st = self._st
-        if st is None:
+        if self._st is None and self._cpu is None:
             raise ProviderError(f"model {self.model!r} is not loaded")
         with self._lock:
-            return self._token_counts(st, texts, self._prompt(input_type))
+            return self._token_counts(texts, self._prompt(input_type))
 
-    def _token_counts(self, st, texts: list[str], prompt: str | None) -> list[int]:
+    def _token_counts(self, texts: list[str], prompt: str | None) -> list[int]:
         """Tokenize like the model does (special tokens, truncation) and count."""
         if prompt:
             texts = [prompt + t for t in texts]
         kwargs = {"truncation": True, "max_length": self.max_seq_length} \
             if self.max_seq_length else {}
-        ids = st.tokenizer(texts, add_special_tokens=True, return_attention_mask=False,
+        ids = self._tokenizer(texts, add_special_tokens=True, return_attention_mask=False,
                            return_token_type_ids=False, **kwargs)["input_ids"]
         return [len(i) for i in ids]
 
     def close(self) -> None:
         """Drop the model and give its memory back."""
         with self._lock:
-            self._st = None
+            self._st, self._cpu = None, None
         _release(self.device)
 
 
-def _open(resolved: ResolvedModel, device: str):
-    """Load the SentenceTransformer for `resolved` on `device`, mapping failures to ProviderError."""
+def _open(resolved: ResolvedModel, device: str, remote_code: bool = True):
+    """Load the SentenceTransformer for `resolved` on `device`, mapping failures to ProviderError.
+
+    Without `remote_code` (the onnx/openvino exports) a model that only loads with its own
+    published code is refused: only architectures transformers ships can be exported.
+    """
     from sentence_transformers import SentenceTransformer
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
-    attempts = [True, False] if resolved.known.trust_remote_code else [False]
+    attempts = [True, False] if resolved.known.trust_remote_code and remote_code else [False]
     first: Exception | None = None
     for trust in attempts:
         try:
@@ -242,6 +260,11 @@ def _open(resolved: ResolvedModel, device: str):
         except Exception as exc:  # noqa: BLE001 - model code raises anything; try 2 is the
             first = first or exc  # native transformers class (e.g. NomicBert) without remote code
             log.info("loading %s with trust_remote_code=%s failed: %s", resolved.name, trust, exc)
+    if not remote_code and resolved.known.trust_remote_code:
+        raise _field_error("backend", (
+            f"model {resolved.name!r} needs trust_remote_code (its own published code), which "
+            f"the onnx and openvino exports do not run ({type(first).__name__}: "
+            f"{_first_line(first)}); use backend torch"))
     raise ProviderError(f"could not load model {resolved.name!r} from {resolved.source}: "
                         f"{type(first).__name__}: {_first_line(first)}") from first
 

@@ -83,6 +83,8 @@ def admin():
 MINILM_BODY = {"provider": "local", "model_name": MINILM, "embedding_dimensions": 384,
                "precision": "float32", "device": "cpu", "allow_dimension_change": True}
 
+ONNX_BODY = {**MINILM_BODY, "backend": "onnx"}
+
 
 @pytest.fixture
 def minilm(client, admin):
@@ -105,6 +107,21 @@ def serve(application):
     finally:
         server.shutdown()
         thread.join(10)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def model_cache(tmp_path_factory):
+    """One export cache (KG_MODEL_CACHE) for the whole session: each export is made once."""
+    import os
+
+    folder = tmp_path_factory.mktemp("model-cache")
+    previous = os.environ.get("KG_MODEL_CACHE")
+    os.environ["KG_MODEL_CACHE"] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop("KG_MODEL_CACHE", None)
+    else:
+        os.environ["KG_MODEL_CACHE"] = previous
 
 
 @pytest.fixture(scope="session")

@@ -19,14 +19,15 @@ def test_public_summary_has_the_seed_shape(client):
     assert resp.get_json() == {
         "provider": "openai", "model": "text-embedding-3-small", "dimensions": 1536,
         "precision": "float32", "supports_browser": False,
-        "resource_allocation": {"max_memory_mb": None, "num_threads": None, "device": None,
-                                "batch_size": 8}}
+        "resource_allocation": {"backend": "torch", "max_memory_mb": None, "num_threads": None,
+                                "device": None, "batch_size": 8}}
 
 
 def test_admin_get_returns_the_full_row_and_model_status(client, admin):
     body = client.get("/admin/embedding/config", headers=admin).get_json()
     assert body["id"] == 1 and body["active"] is True and body["model_name"] == "text-embedding-3-small"
-    for col in ("provider", "embedding_dimensions", "precision", "max_memory_mb", "num_threads",
+    for col in ("provider", "embedding_dimensions", "precision", "backend", "max_memory_mb",
+                "num_threads",
                 "device", "batch_size", "max_seq_length", "normalize_embeddings", "created_at",
                 "updated_at", "updated_by"):
         assert col in body

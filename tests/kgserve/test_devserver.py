@@ -13,6 +13,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import psycopg
+
 from tests.kgserve.conftest import MINILM, REPO
 from tests.kgserve.test_gunicorn import call, free_port
 
@@ -25,11 +27,18 @@ def test_cli_set_then_devserver_serves_and_prints_the_examples(kg_url):
     env.pop("KG_ADMIN_TOKEN", None)
     set_cmd = [str(bindir / "flask"), "--app", "kgserve", "embedding", "set", "--if-changed",
                "--allow-dimension-change", "--provider", "local", "--model-name", MINILM,
-               "--dimensions", "384"]
+               "--dimensions", "384", "--fastest-backend"]  # as `make run` does
     out = subprocess.run(set_cmd, cwd=REPO, env=env, capture_output=True, text=True,
                          timeout=BOUND, check=False)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["config_id"] == 2
+    timed = re.findall(r"^  (torch|onnx|openvino) +(float32|int8) +(?:[\d.]+ texts/s|refused)",
+                       out.stderr, re.MULTILINE)
+    assert len(timed) == 5, out.stderr
+    winner = re.search(r"^fastest: (\w+) (\w+)$", out.stderr, re.MULTILINE).groups()
+    with psycopg.connect(kg_url) as conn:
+        assert conn.execute("SELECT backend, precision FROM kg_api.embedding_config "
+                            "WHERE active").fetchone() == winner
     again = subprocess.run(set_cmd, cwd=REPO, env=env, capture_output=True, text=True,
                            timeout=BOUND, check=False)
     assert again.returncode == 0 and "already the active config" in again.stdout
@@ -52,6 +61,7 @@ def test_cli_set_then_devserver_serves_and_prints_the_examples(kg_url):
         assert "Stop with Ctrl-C" in seen, seen[-3000:]
         base = f"http://127.0.0.1:{port}"
         assert f"kgserve is ready on {base}" in seen and f"curl -s {base}/v1/embeddings" in seen
+        assert f"backend {winner[0]} {winner[1]}" in seen
         assert "OpenAI(base_url=" in seen
         token = re.search(r"KG_ADMIN_TOKEN=(\S+)\s+\(generated for this run\)", seen).group(1)
         code, body = call(base, "POST", "/v1/embeddings", {"input": "hello", "model": MINILM})

@@ -22,6 +22,7 @@ from kgserve.providers import (
     build_provider,
 )
 from kgserve.providers.resolve import resolve_model
+from tests.support.backends import cosine, loaded
 from tests.support.tiny_models import build_nomic_model, minilm_dir
 
 REPO = Path(__file__).resolve().parents[2]
@@ -36,18 +37,6 @@ def local(model: str = MINILM, dims: int = 384, **kw) -> ProviderConfig:
     kw.setdefault("device", "cpu")
     return ProviderConfig(provider="local", model_name=model, embedding_dimensions=dims, **kw)
 
-
-def loaded(cfg: ProviderConfig):
-    """Build and load a provider."""
-    provider = build_provider(cfg)
-    provider.load()
-    return provider
-
-
-def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Row-wise cosine similarity."""
-    a, b = a.astype(np.float64), b.astype(np.float64)
-    return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
 
 
 @pytest.fixture(scope="module")
@@ -131,8 +120,15 @@ def test_max_seq_length_never_exceeds_the_model(minilm):
         provider.close()
 
 
-def test_float16_on_cpu_computes_in_float32_and_returns_float16(minilm):
-    provider = loaded(local(precision="float16"))
+def test_float16_on_cpu_is_refused_for_a_new_config():
+    provider = build_provider(local(precision="float16"))
+    with pytest.raises(ProviderError, match="100x slower") as err:
+        provider.load()
+    assert err.value.param == "precision"
+
+
+def test_a_stored_float16_row_on_cpu_keeps_loading_in_float32(minilm):
+    provider = loaded(local(precision="float16", id=7))  # a row written before issue 13
     try:
         out = provider.embed(TEXTS)
         assert out.vectors.dtype == np.float16

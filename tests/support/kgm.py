@@ -17,6 +17,12 @@ REPO = Path(__file__).resolve().parents[2]
 NO_TX = "-- kgmigrate: no-transaction\n"  # the directive that runs a file outside a transaction
 
 
+def latest_version(migrations_dir: Path | None = None) -> int:
+    """The highest version among the project's migration files (what a fresh `up` reaches)."""
+    folder = migrations_dir or REPO / "schema" / "migrations"
+    return max(int(p.name.split("_", 1)[0]) for p in folder.glob("[0-9]*_*.sql"))
+
+
 def tracked(conn: psycopg.Connection, table: str = "public.schema_migrations") -> list[int]:
     """Return the versions recorded in the tracking table (empty when it does not exist)."""
     if not table_exists(conn, table):

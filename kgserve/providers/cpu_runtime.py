@@ -1,0 +1,146 @@
+"""Run an exported model with ONNX Runtime or OpenVINO: tokenize, run the graph, pool, normalise.
+
+The graph computes the transformer's last hidden state (kgserve.providers.convert); pooling and
+normalisation follow the sentence-transformers modules of the model (checked by `layout()`), in
+numpy. Threads are set in each runtime's own options, never through torch.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .convert import OUTPUT, UnsupportedModel
+
+POOLINGS = ("mean", "cls", "max", "lasttoken")
+
+
+def default_threads() -> int:
+    """Threads per worker: OMP_NUM_THREADS (gunicorn.conf.py sets cores / workers), else cores."""
+    raw = os.environ.get("OMP_NUM_THREADS", "")
+    if raw.isdigit() and int(raw) > 0:
+        return int(raw)
+    return max(1, len(os.sched_getaffinity(0)))
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The parts of a sentence-transformers model that run outside the graph."""
+
+    pooling: str
+    normalize: bool
+    dimensions: int
+
+
+def layout(st) -> Layout:
+    """Read Transformer -> Pooling -> (Normalize) from a loaded SentenceTransformer, or refuse."""
+    kinds = [type(m).__name__ for m in st]
+    if len(kinds) not in (2, 3) or kinds[0] != "Transformer" or kinds[1] != "Pooling" \
+            or kinds[2:] not in ([], ["Normalize"]):
+        raise UnsupportedModel(f"its modules are {' -> '.join(kinds)}; the onnx and openvino "
+                               "backends run Transformer -> Pooling (-> Normalize) only")
+    pooling = st[1]
+    mode = pooling.pooling_mode
+    if not isinstance(mode, str) or mode not in POOLINGS:
+        raise UnsupportedModel(f"pooling mode {mode!r} is not supported by the onnx and openvino "
+                               f"backends (supported: {', '.join(POOLINGS)})")
+    if not pooling.include_prompt:
+        raise UnsupportedModel("its pooling excludes prompt tokens (include_prompt=False), which "
+                               "the onnx and openvino backends do not do")
+    return Layout(mode, len(kinds) == 3, int(pooling.embedding_dimension))
+
+
+class OnnxSession:
+    """An ONNX Runtime CPU session with `threads` intra-op threads."""
+
+    def __init__(self, path: Path, threads: int) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Idle pool threads would spin on the cores the other gunicorn workers need.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.inputs = [i.name for i in self.session.get_inputs()]
+
+    def run(self, feed: dict[str, np.ndarray]) -> np.ndarray:
+        return self.session.run([OUTPUT], feed)[0]
+
+
+class OpenVinoSession:
+    """An OpenVINO CPU compiled model: one stream, `threads` threads, no core pinning."""
+
+    def __init__(self, path: Path, threads: int) -> None:
+        import openvino as ov
+
+        core = ov.Core()
+        # Pinning would put every worker's threads on the same cores. The CPU plugin keeps
+        # compiled kernels per input shape (5000 by default): with every (texts, tokens) shape of
+        # a batching server that grew a worker by ~25% (763 -> 946 MB in 3000 random shapes);
+        # 128 kept it flat.
+        self.compiled = core.compile_model(str(path), "CPU", {
+            "INFERENCE_NUM_THREADS": threads, "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY",
+            "ENABLE_CPU_PINNING": False, "CPU_RUNTIME_CACHE_CAPACITY": 128})
+        self.request = self.compiled.create_infer_request()
+        self.inputs = [p.get_any_name() for p in self.compiled.inputs]
+
+    def run(self, feed: dict[str, np.ndarray]) -> np.ndarray:
+        self.request.infer(feed, share_inputs=True)
+        return self.request.get_output_tensor(0).data.copy()
+
+
+def open_session(backend: str, path: Path, threads: int) -> OnnxSession | OpenVinoSession:
+    """Open `path` with the runtime of `backend`."""
+    return OnnxSession(path, threads) if backend == "onnx" else OpenVinoSession(path, threads)
+
+
+class CpuEncoder:
+    """Texts -> vectors with a session; not thread-safe (the provider holds a lock)."""
+
+    def __init__(self, session, tokenizer, shape: Layout, max_seq_length: int | None) -> None:
+        self.session, self.tokenizer, self.shape = session, tokenizer, shape
+        self.max_seq_length = max_seq_length
+        self.names = [n for n in tokenizer.model_input_names if n in session.inputs]
+
+    def features(self, texts: list[str]) -> dict[str, np.ndarray]:
+        """Tokenize like the model does: special tokens, truncation, padding to the longest."""
+        kwargs = {"truncation": True, "max_length": self.max_seq_length} \
+            if self.max_seq_length else {}
+        enc = self.tokenizer(texts, padding=True, return_tensors="np", **kwargs)
+        return {n: enc[n].astype(np.int64, copy=False) for n in self.names}
+
+    def encode(self, texts: list[str], batch_size: int) -> tuple[np.ndarray, list[int]]:
+        """Return float32 vectors and token counts for `texts`, in order."""
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # less padding
+        vectors = np.empty((len(texts), self.shape.dimensions), dtype=np.float32)
+        tokens = [0] * len(texts)
+        for start in range(0, len(order), max(1, batch_size)):
+            rows = order[start:start + batch_size]
+            feed = self.features([texts[i] for i in rows])
+            mask = feed["attention_mask"]
+            out = pool(self.session.run(feed), mask, self.shape.pooling)
+            vectors[rows] = out
+            for i, n in zip(rows, mask.sum(1).tolist()):
+                tokens[i] = n
+        if self.shape.normalize:
+            vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        return vectors, tokens
+
+
+def pool(hidden: np.ndarray, mask: np.ndarray, mode: str) -> np.ndarray:
+    """Pool token states (batch, tokens, dim) into one vector per text, ignoring padding."""
+    hidden = hidden.astype(np.float32, copy=False)
+    if mode == "cls":
+        return hidden[:, 0]
+    if mode == "lasttoken":
+        return hidden[np.arange(len(hidden)), mask.sum(1) - 1]
+    weights = mask[..., None].astype(np.float32)
+    if mode == "max":
+        return np.where(weights > 0, hidden, -1e9).max(1)
+    return (hidden * weights).sum(1) / np.maximum(weights.sum(1), 1e-9)

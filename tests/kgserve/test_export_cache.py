@@ -1,0 +1,246 @@
+"""The export cache: keyed, verified, rebuilt when corrupt, crash-safe, one export for many workers."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kgserve.providers.export import (
+    MANIFEST,
+    Exporter,
+    ExportSpec,
+    verify,
+    write_manifest,
+)
+from kgserve.providers.guard import AccuracyRefused
+from tests.kgserve.conftest import ADMIN_TOKEN, ONNX_BODY, REPO, migrate
+from tests.kgserve.test_gunicorn import call, free_port
+from tests.support.backends import cpu, loaded
+
+ONNX32 = ExportSpec("onnx", "float32")
+
+
+def torch_parts(folder: Path):
+    """(transformer, tokenizer) of the model in `folder`, for Exporter."""
+    from sentence_transformers import SentenceTransformer
+
+    st = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
+    return lambda: (st[0].auto_model, st.tokenizer)
+
+
+def test_the_key_follows_model_files_backend_precision_and_versions(tiny_nomic_dir, tmp_path):
+    model = tmp_path / "model"
+    shutil.copytree(tiny_nomic_dir, model)
+    exporter = Exporter("tiny", model, lambda: None, root=tmp_path / "cache")
+    keys = {exporter.key(ExportSpec(b, p))[0] for b in ("onnx", "openvino")
+            for p in ("float32", "int8")}
+    assert len(keys) == 4
+    doc = exporter.key(ONNX32)[1]
+    assert {"torch", "transformers", "onnx"} <= set(doc["versions"])
+    (model / "tokenizer_config.json").write_text(
+        (model / "tokenizer_config.json").read_text().replace("}", ', "x": 1}', 1))
+    assert Exporter("tiny", model, lambda: None).key(ONNX32)[0] != exporter.key(ONNX32)[0]
+
+
+def test_an_entry_is_made_once_then_reused(tiny_nomic_dir, tmp_path):
+    exporter = Exporter("tiny", tiny_nomic_dir, torch_parts(tiny_nomic_dir), root=tmp_path)
+    first = exporter.ensure(ONNX32)
+    again = exporter.ensure(ONNX32)
+    assert first.made and not again.made and first.path == again.path
+    for name in ("onnx/model.onnx", "config.json", "tokenizer.json", "tokenizer_config.json",
+                 MANIFEST):  # the transformers.js layout, plus the manifest
+        assert (first.path / name).is_file()
+    manifest = json.loads((first.path / MANIFEST).read_text())
+    assert manifest["backend"] == "onnx" and "onnx/model.onnx" in manifest["files"]
+    assert [p.name for p in first.path.parent.iterdir() if p.name.startswith(".tmp")] == []
+
+
+def test_a_corrupt_entry_is_detected_and_rebuilt(tiny_nomic_dir, tmp_path, caplog):
+    exporter = Exporter("tiny", tiny_nomic_dir, torch_parts(tiny_nomic_dir), root=tmp_path)
+    entry = exporter.ensure(ONNX32)
+    model = entry.path / "onnx/model.onnx"
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte in the weights, size unchanged
+    model.write_bytes(bytes(data))
+    assert not verify(entry.path, entry.key)
+    rebuilt = exporter.ensure(ONNX32)
+    assert rebuilt.made and verify(rebuilt.path, rebuilt.key)
+    assert "does not match its manifest" in caplog.text
+    (rebuilt.path / MANIFEST).write_text("{\"key\": ")  # a torn manifest is not trusted either
+    assert exporter.ensure(ONNX32).made
+
+
+_CRASH = """
+import os, sys
+from pathlib import Path
+from kgserve.providers import convert
+from kgserve.providers.export import Exporter, ExportSpec
+
+def half_then_die(transformer, tokenizer, dest):
+    target = dest / convert.ONNX_MODEL
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(b"half an onnx file")
+    os.kill(os.getpid(), 9)
+
+convert.export_onnx = half_then_die
+Exporter("tiny", Path(sys.argv[1]), lambda: (None, None), root=Path(sys.argv[2])).ensure(
+    ExportSpec("onnx", "float32"))
+"""
+
+
+def test_a_crash_mid_export_leaves_nothing_a_load_trusts(tiny_nomic_dir, tmp_path):
+    proc = subprocess.run([sys.executable, "-c", _CRASH, str(tiny_nomic_dir), str(tmp_path)],
+                          cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    root = next(tmp_path.iterdir())
+    assert [p.name for p in root.iterdir() if p.name.startswith(".tmp-")]  # the half export
+    exporter = Exporter("tiny", tiny_nomic_dir, torch_parts(tiny_nomic_dir), root=tmp_path)
+    assert not exporter.entry_dir(ONNX32).exists()
+    entry = exporter.ensure(ONNX32)  # the lock died with the process: no wait
+    assert entry.made and verify(entry.path, entry.key)
+    assert [p.name for p in root.iterdir() if p.name.startswith(".tmp-")] == []
+
+
+def test_the_guard_refuses_a_broken_export(client, admin, kg_url, model_cache, monkeypatch,
+                                           tmp_path):
+    """A well-formed entry with wrong numbers (an exporter bug) is caught by the guard."""
+    import onnx
+    from onnx import numpy_helper
+
+    good = loaded(cpu("onnx"))  # the session cache's MiniLM export
+    source = good.export_path
+    good.close()
+    cache = tmp_path / "cache"
+    broken = cache / source.relative_to(model_cache)
+    shutil.copytree(source, broken)
+    shutil.copytree(source.parent, broken.parent, dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("onnx-*", "openvino-*", ".*"))
+    graph = onnx.load(str(broken / "onnx/model.onnx"))
+    rng = np.random.default_rng(0)
+    for init in graph.graph.initializer:
+        if "layer.5" in init.name and init.name.endswith("weight"):  # the last layer, scrambled
+            values = numpy_helper.to_array(init)
+            init.CopyFrom(numpy_helper.from_array(rng.permutation(values.ravel()).reshape(
+                values.shape), init.name))
+    onnx.save(graph, str(broken / "onnx/model.onnx"))
+    manifest = json.loads((broken / MANIFEST).read_text())
+    doc = {k: manifest[k] for k in ("format", "model", "backend", "precision", "recipe",
+                                    "versions")}
+    (broken / MANIFEST).unlink()
+    write_manifest(broken, manifest["key"], doc, manifest["model"])
+    monkeypatch.setenv("KG_MODEL_CACHE", str(cache))
+
+    resp = client.post("/admin/embedding/config", json=ONNX_BODY, headers=admin)
+    assert resp.status_code == 422
+    err = resp.get_json()
+    assert err["error"] == "accuracy_guard_refused"
+    assert "refused onnx float32" in err["message"] and "bound 0.999" in err["message"]
+    body = client.get("/admin/embedding/config", headers=admin).get_json()
+    assert body["id"] == 1 and body["provider"] == "openai"  # nothing changed
+    with pytest.raises(AccuracyRefused):
+        loaded(cpu("onnx"))
+
+
+@pytest.fixture
+def gunicorn_with_onnx_active(kg_url, tiny_nomic_dir, tmp_path):
+    """A database whose active config is tiny-nomic on onnx, and an empty export cache."""
+    import psycopg
+
+    with psycopg.connect(kg_url, autocommit=True) as conn:
+        conn.execute("UPDATE kg_api.embedding_config SET active = FALSE")
+        conn.execute("INSERT INTO kg_api.embedding_config (provider, model_name, "
+                     "embedding_dimensions, precision, backend, device, active) VALUES "
+                     "('local', %s, 768, 'float32', 'onnx', 'cpu', TRUE)", (str(tiny_nomic_dir),))
+    cache = tmp_path / "fresh-cache"
+    port = free_port()
+    log = tmp_path / "gunicorn.log"
+    env = {**os.environ, "KG_DATABASE_URL": kg_url, "KG_ADMIN_TOKEN": ADMIN_TOKEN,
+           "KG_MODEL_CACHE": str(cache), "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [str(Path(sys.executable).parent / "gunicorn"), "-c", "gunicorn.conf.py", "-w", "2",
+             "--bind", f"127.0.0.1:{port}", "kgserve:app"],
+            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        yield f"http://127.0.0.1:{port}", proc, log, cache
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def test_two_gunicorn_workers_export_once_and_both_serve(gunicorn_with_onnx_active):
+    base, proc, log, cache = gunicorn_with_onnx_active
+    seen: dict[int, dict] = {}
+    deadline = time.monotonic() + 300  # a generous bound on loading, not a speed assertion
+    while time.monotonic() < deadline and not (
+            len(seen) == 2 and all(s["state"] == "ready" for s in seen.values())):
+        assert proc.poll() is None, log.read_text()[-3000:]
+        try:
+            code, body = call(base, "GET", "/admin/embedding/config", admin=True)
+        except OSError:
+            code = 0
+        if code == 200:
+            seen[body["model_status"]["pid"]] = body["model_status"]
+        time.sleep(0.1)
+    assert len(seen) == 2 and all(s["state"] == "ready" for s in seen.values()), \
+        log.read_text()[-3000:]
+    assert {s["backend"] for s in seen.values()} == {"onnx"}
+    text = log.read_text()
+    exports = re.findall(r"\] kgserve\S* exporting \S+ to onnx float32", text)
+    assert len(exports) == 1, text[-3000:]  # one worker exported; the other waited or found it
+    entries = [p for p in next(cache.iterdir()).iterdir() if p.is_dir()]
+    assert [p.name.split("-")[0] for p in entries] == ["onnx"]  # one entry, no .tmp- leftovers
+    for _ in range(8):
+        code, out = call(base, "POST", "/v1/embeddings", {"input": "hello"})
+        assert code == 200 and len(out["data"][0]["embedding"]) == 768
+
+
+def test_migration_004_adopts_rows_as_torch(db_url, tmp_path):
+    """A database migrated to 003 with rows (as the old runner left it) reads them as torch."""
+    import psycopg
+
+    partial = tmp_path / "migrations"
+    shutil.copytree(REPO / "schema" / "migrations", partial,
+                    ignore=shutil.ignore_patterns("004_*"))
+    shutil.copy(REPO / "schema" / "00_baseline.sql", tmp_path / "00_baseline.sql")
+    from kgmigrate.engine import apply
+    from kgmigrate.plan import make_plan
+    from kgmigrate.session import connect
+    from kgmigrate.settings import Settings
+
+    def up(folder: Path) -> None:
+        settings = Settings(database_url=db_url, migrations_dir=folder, backups_dir=tmp_path)
+        with connect(db_url) as conn:
+            apply(conn, settings, make_plan(conn, settings))
+
+    up(partial)
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("UPDATE kg_api.embedding_config SET active = FALSE")
+        conn.execute("INSERT INTO kg_api.embedding_config (provider, model_name, "
+                     "embedding_dimensions, precision) VALUES ('local', 'm', 384, 'float16')")
+    migrate(db_url, tmp_path / "backups")
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        rows = conn.execute("SELECT precision, backend FROM kg_api.embedding_config "
+                            "ORDER BY id").fetchall()
+        assert rows == [("float32", "torch"), ("float16", "torch")]
+        conn.execute("INSERT INTO kg_api.embedding_config (provider, model_name, "
+                     "embedding_dimensions, precision, backend, active) VALUES "
+                     "('local', 'm', 384, 'int8', 'openvino', FALSE)")
+        for precision, backend in (("int8", "torch"), ("bf16", "onnx"), ("float32", "tpu")):
+            with pytest.raises(psycopg.errors.CheckViolation):
+                conn.execute("INSERT INTO kg_api.embedding_config (provider, model_name, "
+                             "embedding_dimensions, precision, backend, active) VALUES "
+                             "('local', 'm', 384, %s, %s, FALSE)", (precision, backend))
