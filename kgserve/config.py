@@ -32,7 +32,6 @@ DEFAULTS: dict[str, Any] = {
 # Secrets are taken verbatim: from_prefixed_env would JSON-decode a token such as "123".
 _SECRETS = {"ADMIN_TOKEN": "KG_ADMIN_TOKEN", "API_TOKEN": "KG_API_TOKEN",
             "DATABASE_URL": "KG_DATABASE_URL"}
-_LIBPQ_ENV = ("PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGSERVICE")
 
 
 def load_config(app: Flask, test_config: dict[str, Any] | None = None) -> None:
@@ -45,13 +44,3 @@ def load_config(app: Flask, test_config: dict[str, Any] | None = None) -> None:
     if test_config:
         app.config.update(test_config)
 
-
-def resolve_database_url(configured: str | None) -> str:
-    """Return the conninfo: the configured URL, else libpq's PG* env (""), else the local cluster."""
-    if configured:
-        return configured
-    if any(os.environ.get(v) for v in _LIBPQ_ENV):
-        return ""
-    from kgmigrate.localdb import project_cluster
-
-    return project_cluster().url()

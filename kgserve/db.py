@@ -13,7 +13,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from .config import resolve_database_url
+from kgmigrate.settings import resolve_database_url
 
 log = logging.getLogger(__name__)
 
