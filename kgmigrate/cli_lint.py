@@ -25,6 +25,27 @@ ddl_lock_timeout_option = click.option(
          "lock_timeout [env KG_DDL_LOCK_TIMEOUT].")
 
 
+lock_timeout_option = click.option(
+    "--lock-timeout", type=click.FloatRange(min=0), default=60, show_default=True,
+    metavar="SECONDS",
+    help="How long to wait for another kgmigrate runner's migration lock (advisory lock; not "
+         "about table locks, see --ddl-lock-timeout).")
+
+retries_option = click.option(
+    "--retries", type=click.IntRange(min=0), default=5, show_default=True, metavar="N",
+    help="How often a file that gave up waiting for a table lock is rolled back and retried, "
+         "after a jittered backoff.")
+
+
+def lint_mode_option(what: str):
+    """The --lint option of `up` and `down`, saying which files it lints."""
+    return click.option(
+        "--lint", "lint_mode", type=click.Choice(LINT_MODES), default="warn", show_default=True,
+        envvar="KG_LINT",
+        help=f"Lint {what} with squawk first: print findings (warn), also refuse to run on an "
+             f"error finding (error), or skip (off) [env KG_LINT].")
+
+
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
@@ -61,11 +82,13 @@ def print_report(report: LintReport) -> None:
 
 
 class UpLint:
-    """The lint step of `up`: squawk starts as soon as the pending files are known, so it runs
+    """The lint step of `up` (and `down`): squawk starts as soon as the pending files are known, so it runs
     while kgmigrate parses them; its findings print after the plan, before the apply question."""
 
-    def __init__(self, mode: str, ddl_lock_timeout: float) -> None:
+    def __init__(self, mode: str, ddl_lock_timeout: float, files: str = "pending migrations",
+                 outcome: str = "nothing was applied") -> None:
         self.mode, self.lock_timeout_on = mode, ddl_lock_timeout > 0
+        self.files, self.outcome = files, outcome
         self._run: SquawkRun | None = None
         self._failure: LintUnavailable | None = None
 
@@ -76,14 +99,15 @@ class UpLint:
         if self._run is not None:
             self._run.stop()
 
-    def start(self, pending: list) -> None:
-        """Start squawk on the pending files (make_plan calls this before it parses them)."""
+    def start(self, pending: list, down: bool = False) -> None:
+        """Start squawk on the pending files (make_plan calls this before it parses them), or on
+        the down files of the chosen ones with `down`."""
         if self.mode == "off" or not pending:
             return
         from .lint import SquawkRun, read_files
 
         try:
-            self._run = SquawkRun(read_files([mf.path for mf in pending]))
+            self._run = SquawkRun(read_files([mf.down if down else mf.path for mf in pending]))
         except LintUnavailable as exc:
             self._failure = exc
         except MigrationFileError:
@@ -108,8 +132,8 @@ class UpLint:
         say()
         print_report(report)
         if self.mode == "error" and report.errors:
-            raise LintRefused(f"--lint=error: {_plural(len(report.errors), 'error')} in pending "
-                              f"migrations; nothing was applied. Fix them, or ignore one with a "
+            raise LintRefused(f"--lint=error: {_plural(len(report.errors), 'error')} in "
+                              f"{self.files}; {self.outcome}. Fix them, or ignore one with a "
                               f"`-- squawk-ignore RULE` comment above the statement saying why")
 
 
