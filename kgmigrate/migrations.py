@@ -111,8 +111,9 @@ def discover(directory: Path) -> list[MigrationFile]:
                                                            m.group("name"), path)
     problems = []
     if bad:
-        problems.append("badly named migration file(s) (expected NNN_name.sql, or "
-                        "NNN_name.down.sql for its reversal): " + ", ".join(bad))
+        reversal = any(b.lower().endswith(DOWN_SUFFIX) for b in bad)
+        problems.append("badly named migration file(s) (expected NNN_name.sql): " + ", ".join(bad)
+                        + ("; a reversal is named NNN_name.down.sql" if reversal else ""))
     if dupes:
         problems.append("duplicate migration version(s): "
                         + "; ".join(f"{a.name} and {b.name}" for a, b in dupes)
