@@ -203,3 +203,22 @@ def test_lint_runs_on_the_down_files(kgmigrate, four):
     result = kgmigrate("down", "-y", "--lint", "error")
     assert result.exit_code == 1
     assert "in down files; nothing was reversed" in result.output
+
+
+def test_lint_without_paths_lints_down_files_too(kgmigrate, four):
+    result = kgmigrate("lint")
+    assert result.exit_code == 1  # dropping a table is an error finding
+    assert "004_t4.down.sql:1:1: ban-drop-table" in result.output
+    assert "4 errors (ban-drop-table)" in result.output and "of 8 files" in result.output
+
+
+def test_snapshot_before_down_as_before_up(kgmigrate, four, tmp_path, db):
+    result = kgmigrate("down", "-y", "--snapshot")
+    assert result.exit_code == 0, result.output
+    assert "Snapshot: " in result.output
+    assert result.output.index("Snapshot: ") < result.output.index("Reversed 004")
+    assert len(list((tmp_path / "backups").glob("snapshot_*.dump"))) == 1
+    db.execute("INSERT INTO kgt_1 VALUES (1)")  # data: an interactive run asks first
+    result = kgmigrate("down", input="n\nn\n")
+    assert "Create snapshot before migrating? [Y/n]" in result.output
+    assert "Nothing reversed." in result.output
