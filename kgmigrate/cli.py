@@ -10,15 +10,17 @@ import click
 
 from . import __version__
 from .cli_down import down, mark, new, unmark
-from .cli_lint import (
-    UpLint,
+from .cli_lint import UpLint, lint
+from .cli_localdb import localdb
+from .cli_options import (
     ddl_lock_timeout_option,
-    lint,
     lint_mode_option,
     lock_timeout_option,
+    quiet_option,
     retries_option,
+    snapshot_option,
+    verbose_option,
 )
-from .cli_localdb import localdb
 from .cli_snapshot import restore, snapshot, snapshot_before_up
 from .errors import KgMigrateError, one_line
 from .output import (
@@ -118,17 +120,14 @@ def _print_plan(plan) -> None:
 @cli.command()
 @click.option("--dry-run", is_flag=True, help="Show the plan; write nothing at all.")
 @click.option("-y", "--yes", is_flag=True, help="Apply without asking.")
-@click.option("-v", "--verbose", is_flag=True, help="Say more (on stderr).")
-@click.option("-q", "--quiet", is_flag=True,
-              help="Hide the server's NOTICE and INFO messages (WARNINGs still show).")
+@verbose_option
+@quiet_option
 @click.option("--target", type=click.IntRange(min=0), metavar="N", help="Stop after version N.")
 @lock_timeout_option
 @ddl_lock_timeout_option
 @retries_option
 @lint_mode_option("pending files")
-@click.option("--snapshot/--no-snapshot", default=None,
-              help="Snapshot before applying, without asking / never ask [default: ask when "
-                   "interactive and the database holds data].")
+@snapshot_option("applying")
 @click.pass_obj
 def up(settings: Settings, dry_run: bool, yes: bool, verbose: bool, quiet: bool,
        target: int | None, lock_timeout: float, ddl_lock_timeout: float, retries: int,

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import click
 
-from .cli_lint import (
-    UpLint,
+from .cli_lint import UpLint
+from .cli_options import (
     ddl_lock_timeout_option,
     lint_mode_option,
     lock_timeout_option,
+    quiet_option,
     retries_option,
+    snapshot_option,
+    verbose_option,
 )
 from .cli_snapshot import snapshot_before_up
 from .output import TerminalReporter, arrow, command_header, confirm, say, version_label
@@ -29,16 +32,13 @@ def _versions(versions: list[int]) -> str:
               help="Reverse every applied migration above version N (0: all but the baseline).")
 @click.option("--dry-run", is_flag=True, help="Show the plan; write nothing at all.")
 @yes_option
-@click.option("-v", "--verbose", is_flag=True, help="Say more (on stderr).")
-@click.option("-q", "--quiet", is_flag=True,
-              help="Hide the server's NOTICE and INFO messages (WARNINGs still show).")
+@verbose_option
+@quiet_option
 @lock_timeout_option
 @ddl_lock_timeout_option
 @retries_option
 @lint_mode_option("the down files to run")
-@click.option("--snapshot/--no-snapshot", default=None,
-              help="Snapshot before reversing, without asking / never ask [default: ask when "
-                   "interactive and the database holds data].")
+@snapshot_option("reversing")
 @click.pass_obj
 def down(settings: Settings, steps: int | None, to: int | None, dry_run: bool, yes: bool,
          verbose: bool, quiet: bool, lock_timeout: float, ddl_lock_timeout: float, retries: int,

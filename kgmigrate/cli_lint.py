@@ -1,4 +1,4 @@
-"""`kgmigrate lint`, the lint step of `up`, and the options both share."""
+"""`kgmigrate lint`, and the lint step of `up` and `down`."""
 
 from __future__ import annotations
 
@@ -8,43 +8,13 @@ from typing import TYPE_CHECKING, Self
 
 import click
 
+from .cli_options import ddl_lock_timeout_option
 from .errors import LintRefused, LintUnavailable, MigrationFileError
 from .output import say, say_lines, warn
 from .settings import Settings
 
 if TYPE_CHECKING:
     from .lint import Finding, LintReport, SquawkRun
-
-LINT_MODES = ("warn", "error", "off")
-
-ddl_lock_timeout_option = click.option(
-    "--ddl-lock-timeout", type=click.FloatRange(min=0), default=5, show_default=True,
-    envvar="KG_DDL_LOCK_TIMEOUT", metavar="SECONDS",
-    help="How long each statement may wait for a table lock before it gives up and its file is "
-         "retried; only the wait is bounded, never the statement. 0 = the database's own "
-         "lock_timeout [env KG_DDL_LOCK_TIMEOUT].")
-
-
-lock_timeout_option = click.option(
-    "--lock-timeout", type=click.FloatRange(min=0), default=60, show_default=True,
-    metavar="SECONDS",
-    help="How long to wait for another kgmigrate runner's migration lock (advisory lock; not "
-         "about table locks, see --ddl-lock-timeout).")
-
-retries_option = click.option(
-    "--retries", type=click.IntRange(min=0), default=5, show_default=True, metavar="N",
-    help="How often a file that gave up waiting for a table lock is rolled back and retried, "
-         "after a jittered backoff.")
-
-
-def lint_mode_option(what: str):
-    """The --lint option of `up` and `down`, saying which files it lints."""
-    return click.option(
-        "--lint", "lint_mode", type=click.Choice(LINT_MODES), default="warn", show_default=True,
-        envvar="KG_LINT",
-        help=f"Lint {what} with squawk first: print findings (warn), also refuse to run on an "
-             f"error finding (error), or skip (off) [env KG_LINT].")
-
 
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"

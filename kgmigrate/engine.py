@@ -52,6 +52,16 @@ def notices_to(conn: psycopg.Connection, rep: Reporter) -> Iterator[list[str]]:
         conn.remove_notice_handler(forward)
 
 
+def run_labelled(conn: psycopg.Connection, running: list[str], label: str, file: SqlFile,
+                 ddl: DdlLocks) -> int:
+    """Run `file` (runfile.run_file) with the server's notices shown under `label`."""
+    running.append(label)
+    try:
+        return run_file(conn, file, ddl)
+    finally:
+        running.clear()
+
+
 def _apply_baseline(conn: psycopg.Connection, path: Path, statements: list[Statement],
                     lines: LineMap, table: TableName) -> None:
     """Run the baseline and create the tracking table in one transaction."""
@@ -130,12 +140,9 @@ def apply(conn: psycopg.Connection, settings: Settings, plan: Plan,
             for mf in pending_files(plan.files, state, plan.target):
                 mig = parsed.get(mf.version) or load(mf)
                 rep.migration_started(mig)
-                running.append(f"Migration {mig.version:03d} - {mig.name}")
-                try:
-                    down = file_checksum(mf.down) if mf.down is not None else None
-                    ms = run_file(conn, migration_file(conn, mig, table, by, down), ddl)
-                finally:
-                    running.clear()
+                down = file_checksum(mf.down) if mf.down is not None else None
+                ms = run_labelled(conn, running, f"Migration {mig.version:03d} - {mig.name}",
+                                  migration_file(conn, mig, table, by, down), ddl)
                 applied.append((mig, ms))
                 rep.migration_applied(mig, ms)
         finally:

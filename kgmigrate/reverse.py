@@ -10,13 +10,13 @@ import psycopg
 
 from . import tracking
 from .ddllock import DdlLockPolicy, DdlLocks
-from .engine import notices_to, settle
+from .engine import notices_to, run_labelled, settle
 from .errors import MigrationFailed, MigrationFileError
 from .locking import advisory_lock
 from .migrations import Migration, MigrationFile, discover, load
 from .plan import check_drift, drift
 from .progress import Reporter
-from .runfile import SqlFile, run_file
+from .runfile import SqlFile
 from .settings import Settings
 
 
@@ -143,15 +143,12 @@ def reverse(conn: psycopg.Connection, settings: Settings, plan: DownPlan,
                 if mig.version not in state.applied:
                     continue
                 rep.migration_started(mig)
-                running.append(f"Reversal of migration {mig.version:03d} - {mig.name}")
                 try:
-                    ms = run_file(conn, down_file(conn, mig, table), ddl)
+                    ms = run_labelled(conn, running, f"Reversal of migration {mig.version:03d} - "
+                                      f"{mig.name}", down_file(conn, mig, table), ddl)
                 except MigrationFailed as exc:
-                    now = tracking.read_state(conn, table) if not conn.broken else None
-                    tail = (f"\nNow applied: {_now_applied(now)}." if now is not None else "")
-                    raise MigrationFailed(f"{exc}{tail}") from None
-                finally:
-                    running.clear()
+                    now = tracking.read_state(conn, table)
+                    raise MigrationFailed(f"{exc}\nNow applied: {_now_applied(now)}.") from None
                 done.append((mig, ms))
                 rep.migration_reversed(mig, ms)
         finally:

@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import signal
 
-from tests.support.kgm import kgmigrate_proc, run_kgmigrate, table_exists, tracked
+from tests.support.kgm import (
+    kgmigrate_proc,
+    run_kgmigrate,
+    runner_sleeping,
+    table_exists,
+    tracked,
+)
 from tests.support.waiting import wait_for
 
 RUNNERS = 6
@@ -57,14 +63,8 @@ def test_kill_9_mid_down_leaves_each_file_reversed_or_untouched(migrations, db_u
     migrations.add("003_t3.down.sql", "DROP TABLE kgt_3;\n")
     assert run_kgmigrate(db_url, migrations.path, "up", "-y").returncode == 0
     proc = kgmigrate_proc(db_url, migrations.path, "down", "--to", "1", "-y")
-
-    def sleeping() -> bool:
-        return db.execute("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
-                          "AND application_name = 'kgmigrate' AND query LIKE '%pg_sleep%'"
-                          ).fetchone()[0] == 1
-
     try:
-        wait_for(sleeping, "the runner to reach pg_sleep", 60)
+        wait_for(lambda: runner_sleeping(db), "the runner to reach pg_sleep", 60)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=30)

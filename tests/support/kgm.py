@@ -138,3 +138,10 @@ def schema_dump(url: str) -> list[str]:
     kept = "\n".join(line for line in out.splitlines()
                      if not line.startswith(("\\restrict", "\\unrestrict")))
     return sorted(block.strip() for block in kept.split("\n\n") if block.strip())
+
+
+def runner_sleeping(conn: psycopg.Connection) -> bool:
+    """Tell whether a kgmigrate runner is inside a pg_sleep (the moment kill tests strike)."""
+    return conn.execute("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
+                        "AND application_name = 'kgmigrate' AND query LIKE '%pg_sleep%'"
+                        ).fetchone()[0] == 1
