@@ -77,11 +77,25 @@ class InputField(fields.Field):
             raise ValidationError(f"at most {MAX_INPUTS} inputs per request (got {len(items)})")
         for i, item in enumerate(items):
             if not isinstance(item, str):
-                raise ValidationError(f"item {i} is not a string (token arrays are not "
+                raise ValidationError(f"input[{i}] is not a string (token arrays are not "
                                       f"supported; send text)")
             if not item.strip():
-                raise ValidationError(f"item {i} is empty")
+                raise ValidationError(f"input[{i}] is empty")
+            bad = _lone_surrogate(item)
+            if bad is not None:
+                raise ValidationError(f"input[{i}] holds a lone surrogate (U+{ord(item[bad]):04X} "
+                                      f"at character {bad}), which is not text; send valid UTF-16 "
+                                      f"pairs or UTF-8")
         return items
+
+
+def _lone_surrogate(text: str) -> int | None:
+    """Return the index of the first unpaired surrogate in `text` (JSON's \\ud800), else None."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return exc.start
+    return None
 
 
 class EmbeddingsRequestSchema(Schema):
