@@ -8,12 +8,14 @@ from typing import Any
 from flask import Flask
 
 from .manager import LOAD_RETRY_SECONDS
+from .schemas import MAX_INPUT_CHARS
 
 DEFAULTS: dict[str, Any] = {
     "DATABASE_URL": None,          # KG_DATABASE_URL; else libpq PG* env; else the local cluster
     "ADMIN_TOKEN": None,           # KG_ADMIN_TOKEN; unset disables /admin/*
     "API_TOKEN": None,             # KG_API_TOKEN; when set, /v1/* requires it
     "MAX_CONTENT_LENGTH": 8 * 1024 * 1024,  # KG_MAX_CONTENT_LENGTH: request body limit (413)
+    "MAX_INPUT_CHARS": MAX_INPUT_CHARS,  # KG_MAX_INPUT_CHARS: characters per input text (400)
     "DB_CONNECT_TIMEOUT": 2,       # seconds for one connection attempt
     "DB_POOL_TIMEOUT": 3.0,        # seconds a request waits for a pooled connection (then 503)
     "DB_STATEMENT_TIMEOUT_MS": 3000,

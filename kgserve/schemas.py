@@ -18,6 +18,10 @@ from .providers.options import BACKENDS, PRECISIONS, problem
 PROVIDERS = ("local", "openai")
 DEVICES = ("cpu", "cuda", "mps")
 MAX_INPUTS = 2048
+# Characters per input text (KG_MAX_INPUT_CHARS). Models read at most max_seq_length tokens of a
+# text (256 for MiniLM, 8192 for the largest), so more is only bytes to parse; OpenAI refuses
+# inputs over 8192 tokens. 100 000 characters is ~25 000 tokens of English.
+MAX_INPUT_CHARS = 100_000
 
 
 class StrictBoolean(fields.Boolean):
@@ -65,7 +69,8 @@ class ConfigRequestSchema(Schema):
 
 
 class InputField(fields.Field):
-    """`input`: one non-empty string or a list of 1..2048 non-empty strings."""
+    """`input`: one non-empty string or a list of 1..2048 non-empty strings, each of at most
+    the schema's `max_chars` characters and valid text (no lone surrogates)."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[str]:
         items = [value] if isinstance(value, str) else value
@@ -81,6 +86,10 @@ class InputField(fields.Field):
                                       f"supported; send text)")
             if not item.strip():
                 raise ValidationError(f"input[{i}] is empty")
+            limit = getattr(self.parent, "max_chars", MAX_INPUT_CHARS)
+            if len(item) > limit:
+                raise ValidationError(f"input[{i}] has {len(item)} characters; the limit is "
+                                      f"{limit} per input (KG_MAX_INPUT_CHARS)")
             bad = _lone_surrogate(item)
             if bad is not None:
                 raise ValidationError(f"input[{i}] holds a lone surrogate (U+{ord(item[bad]):04X} "
@@ -104,9 +113,14 @@ class EmbeddingsRequestSchema(Schema):
     class Meta:
         unknown = RAISE
 
+    def __init__(self, *args: Any, max_chars: int = MAX_INPUT_CHARS, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.max_chars = max_chars
+
     input = InputField(required=True, metadata={
-        "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"},
-                                        "maxItems": MAX_INPUTS}]})
+        "oneOf": [{"type": "string", "minLength": 1, "maxLength": MAX_INPUT_CHARS},
+                  {"type": "array", "minItems": 1, "maxItems": MAX_INPUTS,
+                   "items": {"type": "string", "minLength": 1, "maxLength": MAX_INPUT_CHARS}}]})
     model = fields.String(validate=validate.Length(1, 200))
     encoding_format = fields.String(load_default="float",
                                     validate=validate.OneOf(("float", "base64")))

@@ -32,6 +32,10 @@ MB = 1024 * 1024
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 _NOT_WEIGHTS = {"training_args.bin", "optimizer.pt", "scheduler.pt", "rng_state.pth"}
 _SKIP_DIRS = {"onnx", "openvino", ".git"}
+# A token of ordinary text covers ~4 characters, rarely more than 16. Texts are cut to
+# max_seq_length x this many characters before the tokenizer sees them: it tokenizes a whole text
+# before truncating, so a 7 MB text cost seconds of CPU for its first 256 tokens.
+CHARS_PER_TOKEN = 16
 
 
 def weight_bytes_on_disk(folder: Path) -> int:
@@ -202,6 +206,7 @@ class LocalProvider(EmbeddingProvider):
         if st is None and cpu is None:
             raise ProviderError(f"model {self.model!r} is not loaded")
         prompt = self._prompt(input_type)
+        texts = self._clip(texts)
         with self._lock:
             if cpu is not None:
                 return cpu.encode([prompt + t for t in texts] if prompt else texts,
@@ -223,8 +228,17 @@ class LocalProvider(EmbeddingProvider):
         """Return each text's token count as the model sees it (prefix included, truncated)."""
         if self._st is None and self._cpu is None:
             raise ProviderError(f"model {self.model!r} is not loaded")
+        texts = self._clip(texts)
         with self._lock:
             return self._token_counts(texts, self._prompt(input_type))
+
+    def _clip(self, texts: list[str]) -> list[str]:
+        """Cut each text to what the model can read (max_seq_length x CHARS_PER_TOKEN characters),
+        so a long text costs no more tokenizing than a text at the model's limit."""
+        if not self.max_seq_length:
+            return texts
+        limit = self.max_seq_length * CHARS_PER_TOKEN
+        return [t[:limit] if len(t) > limit else t for t in texts]
 
     def _token_counts(self, texts: list[str], prompt: str | None) -> list[int]:
         """Tokenize like the model does (special tokens, truncation) and count."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, current_app, jsonify
 
 from .. import ops
 from ..auth import require_api_token
@@ -28,7 +28,8 @@ def encode(vector: Any, fmt: str) -> list[float] | str:
 @bp.post("/embeddings")
 def embeddings() -> Response:
     """Embed `input` with the active model."""
-    req = EmbeddingsRequestSchema().load(json_body())
+    limit = current_app.config["MAX_INPUT_CHARS"]
+    req = EmbeddingsRequestSchema(max_chars=limit).load(json_body())
     rt = runtime()
     with rt.manager.use(lambda: ops.active_config(rt)) as provider:
         if req.get("model") and req["model"] != provider.model:
