@@ -22,7 +22,7 @@ from kgserve.providers.base import (
     ProviderError,
     ResourceLimitExceeded,
 )
-from kgserve.providers.devices import pick_device
+from kgserve.providers.devices import model_threads, pick_device
 from kgserve.providers.options import FLOAT16_ON_CPU, problem
 from kgserve.providers.resolve import ResolvedModel, resolve_model
 
@@ -113,7 +113,7 @@ class LocalProvider(EmbeddingProvider):
                     f"model {resolved.name!r} needs about {_mb(need)} MB for its weights, more "
                     f"than max_memory_mb={cfg.max_memory_mb}")
         previous_threads = torch.get_num_threads()
-        self._threads = cfg.num_threads or previous_threads
+        self._threads = model_threads(cfg.num_threads)
         st = _open(resolved, device, remote_code=cfg.backend == "torch")
         try:
             self._configure(st, resolved, half)
@@ -141,10 +141,8 @@ class LocalProvider(EmbeddingProvider):
     def _prepare_cpu(self, st, resolved: ResolvedModel) -> None:
         """Export (or find) the onnx/openvino model, open it and run the accuracy guard."""
         from .cpu_backend import prepare
-        from .cpu_runtime import default_threads
 
-        threads = self.config.num_threads or default_threads()
-        ready = prepare(self.config, resolved, st, self.max_seq_length, threads)
+        ready = prepare(self.config, resolved, st, self.max_seq_length, self._threads)
         self._cpu, self.guard, self.export_path = ready.encoder, ready.guard, ready.entry.path
 
     def _configure(self, st, resolved: ResolvedModel, half: bool) -> None:
@@ -173,6 +171,11 @@ class LocalProvider(EmbeddingProvider):
         default = getattr(st, "default_prompt_name", None)
         self._default_prompt = (st.prompts or {}).get(default, "") if default else ""
         self._tokenizer = st.tokenizer
+
+    @property
+    def threads(self) -> int:
+        """The intra-op threads this model's calls use (see devices.model_threads)."""
+        return self._threads
 
     def embed(self, texts: list[str], input_type: str | None = None,
               dimensions: int | None = None) -> Embeddings:
