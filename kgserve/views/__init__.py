@@ -13,7 +13,10 @@ def json_body() -> dict[str, Any]:
     """Return the request's JSON object, or raise InvalidBody saying what is wrong."""
     if not request.is_json:
         raise InvalidBody("send a JSON body with 'Content-Type: application/json'")
-    body = request.get_json(silent=True)
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # json gives up past ~1000 levels; not a ValueError, so not silent
+        raise InvalidBody("the request body is nested too deeply") from None
     if body is None:
         raise InvalidBody("the request body is not valid JSON")
     if not isinstance(body, dict):
