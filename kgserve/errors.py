@@ -131,15 +131,43 @@ def _validation(exc: ValidationError) -> Response:
                    param=_first_field(messages), details=messages)
 
 
+# A refused body is read and thrown away up to this many bytes, so that the client, still
+# sending, reads the 413 rather than a broken pipe (nginx's lingering close does the same).
+# Beyond it the connection is closed unread.
+DISCARD_LIMIT = 64 * 2**20
+
+
+def _discard_body() -> bool:
+    """Read what is left of the request body and drop it; False if there was too much."""
+    length = request.content_length
+    if length is not None and length > DISCARD_LIMIT:
+        return False
+    stream = request.environ.get("wsgi.input")
+    read = 0
+    while stream is not None and read <= DISCARD_LIMIT:
+        chunk = stream.read(65536)
+        if not chunk:
+            return True
+        read += len(chunk)
+    return stream is None
+
+
+def _too_large() -> Response:
+    limit = request.max_content_length or 0
+    size = f"{limit // 2**20} MB" if limit and limit % 2**20 == 0 else f"{limit} bytes"
+    resp = _answer(413, f"the request body is larger than the limit ({size}; "
+                        f"KG_MAX_CONTENT_LENGTH)", "request_too_large")
+    if not _discard_body():
+        resp.headers["Connection"] = "close"
+    return resp
+
+
 def _http(exc: HTTPException) -> Response:
     codes = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large",
              400: "bad_request"}
-    message = exc.description or exc.name
     if exc.code == 413:
-        limit = request.max_content_length or 0
-        size = f"{limit // 2**20} MB" if limit and limit % 2**20 == 0 else f"{limit} bytes"
-        message = f"the request body is larger than the limit ({size}; KG_MAX_CONTENT_LENGTH)"
-    return _answer(exc.code or 500, message, codes.get(exc.code, "http_error"))
+        return _too_large()
+    return _answer(exc.code or 500, exc.description or exc.name, codes.get(exc.code, "http_error"))
 
 
 def _unexpected(exc: Exception) -> Response:
