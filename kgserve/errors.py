@@ -26,6 +26,11 @@ _OPENAI_TYPES = {400: "invalid_request_error", 401: "invalid_request_error",
                  429: "rate_limit_error", 502: "api_error", 503: "service_unavailable"}
 
 
+# The config an embeddings answer came from, and the one a client may require (409 otherwise).
+CONFIG_ID_HEADER = "x-kgserve-config-id"
+DIMENSIONS_HEADER = "x-kgserve-dimensions"
+
+
 class ApiError(Exception):
     """A request refused at the edge (body, query, token): a stable code, a message safe to show
     and the field at fault; its class decides the status (see _STATUS)."""
@@ -60,6 +65,24 @@ class AdminDisabled(ApiError):
     code = "admin_disabled"
 
 
+class InvalidHeader(ApiError):
+    """A request header has a value that cannot be right."""
+
+    code = "invalid_header"
+
+
+class ConfigMismatch(ApiError):
+    """The client requires a config (x-kgserve-config-id) other than the one served here."""
+
+    code = "config_mismatch"
+
+    def __init__(self, required: int, served: int | None) -> None:
+        super().__init__(f"this worker serves config {served}, not config {required}; retry "
+                         f"(another worker or a later moment may serve it) or follow the new "
+                         f"config", param=CONFIG_ID_HEADER)
+        self.config_id = served
+
+
 class Unauthorized(ApiError):
     """The request lacks the right bearer token."""
 
@@ -69,7 +92,7 @@ class Unauthorized(ApiError):
 # Status by error class; the nearest class in an error's MRO decides.
 _STATUS: dict[type[Exception], int] = {
     InvalidBody: 400, InvalidQuery: 422, ModelNotServed: 404, AdminDisabled: 403,
-    Unauthorized: 401,
+    Unauthorized: 401, InvalidHeader: 400, ConfigMismatch: 409,
     ProviderError: 422, InvalidInput: 400, UpstreamError: 502, QueueFull: 429, QueueClosed: 503,
     NotReady: 503, DatabaseUnavailable: 503, NoActiveConfig: 503, DimensionChangeRefused: 409,
 }
@@ -106,6 +129,8 @@ def _known(exc: Exception) -> Response:
         headers["Retry-After"] = str(exc.retry_after)
     if isinstance(exc, Unauthorized):
         headers["WWW-Authenticate"] = "Bearer"
+    if isinstance(exc, ConfigMismatch) and exc.config_id is not None:
+        headers[CONFIG_ID_HEADER] = str(exc.config_id)
     return _answer(http_status(exc), str(exc), exc.code, getattr(exc, "param", None),
                    headers=headers)
 
