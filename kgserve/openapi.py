@@ -54,6 +54,13 @@ def _paths() -> dict[str, dict[str, Any]]:
             "summary": "The active model", "tags": ["openai"],
             "security": [{"apiToken": []}, {}],
             "responses": {"200": _json("ModelList"), **_errors(401, 503, schema="OpenAIError")}}},
+        "/v1/models/{model}": {"get": {
+            "summary": "The active model, by its id (404 for any other)", "tags": ["openai"],
+            "security": [{"apiToken": []}, {}],
+            "parameters": [{"name": "model", "in": "path", "required": True,
+                            "schema": {"type": "string"}}],
+            "responses": {"200": _json("Model"),
+                          **_errors(401, 404, 503, schema="OpenAIError")}}},
         "/healthz": {"get": {"summary": "Liveness", "tags": ["health"],
                              "responses": {"200": _json("Health")}}},
         "/readyz": {"get": {"summary": "Readiness: 200 only when the provider can serve",
@@ -77,7 +84,7 @@ def build_spec() -> dict[str, Any]:
                    info={"description": "Embedding server: local sentence-transformers or "
                                         "OpenAI behind one OpenAI-compatible API."})
     for name in ("ConfigRequest", "ConfigSummary", "ActiveConfig", "ConfigList", "ChangeResult",
-                 "EmbeddingsRequest", "EmbeddingsResponse", "ModelList", "Error", "OpenAIError",
+                 "EmbeddingsRequest", "EmbeddingsResponse", "Model", "ModelList", "Error", "OpenAIError",
                  "Health"):
         spec.components.schema(name, schema=getattr(schemas, f"{name}Schema"))
     for scheme in ("adminToken", "apiToken"):

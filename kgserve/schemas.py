@@ -278,3 +278,9 @@ class HealthSchema(Schema):
     status = fields.String()
     ready = fields.Boolean()
     checks = fields.Dict()
+    model = fields.String(allow_none=True)
+    config_id = fields.Integer(allow_none=True)
+    reasons = fields.List(fields.String())
+    scope = fields.String(metadata={
+        "enum": ["worker"], "description": "/readyz reports the gunicorn worker that answered"})
+    pid = fields.Integer()

@@ -81,6 +81,21 @@ def _required_config() -> int | None:
 @bp.get("/models")
 def models() -> Response:
     """List the one active model."""
+    return jsonify({"object": "list", "data": [_model()]})
+
+
+@bp.get("/models/<path:model_id>")
+def retrieve_model(model_id: str) -> Response:
+    """Describe the active model (the SDK's models.retrieve); 404 for any other."""
+    served = _model()
+    if model_id != served["id"]:
+        raise ModelNotServed(f"the model '{model_id}' is not served here; the active model is "
+                             f"'{served['id']}'", param="model")
+    return jsonify(served)
+
+
+def _model() -> dict[str, Any]:
+    """The active model as OpenAI describes a model."""
     rt = runtime()
     provider = rt.manager.current()
     if provider is not None:
@@ -90,5 +105,4 @@ def models() -> Response:
         row, _ = ops.active_row(rt)
         model, owner = row["model_name"], row["provider"]
     created = int(row["created_at"].timestamp()) if row and row.get("created_at") else 0
-    return jsonify({"object": "list", "data": [
-        {"id": model, "object": "model", "created": created, "owned_by": f"kgserve-{owner}"}]})
+    return {"id": model, "object": "model", "created": created, "owned_by": f"kgserve-{owner}"}

@@ -9,7 +9,7 @@ import sys
 from tests.support.kgs import REPO
 
 PATHS = {"/embedding/config", "/admin/embedding/config", "/admin/embedding/configs",
-         "/admin/embedding/config/reload", "/v1/embeddings", "/v1/models", "/healthz",
+         "/admin/embedding/config/reload", "/v1/embeddings", "/v1/models", "/v1/models/{model}", "/healthz",
          "/readyz", "/openapi.json"}
 
 
