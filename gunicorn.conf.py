@@ -83,6 +83,20 @@ logconfig_dict = {
 }
 
 
+def _json_errors() -> None:
+    """Make gunicorn's own error answers (bad request line, 414, 431: written before the app sees
+    the request) JSON like every other answer. gunicorn has no setting for it; its one writer,
+    gunicorn.util.write_error(sock, status, reason, message), is replaced in each worker."""
+    from gunicorn import util
+
+    from kgserve.errors import gunicorn_error
+
+    def write_error(sock, status_int, reason, mesg):
+        util.write_nonblock(sock, gunicorn_error(status_int, reason, mesg))
+
+    util.write_error = write_error
+
+
 def when_ready(server):
     """Say where we listen and how the server is secured (never the secrets themselves)."""
     admin = "enabled" if os.environ.get("KG_ADMIN_TOKEN") else "disabled (set KG_ADMIN_TOKEN)"
@@ -101,7 +115,9 @@ def post_worker_init(worker):
 
 
 def post_fork(server, worker):
-    """Start the worker's memory trimmer (KG_MALLOC_TRIM_SECONDS, 0 to disable)."""
+    """JSON for gunicorn's own errors; start the worker's memory trimmer (KG_MALLOC_TRIM_SECONDS,
+    0 to disable)."""
+    _json_errors()
     seconds = float(os.environ.get("KG_MALLOC_TRIM_SECONDS", "5"))
     if seconds > 0:
         threading.Thread(target=_trim_memory_forever, args=(seconds,), name="kgserve-trim",

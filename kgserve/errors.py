@@ -192,7 +192,19 @@ def _http(exc: HTTPException) -> Response:
              400: "bad_request"}
     if exc.code == 413:
         return _too_large()
-    return _answer(exc.code or 500, exc.description or exc.name, codes.get(exc.code, "http_error"))
+    allow = {k: v for k, v in exc.get_headers() if k.lower() == "allow"}  # 405 must say Allow
+    return _answer(exc.code or 500, exc.description or exc.name, codes.get(exc.code, "http_error"),
+                   headers=allow)
+
+
+def _options() -> Response | None:
+    """Answer OPTIONS with the allowed methods as JSON (Flask's automatic answer is empty)."""
+    if request.method != "OPTIONS" or request.url_rule is None:
+        return None  # no such path: the 404 handler answers
+    methods = sorted(request.url_rule.methods or ())
+    resp = jsonify({"methods": methods})
+    resp.headers["Allow"] = ", ".join(methods)
+    return resp
 
 
 def _unexpected(exc: Exception) -> Response:
@@ -208,3 +220,16 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(ValidationError, _validation)
     app.register_error_handler(HTTPException, _http)
     app.register_error_handler(Exception, _unexpected)
+    app.before_request(_options)
+
+
+def gunicorn_error(status: int, reason: str, message: str) -> bytes:
+    """The HTTP answer gunicorn writes itself (400, 414, 431, ...: the request never reached the
+    app) as JSON in the app's /admin shape, for gunicorn.conf.py to use instead of HTML."""
+    import json
+
+    body = json.dumps({"success": False, "error": reason.lower().replace(" ", "_"),
+                       "message": message}).encode()
+    head = (f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
+    return head.encode("latin-1") + body

@@ -52,3 +52,34 @@ def test_an_oversized_body_gets_a_413_and_the_connection_stays_usable(gunicorn_s
     assert again.status == 200
     again.read()
     conn.close()
+
+
+def raw(base: str, data: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send raw bytes on a new connection; return gunicorn's status, headers and body."""
+    import socket
+
+    parts = urlsplit(base)
+    with socket.create_connection((parts.hostname, parts.port), timeout=60) as sock:
+        sock.sendall(data)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:])
+    return int(lines[0].split()[1]), headers, body
+
+
+@pytest.mark.parametrize("request_bytes, status", [
+    (b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),  # request line too long
+    (b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"".join(
+        b"X-Many-%d: 1\r\n" % i for i in range(150)) + b"\r\n", 431),  # too many headers
+    (b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 9000 + b"\r\n\r\n", 431),
+    (b"NOT A REQUEST\r\n\r\n", 400),
+])
+def test_gunicorns_own_errors_are_json(gunicorn_server, request_bytes, status):
+    code, headers, body = raw(gunicorn_server.base, request_bytes)
+    assert code == status
+    assert headers["Content-Type"] == "application/json"
+    answer = json.loads(body)
+    assert answer["success"] is False and answer["message"]

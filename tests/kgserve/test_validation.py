@@ -235,3 +235,18 @@ def test_a_model_name_under_an_unknown_home_is_simply_not_found(client, admin, c
     assert resp.get_json()["error"] == "model_not_available"
     assert "unexpectedly" not in resp.get_json()["message"]
     assert not [r for r in caplog.records if r.exc_info]  # no traceback in the log
+
+
+def test_405_names_the_allowed_methods(client):
+    resp = client.put("/v1/embeddings")
+    assert resp.status_code == 405 and resp.is_json
+    assert "POST" in resp.headers["Allow"]
+
+
+@pytest.mark.parametrize("path, method", [("/v1/embeddings", "POST"),
+                                          ("/admin/embedding/config", "GET")])
+def test_options_is_json_with_the_allowed_methods(client, path, method):
+    resp = client.options(path)
+    assert resp.status_code == 200 and resp.is_json
+    assert method in resp.get_json()["methods"]
+    assert method in resp.headers["Allow"]
