@@ -60,9 +60,23 @@ accesslog = os.environ.get("KG_ACCESS_LOG", "-")
 errorlog = "-"
 loglevel = os.environ.get("KG_LOG_LEVEL", "info")
 
+# `make run` (kgserve.devserver) polls /readyz until the model is loaded; its probes say who
+# they are in the User-Agent and are left out of the access log.
+PROBE_AGENT = "kgserve-devserver-probe"
+
+
+class _NoProbes:
+    """Access-log filter: drop the lines of make run's readiness probes."""
+
+    def filter(self, record) -> bool:
+        args = record.args if isinstance(record.args, dict) else {}
+        return args.get("a") != PROBE_AGENT
+
+
 logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"no_probes": {"()": _NoProbes}},
     "formatters": {
         "generic": {"format": "%(asctime)s [%(process)d] [%(levelname)s] %(name)s: %(message)s",
                     "datefmt": "%Y-%m-%d %H:%M:%S %z"},
@@ -72,7 +86,7 @@ logconfig_dict = {
         "console": {"class": "logging.StreamHandler", "formatter": "generic",
                     "stream": "ext://sys.stderr"},
         "access": {"class": "logging.StreamHandler", "formatter": "access",
-                   "stream": "ext://sys.stdout"},
+                   "stream": "ext://sys.stdout", "filters": ["no_probes"]},
     },
     "loggers": {
         "gunicorn.error": {"level": "INFO", "handlers": ["console"], "propagate": False},
