@@ -22,7 +22,10 @@ DEFAULTS: dict[str, Any] = {
     "NOTIFY_CHANNEL": "kg_embedding_config",
     "POLL_INTERVAL": 3.0,          # seconds between safety-net checks of the active config id
     "LISTENER": True,              # follow config changes (LISTEN/NOTIFY) in a background thread
-    "LOAD_RETRY_SECONDS": LOAD_RETRY_SECONDS,  # a config that failed to load waits this long
+    "LOAD_RETRY_SECONDS": LOAD_RETRY_SECONDS,
+    # KG_LAST_CONFIG_FILE: the last known active config, for workers started during an outage
+    # (default $XDG_STATE_HOME/kgserve/last-config-<hash of the database URL>.json)
+    "LAST_CONFIG_FILE": None,  # a config that failed to load waits this long
     # Micro-batching of local models (kgserve.batching); the size limit is the config's batch_size.
     "BATCHING": True,              # KG_BATCHING=false: one model call per request
     "BATCH_MAX_TOKENS": 8192,      # padded tokens (longest x count) per model call
