@@ -14,6 +14,10 @@ def _json(schema: str, description: str = "OK") -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
+def _header(description: str, kind: str = "integer") -> dict[str, Any]:
+    return {"description": description, "schema": {"type": kind}}
+
+
 def _errors(*codes: int, schema: str = "Error") -> dict[str, Any]:
     return {str(c): _json(schema, "error") for c in codes}
 
@@ -46,10 +50,20 @@ def _paths() -> dict[str, dict[str, Any]]:
         "/v1/embeddings": {"post": {
             "summary": "Create embeddings (OpenAI-compatible)", "tags": ["openai"],
             "security": [{"apiToken": []}, {}],
+            "parameters": [{
+                "name": "x-kgserve-config-id", "in": "header", "required": False,
+                "description": "serve only from this config (else 409 with the served id)",
+                "schema": {"type": "string", "pattern": "^[0-9]+$"}}],
             "requestBody": {"required": True, "content": {
                 "application/json": {"schema": "EmbeddingsRequest"}}},
-            "responses": {"200": _json("EmbeddingsResponse"),
-                          **_errors(400, 401, 404, 413, 502, 503, schema="OpenAIError")}}},
+            "responses": {"200": {**_json("EmbeddingsResponse"), "headers": {
+                              "x-kgserve-config-id": _header("the config row it came from"),
+                              "x-kgserve-dimensions": _header("that config's dimensions"),
+                              "x-queue-time": _header("ms waiting for a batch", "number"),
+                              "x-inference-time": _header("ms in the model", "number")}},
+                          **_errors(400, 401, 404, 409, 413, 502, schema="OpenAIError"),
+                          "429": _json("OpenAIError", "too many texts waiting (Retry-After)"),
+                          "503": _json("OpenAIError", "no model yet (Retry-After)")}}},
         "/v1/models": {"get": {
             "summary": "The active model", "tags": ["openai"],
             "security": [{"apiToken": []}, {}],
@@ -67,6 +81,10 @@ def _paths() -> dict[str, dict[str, Any]]:
                             "tags": ["health"],
                             "responses": {"200": _json("Health"),
                                           "503": _json("Health", "not ready")}}},
+        "/metrics": {"get": {"summary": "Prometheus metrics, summed over the workers",
+                             "tags": ["meta"], "responses": {"200": {
+                                 "description": "Prometheus text format",
+                                 "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
         "/openapi.json": {"get": {"summary": "This document", "tags": ["meta"],
                                   "responses": {"200": {"description": "OpenAPI 3 document"}}}},
     }

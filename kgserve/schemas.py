@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from marshmallow import (
@@ -35,8 +36,13 @@ class StrictBoolean(fields.Boolean):
 
 # One line of printable text: no NUL (PostgreSQL refuses it in text), no newline or other control
 # character (they would forge lines in logs).
-_ONE_LINE = validate.Regexp(r"\A[^\x00-\x1f\x7f]*\Z",
-                            error="must be one line of text without control characters")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+ONE_LINE = {"pattern": "^[^\\u0000-\\u001f\\u007f]*$"}  # the same rule, for the OpenAPI document
+
+
+def _one_line(value: str) -> None:
+    if _CONTROL.search(value):
+        raise ValidationError("must be one line of text without control characters")
 
 
 def _int(low: int, high: int, **kw: Any) -> fields.Integer:
@@ -50,7 +56,8 @@ class ConfigRequestSchema(Schema):
         unknown = RAISE
 
     provider = fields.String(required=True, validate=validate.OneOf(PROVIDERS))
-    model_name = fields.String(required=True, validate=[validate.Length(1, 200), _ONE_LINE])
+    model_name = fields.String(required=True, validate=[validate.Length(1, 200), _one_line],
+                               metadata=ONE_LINE)
     embedding_dimensions = _int(1, 65536, required=True)
     precision = fields.String(required=True, validate=validate.OneOf(PRECISIONS), metadata={
         "description": "int8 only with backend onnx or openvino; float16 is refused on the CPU"})
@@ -62,7 +69,8 @@ class ConfigRequestSchema(Schema):
     batch_size = _int(1, 4096, allow_none=True)
     max_seq_length = _int(1, 1_000_000, allow_none=True)
     normalize_embeddings = StrictBoolean(allow_none=True)
-    updated_by = fields.String(allow_none=True, validate=[validate.Length(1, 100), _ONE_LINE])
+    updated_by = fields.String(allow_none=True, validate=[validate.Length(1, 100), _one_line],
+                               metadata=ONE_LINE)
     allow_dimension_change = StrictBoolean(load_default=False)
 
     @validates_schema
