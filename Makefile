@@ -7,9 +7,23 @@ STAMP   := $(VENV)/.installed
 # CPU wheel on these machines; a bare `torch` would pull the newest CUDA build (GBs).
 TORCH   ?= torch==2.13.0
 
-.PHONY: install test run clean
+# The test suite runs deploy/nginx.conf with Debian's nginx (tests/kgserve/test_nginx.py).
+NGINX_PKG ?= nginx-light
 
-install: $(STAMP)
+.PHONY: install test run clean system-packages
+
+install: $(STAMP) system-packages
+
+# Debian packages the suite needs, installed when missing (as root; else it says what to run).
+system-packages:
+	@if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get install -y -q $(NGINX_PKG) || { apt-get update -q && apt-get install -y -q $(NGINX_PKG); }; \
+	  else \
+	    echo "nginx is missing (the suite runs deploy/nginx.conf): sudo apt-get install -y $(NGINX_PKG)" >&2; \
+	    exit 1; \
+	  fi; \
+	fi
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -60,9 +60,23 @@ accesslog = os.environ.get("KG_ACCESS_LOG", "-")
 errorlog = "-"
 loglevel = os.environ.get("KG_LOG_LEVEL", "info")
 
+# `make run` (kgserve.devserver) polls /readyz until the model is loaded; its probes say who
+# they are in the User-Agent and are left out of the access log.
+PROBE_AGENT = "kgserve-devserver-probe"
+
+
+class _NoProbes:
+    """Access-log filter: drop the lines of make run's readiness probes."""
+
+    def filter(self, record) -> bool:
+        args = record.args if isinstance(record.args, dict) else {}
+        return args.get("a") != PROBE_AGENT
+
+
 logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"no_probes": {"()": _NoProbes}},
     "formatters": {
         "generic": {"format": "%(asctime)s [%(process)d] [%(levelname)s] %(name)s: %(message)s",
                     "datefmt": "%Y-%m-%d %H:%M:%S %z"},
@@ -72,7 +86,7 @@ logconfig_dict = {
         "console": {"class": "logging.StreamHandler", "formatter": "generic",
                     "stream": "ext://sys.stderr"},
         "access": {"class": "logging.StreamHandler", "formatter": "access",
-                   "stream": "ext://sys.stdout"},
+                   "stream": "ext://sys.stdout", "filters": ["no_probes"]},
     },
     "loggers": {
         "gunicorn.error": {"level": "INFO", "handlers": ["console"], "propagate": False},
@@ -81,6 +95,20 @@ logconfig_dict = {
     },
     "root": {"level": "WARNING", "handlers": ["console"]},
 }
+
+
+def _json_errors() -> None:
+    """Make gunicorn's own error answers (bad request line, 414, 431: written before the app sees
+    the request) JSON like every other answer. gunicorn has no setting for it; its one writer,
+    gunicorn.util.write_error(sock, status, reason, message), is replaced in each worker."""
+    from gunicorn import util
+
+    from kgserve.errors import gunicorn_error
+
+    def write_error(sock, status_int, reason, mesg):
+        util.write_nonblock(sock, gunicorn_error(status_int, reason, mesg))
+
+    util.write_error = write_error
 
 
 def when_ready(server):
@@ -101,7 +129,9 @@ def post_worker_init(worker):
 
 
 def post_fork(server, worker):
-    """Start the worker's memory trimmer (KG_MALLOC_TRIM_SECONDS, 0 to disable)."""
+    """JSON for gunicorn's own errors; start the worker's memory trimmer (KG_MALLOC_TRIM_SECONDS,
+    0 to disable)."""
+    _json_errors()
     seconds = float(os.environ.get("KG_MALLOC_TRIM_SECONDS", "5"))
     if seconds > 0:
         threading.Thread(target=_trim_memory_forever, args=(seconds,), name="kgserve-trim",

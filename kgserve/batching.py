@@ -144,24 +144,35 @@ class BatchingQueue:
                 _settle(request, error=exc)
 
     def _serve(self) -> None:
-        s = self.settings
         while True:
             arrived = self._wait_for_work()
             if arrived is None:
                 return
             self._count(arrived)
             self._waiting += arrived
+            self._step()
+
+    def _step(self) -> None:
+        """Choose and run one batch. Whatever it raises (a bug, a tokenizer's Rust panic, which
+        is a BaseException) fails the requests it concerned, never the queue or other clients."""
+        s = self.settings
+        batch: list[Item] = []
+        try:
             self._prune()
             batch = take_batch(self._waiting, s.max_batch, s.max_tokens)
             if not batch:
-                continue
+                return
             self._mark_taken(batch)
-            try:
-                self._run_batch(batch)
-            except Exception as exc:  # fails this batch's requests, not the queue
-                log.exception("running a batch failed")
-                for request in owners(batch):
-                    _settle(request, error=exc)
+            self._run_batch(batch)
+        except BaseException as exc:  # the worker thread must outlive any batch
+            log.error("a batch failed; its requests get the error, the queue goes on",
+                      exc_info=exc)
+            failed = owners(batch) if batch else self._waiting
+            if not batch:  # choosing failed: nothing of this round can be trusted
+                self._forget(sum(len(r.todo) for r in self._waiting))
+                self._waiting = []
+            for request in failed:
+                _settle(request, error=exc)
 
     def _wait_for_work(self) -> list[Request] | None:
         """Wait for requests; return the new ones (None once closed and drained)."""
@@ -194,7 +205,7 @@ class BatchingQueue:
             try:
                 counts = self.provider.count_tokens([t for r in group for t in r.texts],
                                                     input_type)
-            except Exception:  # noqa: BLE001 - someone's input is bad: find whose, one at a time
+            except BaseException:  # noqa: BLE001 - someone's input is bad: find whose, one by one
                 for r in group:
                     self._count_alone(r, input_type)
                 continue
@@ -206,7 +217,7 @@ class BatchingQueue:
     def _count_alone(self, request: Request, input_type: str | None) -> None:
         try:
             request.counted(self.provider.count_tokens(request.texts, input_type))
-        except Exception as exc:  # noqa: BLE001 - the tokenizer's errors vary
+        except BaseException as exc:  # noqa: BLE001 - the tokenizer's errors vary (even panics)
             _settle(request, error=_as_input_error(exc, request.texts, self.provider, input_type))
 
     def _prune(self) -> None:
@@ -256,7 +267,7 @@ class BatchingQueue:
                 metrics.QUEUE_WAIT.observe(start - r.submitted)
         try:
             vectors = self.provider.encode([r.texts[i] for r, i in items], input_type, dimensions)
-        except Exception as exc:  # whom it concerns is found below
+        except BaseException as exc:  # whom it concerns is found below
             groups = by_owner(items)
             if len(groups) > 1:
                 for group in groups:
@@ -292,6 +303,10 @@ def _result(request: Request) -> BatchedEmbeddings:
 def _settle(request: Request, *, result: BatchedEmbeddings | None = None,
             error: BaseException | None = None) -> None:
     """Complete the request's future, unless it is already done (failed, or the client left)."""
+    if error is not None and not isinstance(error, Exception):  # a panic: a 500, not a crash
+        failure = RuntimeError(f"the model failed on this request ({type(error).__name__})")
+        failure.__cause__ = error
+        error = failure
     try:
         if error is not None:
             request.future.set_exception(error)
@@ -301,7 +316,7 @@ def _settle(request: Request, *, result: BatchedEmbeddings | None = None,
         pass
 
 
-def _as_input_error(exc: Exception, texts: list[str], provider: EmbeddingProvider,
+def _as_input_error(exc: BaseException, texts: list[str], provider: EmbeddingProvider,
                     input_type: str | None) -> ProviderError:
     """Turn a tokenizer failure into a 400 naming the first bad input."""
     if isinstance(exc, ProviderError):
@@ -309,7 +324,7 @@ def _as_input_error(exc: Exception, texts: list[str], provider: EmbeddingProvide
     for n, text in enumerate(texts):
         try:
             provider.count_tokens([text], input_type)
-        except Exception:  # noqa: BLE001 - this is the one that fails
+        except BaseException:  # noqa: BLE001 - this is the one that fails
             return InvalidInput(f"input[{n}] cannot be tokenized (invalid text, e.g. a lone "
                                 f"surrogate)")
     return InvalidInput("the input cannot be tokenized")

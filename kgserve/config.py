@@ -8,19 +8,24 @@ from typing import Any
 from flask import Flask
 
 from .manager import LOAD_RETRY_SECONDS
+from .schemas import MAX_INPUT_CHARS
 
 DEFAULTS: dict[str, Any] = {
     "DATABASE_URL": None,          # KG_DATABASE_URL; else libpq PG* env; else the local cluster
     "ADMIN_TOKEN": None,           # KG_ADMIN_TOKEN; unset disables /admin/*
     "API_TOKEN": None,             # KG_API_TOKEN; when set, /v1/* requires it
     "MAX_CONTENT_LENGTH": 8 * 1024 * 1024,  # KG_MAX_CONTENT_LENGTH: request body limit (413)
+    "MAX_INPUT_CHARS": MAX_INPUT_CHARS,  # KG_MAX_INPUT_CHARS: characters per input text (400)
     "DB_CONNECT_TIMEOUT": 2,       # seconds for one connection attempt
     "DB_POOL_TIMEOUT": 3.0,        # seconds a request waits for a pooled connection (then 503)
     "DB_STATEMENT_TIMEOUT_MS": 3000,
     "NOTIFY_CHANNEL": "kg_embedding_config",
     "POLL_INTERVAL": 3.0,          # seconds between safety-net checks of the active config id
     "LISTENER": True,              # follow config changes (LISTEN/NOTIFY) in a background thread
-    "LOAD_RETRY_SECONDS": LOAD_RETRY_SECONDS,  # a config that failed to load waits this long
+    "LOAD_RETRY_SECONDS": LOAD_RETRY_SECONDS,
+    # KG_LAST_CONFIG_FILE: the last known active config, for workers started during an outage
+    # (default $XDG_STATE_HOME/kgserve/last-config-<hash of the database URL>.json)
+    "LAST_CONFIG_FILE": None,  # a config that failed to load waits this long
     # Micro-batching of local models (kgserve.batching); the size limit is the config's batch_size.
     "BATCHING": True,              # KG_BATCHING=false: one model call per request
     "BATCH_MAX_TOKENS": 8192,      # padded tokens (longest x count) per model call

@@ -18,11 +18,15 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 READY_WAIT = 600  # seconds to wait for the first model load before giving up
+PROBE_AGENT = "kgserve-devserver-probe"  # gunicorn.conf.py keeps these out of the access log
+STILL_RUNNING = ("The project-local PostgreSQL (.kgdata) is still running; stop it with "
+                 "`.venv/bin/kgmigrate localdb stop` (`make clean` also deletes its data).")
 
 
 def _ready(base: str) -> dict | None:
+    req = urllib.request.Request(f"{base}/readyz", headers={"User-Agent": PROBE_AGENT})
     try:
-        with urllib.request.urlopen(f"{base}/readyz", timeout=5) as resp:
+        with urllib.request.urlopen(req, timeout=5) as resp:
             return json.loads(resp.read()) if resp.status == 200 else None
     except (OSError, ValueError):
         return None
@@ -102,6 +106,20 @@ def main() -> int:
     except KeyboardInterrupt:
         proc.send_signal(signal.SIGINT)
         return proc.wait()
+    finally:
+        words = closing_words(env)
+        if words:
+            print(words, file=sys.stderr, flush=True)
+
+
+def closing_words(env: dict[str, str]) -> str | None:
+    """What to say on the way out: that the project-local PostgreSQL (which make run started,
+    and which serves when neither KG_DATABASE_URL nor libpq's PG* variables name another) keeps
+    running."""
+    if env.get("KG_DATABASE_URL") or any(env.get(v) for v in ("PGHOST", "PGDATABASE",
+                                                               "PGSERVICE")):
+        return None
+    return STILL_RUNNING
 
 
 if __name__ == "__main__":

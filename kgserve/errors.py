@@ -26,6 +26,11 @@ _OPENAI_TYPES = {400: "invalid_request_error", 401: "invalid_request_error",
                  429: "rate_limit_error", 502: "api_error", 503: "service_unavailable"}
 
 
+# The config an embeddings answer came from, and the one a client may require (409 otherwise).
+CONFIG_ID_HEADER = "x-kgserve-config-id"
+DIMENSIONS_HEADER = "x-kgserve-dimensions"
+
+
 class ApiError(Exception):
     """A request refused at the edge (body, query, token): a stable code, a message safe to show
     and the field at fault; its class decides the status (see _STATUS)."""
@@ -60,6 +65,24 @@ class AdminDisabled(ApiError):
     code = "admin_disabled"
 
 
+class InvalidHeader(ApiError):
+    """A request header has a value that cannot be right."""
+
+    code = "invalid_header"
+
+
+class ConfigMismatch(ApiError):
+    """The client requires a config (x-kgserve-config-id) other than the one served here."""
+
+    code = "config_mismatch"
+
+    def __init__(self, required: int, served: int | None) -> None:
+        super().__init__(f"this worker serves config {served}, not config {required}; retry "
+                         f"(another worker or a later moment may serve it) or follow the new "
+                         f"config", param=CONFIG_ID_HEADER)
+        self.config_id = served
+
+
 class Unauthorized(ApiError):
     """The request lacks the right bearer token."""
 
@@ -69,7 +92,7 @@ class Unauthorized(ApiError):
 # Status by error class; the nearest class in an error's MRO decides.
 _STATUS: dict[type[Exception], int] = {
     InvalidBody: 400, InvalidQuery: 422, ModelNotServed: 404, AdminDisabled: 403,
-    Unauthorized: 401,
+    Unauthorized: 401, InvalidHeader: 400, ConfigMismatch: 409,
     ProviderError: 422, InvalidInput: 400, UpstreamError: 502, QueueFull: 429, QueueClosed: 503,
     NotReady: 503, DatabaseUnavailable: 503, NoActiveConfig: 503, DimensionChangeRefused: 409,
 }
@@ -106,6 +129,8 @@ def _known(exc: Exception) -> Response:
         headers["Retry-After"] = str(exc.retry_after)
     if isinstance(exc, Unauthorized):
         headers["WWW-Authenticate"] = "Bearer"
+    if isinstance(exc, ConfigMismatch) and exc.config_id is not None:
+        headers[CONFIG_ID_HEADER] = str(exc.config_id)
     return _answer(http_status(exc), str(exc), exc.code, getattr(exc, "param", None),
                    headers=headers)
 
@@ -131,15 +156,55 @@ def _validation(exc: ValidationError) -> Response:
                    param=_first_field(messages), details=messages)
 
 
+# A refused body is read and thrown away up to this many bytes, so that the client, still
+# sending, reads the 413 rather than a broken pipe (nginx's lingering close does the same).
+# Beyond it the connection is closed unread.
+DISCARD_LIMIT = 64 * 2**20
+
+
+def _discard_body() -> bool:
+    """Read what is left of the request body and drop it; False if there was too much."""
+    length = request.content_length
+    if length is not None and length > DISCARD_LIMIT:
+        return False
+    stream = request.environ.get("wsgi.input")
+    read = 0
+    while stream is not None and read <= DISCARD_LIMIT:
+        chunk = stream.read(65536)
+        if not chunk:
+            return True
+        read += len(chunk)
+    return stream is None
+
+
+def _too_large() -> Response:
+    limit = request.max_content_length or 0
+    size = f"{limit // 2**20} MB" if limit and limit % 2**20 == 0 else f"{limit} bytes"
+    resp = _answer(413, f"the request body is larger than the limit ({size}; "
+                        f"KG_MAX_CONTENT_LENGTH)", "request_too_large")
+    if not _discard_body():
+        resp.headers["Connection"] = "close"
+    return resp
+
+
 def _http(exc: HTTPException) -> Response:
     codes = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large",
              400: "bad_request"}
-    message = exc.description or exc.name
     if exc.code == 413:
-        limit = request.max_content_length or 0
-        size = f"{limit // 2**20} MB" if limit and limit % 2**20 == 0 else f"{limit} bytes"
-        message = f"the request body is larger than the limit ({size}; KG_MAX_CONTENT_LENGTH)"
-    return _answer(exc.code or 500, message, codes.get(exc.code, "http_error"))
+        return _too_large()
+    allow = {k: v for k, v in exc.get_headers() if k.lower() == "allow"}  # 405 must say Allow
+    return _answer(exc.code or 500, exc.description or exc.name, codes.get(exc.code, "http_error"),
+                   headers=allow)
+
+
+def _options() -> Response | None:
+    """Answer OPTIONS with the allowed methods as JSON (Flask's automatic answer is empty)."""
+    if request.method != "OPTIONS" or request.url_rule is None:
+        return None  # no such path: the 404 handler answers
+    methods = sorted(request.url_rule.methods or ())
+    resp = jsonify({"methods": methods})
+    resp.headers["Allow"] = ", ".join(methods)
+    return resp
 
 
 def _unexpected(exc: Exception) -> Response:
@@ -155,3 +220,16 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(ValidationError, _validation)
     app.register_error_handler(HTTPException, _http)
     app.register_error_handler(Exception, _unexpected)
+    app.before_request(_options)
+
+
+def gunicorn_error(status: int, reason: str, message: str) -> bytes:
+    """The HTTP answer gunicorn writes itself (400, 414, 431, ...: the request never reached the
+    app) as JSON in the app's /admin shape, for gunicorn.conf.py to use instead of HTML."""
+    import json
+
+    body = json.dumps({"success": False, "error": reason.lower().replace(" ", "_"),
+                       "message": message}).encode()
+    head = (f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
+    return head.encode("latin-1") + body

@@ -188,15 +188,22 @@ class EmbeddingModelManager:
     def use(self, source: Callable[[], ProviderConfig] | None = None
             ) -> Iterator[Servable]:
         """Borrow the serving provider for one request; a swap waits for borrowers to finish."""
+        with self.borrow(source) as (provider, _):
+            yield provider
+
+    @contextmanager
+    def borrow(self, source: Callable[[], ProviderConfig] | None = None
+               ) -> Iterator[tuple[Servable, int | None]]:
+        """use(), also giving the id of the config the borrowed provider serves."""
         if self._provider is None and source is not None:
             self.ensure_loaded(source)
         with self._lock:
-            provider = self._provider
+            provider, config_id = self._provider, self._config_id
             if provider is None:
                 raise NotReady(self._not_ready_reason())
             self._borrowers[id(provider)] = self._borrowers.get(id(provider), 0) + 1
         try:
-            yield provider
+            yield provider, config_id
         finally:
             with self._lock:
                 left = self._borrowers[id(provider)] = self._borrowers[id(provider)] - 1

@@ -14,6 +14,10 @@ def _json(schema: str, description: str = "OK") -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
+def _header(description: str, kind: str = "integer") -> dict[str, Any]:
+    return {"description": description, "schema": {"type": kind}}
+
+
 def _errors(*codes: int, schema: str = "Error") -> dict[str, Any]:
     return {str(c): _json(schema, "error") for c in codes}
 
@@ -46,20 +50,41 @@ def _paths() -> dict[str, dict[str, Any]]:
         "/v1/embeddings": {"post": {
             "summary": "Create embeddings (OpenAI-compatible)", "tags": ["openai"],
             "security": [{"apiToken": []}, {}],
+            "parameters": [{
+                "name": "x-kgserve-config-id", "in": "header", "required": False,
+                "description": "serve only from this config (else 409 with the served id)",
+                "schema": {"type": "string", "pattern": "^[0-9]+$"}}],
             "requestBody": {"required": True, "content": {
                 "application/json": {"schema": "EmbeddingsRequest"}}},
-            "responses": {"200": _json("EmbeddingsResponse"),
-                          **_errors(400, 401, 404, 413, 502, 503, schema="OpenAIError")}}},
+            "responses": {"200": {**_json("EmbeddingsResponse"), "headers": {
+                              "x-kgserve-config-id": _header("the config row it came from"),
+                              "x-kgserve-dimensions": _header("that config's dimensions"),
+                              "x-queue-time": _header("ms waiting for a batch", "number"),
+                              "x-inference-time": _header("ms in the model", "number")}},
+                          **_errors(400, 401, 404, 409, 413, 502, schema="OpenAIError"),
+                          "429": _json("OpenAIError", "too many texts waiting (Retry-After)"),
+                          "503": _json("OpenAIError", "no model yet (Retry-After)")}}},
         "/v1/models": {"get": {
             "summary": "The active model", "tags": ["openai"],
             "security": [{"apiToken": []}, {}],
             "responses": {"200": _json("ModelList"), **_errors(401, 503, schema="OpenAIError")}}},
+        "/v1/models/{model}": {"get": {
+            "summary": "The active model, by its id (404 for any other)", "tags": ["openai"],
+            "security": [{"apiToken": []}, {}],
+            "parameters": [{"name": "model", "in": "path", "required": True,
+                            "schema": {"type": "string"}}],
+            "responses": {"200": _json("Model"),
+                          **_errors(401, 404, 503, schema="OpenAIError")}}},
         "/healthz": {"get": {"summary": "Liveness", "tags": ["health"],
                              "responses": {"200": _json("Health")}}},
         "/readyz": {"get": {"summary": "Readiness: 200 only when the provider can serve",
                             "tags": ["health"],
                             "responses": {"200": _json("Health"),
                                           "503": _json("Health", "not ready")}}},
+        "/metrics": {"get": {"summary": "Prometheus metrics, summed over the workers",
+                             "tags": ["meta"], "responses": {"200": {
+                                 "description": "Prometheus text format",
+                                 "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
         "/openapi.json": {"get": {"summary": "This document", "tags": ["meta"],
                                   "responses": {"200": {"description": "OpenAPI 3 document"}}}},
     }
@@ -77,7 +102,7 @@ def build_spec() -> dict[str, Any]:
                    info={"description": "Embedding server: local sentence-transformers or "
                                         "OpenAI behind one OpenAI-compatible API."})
     for name in ("ConfigRequest", "ConfigSummary", "ActiveConfig", "ConfigList", "ChangeResult",
-                 "EmbeddingsRequest", "EmbeddingsResponse", "ModelList", "Error", "OpenAIError",
+                 "EmbeddingsRequest", "EmbeddingsResponse", "Model", "ModelList", "Error", "OpenAIError",
                  "Health"):
         spec.components.schema(name, schema=getattr(schemas, f"{name}Schema"))
     for scheme in ("adminToken", "apiToken"):

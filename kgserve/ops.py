@@ -19,13 +19,13 @@ def active_row(rt: Runtime, allow_stale: bool = True) -> tuple[dict[str, Any], b
         with rt.db.connection() as conn:
             row = store.get_active(conn)
     except DatabaseUnavailable:
-        if allow_stale and rt.last_row is not None:
-            return rt.last_row, True
+        if allow_stale and rt.last_known() is not None:
+            return rt.last_known(), True
         raise
     if row is None:
         raise store.NoActiveConfig("no active embedding configuration: set one with "
                           "POST /admin/embedding/config or `flask --app kgserve embedding set`")
-    rt.last_row = row
+    rt.remember(row)
     return row, False
 
 
@@ -92,7 +92,7 @@ def change_config(rt: Runtime, data: dict[str, Any], serve: bool = True,
         raise
     if not serve:
         provider.close()
-    rt.last_row = row
+    rt.remember(row)
     log.info("config %s activated: provider=%s model=%s dimensions=%s backend=%s precision=%s "
              "by %s", row["id"], row["provider"], row["model_name"], row["embedding_dimensions"],
              row.get("backend"), row["precision"], row["updated_by"])

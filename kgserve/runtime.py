@@ -6,10 +6,12 @@ import logging
 import os
 import threading
 import uuid
+from pathlib import Path
 from typing import Any
 
 from flask import Flask, current_app
 
+from . import lastknown
 from .db import Database
 from .manager import EmbeddingModelManager
 from .notify import ConfigListener
@@ -34,6 +36,8 @@ class Runtime:
         self.listener_enabled = bool(config["LISTENER"])
         self.instance = uuid.uuid4().hex
         self.last_row: dict[str, Any] | None = None
+        self.last_row_file = Path(config.get("LAST_CONFIG_FILE")
+                                  or lastknown.default_path(config["DATABASE_URL"]))
         self.listener: ConfigListener | None = None
         self._listener_pid: int | None = None
         self._lock = threading.Lock()
@@ -54,12 +58,25 @@ class Runtime:
         """Serve the active `row` if this process serves another one (the listener's callback)."""
         if row is None:
             return
-        self.last_row = row
+        self.remember(row)
         try:
             self.manager.follow(ProviderConfig.from_row(row), force=force)
         except ProviderError as exc:
             log.error("cannot serve config %s (%s %s): %s; the previous model keeps serving",
                       row["id"], row["provider"], row["model_name"], exc)
+
+    def remember(self, row: dict[str, Any]) -> None:
+        """Keep `row`, read from the database, as the last known active config (also on disk)."""
+        if row != self.last_row:
+            lastknown.save(self.last_row_file, row)
+        self.last_row = row
+
+    def last_known(self) -> dict[str, Any] | None:
+        """The last known active row: this process's, else the one kept on disk (a worker started
+        while the database is away), else None."""
+        if self.last_row is None:
+            self.last_row = lastknown.load(self.last_row_file)
+        return self.last_row
 
     def close(self) -> None:
         """Stop the listener, close the pool and release the model."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from marshmallow import (
@@ -18,6 +19,10 @@ from .providers.options import BACKENDS, PRECISIONS, problem
 PROVIDERS = ("local", "openai")
 DEVICES = ("cpu", "cuda", "mps")
 MAX_INPUTS = 2048
+# Characters per input text (KG_MAX_INPUT_CHARS). Models read at most max_seq_length tokens of a
+# text (256 for MiniLM, 8192 for the largest), so more is only bytes to parse; OpenAI refuses
+# inputs over 8192 tokens. 100 000 characters is ~25 000 tokens of English.
+MAX_INPUT_CHARS = 100_000
 
 
 class StrictBoolean(fields.Boolean):
@@ -27,6 +32,17 @@ class StrictBoolean(fields.Boolean):
         if not isinstance(value, bool):
             raise self.make_error("invalid")
         return value
+
+
+# One line of printable text: no NUL (PostgreSQL refuses it in text), no newline or other control
+# character (they would forge lines in logs).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+ONE_LINE = {"pattern": "^[^\\u0000-\\u001f\\u007f]*$"}  # the same rule, for the OpenAPI document
+
+
+def _one_line(value: str) -> None:
+    if _CONTROL.search(value):
+        raise ValidationError("must be one line of text without control characters")
 
 
 def _int(low: int, high: int, **kw: Any) -> fields.Integer:
@@ -40,7 +56,8 @@ class ConfigRequestSchema(Schema):
         unknown = RAISE
 
     provider = fields.String(required=True, validate=validate.OneOf(PROVIDERS))
-    model_name = fields.String(required=True, validate=validate.Length(1, 200))
+    model_name = fields.String(required=True, validate=[validate.Length(1, 200), _one_line],
+                               metadata=ONE_LINE)
     embedding_dimensions = _int(1, 65536, required=True)
     precision = fields.String(required=True, validate=validate.OneOf(PRECISIONS), metadata={
         "description": "int8 only with backend onnx or openvino; float16 is refused on the CPU"})
@@ -52,7 +69,8 @@ class ConfigRequestSchema(Schema):
     batch_size = _int(1, 4096, allow_none=True)
     max_seq_length = _int(1, 1_000_000, allow_none=True)
     normalize_embeddings = StrictBoolean(allow_none=True)
-    updated_by = fields.String(allow_none=True, validate=validate.Length(1, 100))
+    updated_by = fields.String(allow_none=True, validate=[validate.Length(1, 100), _one_line],
+                               metadata=ONE_LINE)
     allow_dimension_change = StrictBoolean(load_default=False)
 
     @validates_schema
@@ -65,7 +83,8 @@ class ConfigRequestSchema(Schema):
 
 
 class InputField(fields.Field):
-    """`input`: one non-empty string or a list of 1..2048 non-empty strings."""
+    """`input`: one non-empty string or a list of 1..2048 non-empty strings, each of at most
+    the schema's `max_chars` characters and valid text (no lone surrogates)."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[str]:
         items = [value] if isinstance(value, str) else value
@@ -77,11 +96,29 @@ class InputField(fields.Field):
             raise ValidationError(f"at most {MAX_INPUTS} inputs per request (got {len(items)})")
         for i, item in enumerate(items):
             if not isinstance(item, str):
-                raise ValidationError(f"item {i} is not a string (token arrays are not "
+                raise ValidationError(f"input[{i}] is not a string (token arrays are not "
                                       f"supported; send text)")
             if not item.strip():
-                raise ValidationError(f"item {i} is empty")
+                raise ValidationError(f"input[{i}] is empty")
+            limit = getattr(self.parent, "max_chars", MAX_INPUT_CHARS)
+            if len(item) > limit:
+                raise ValidationError(f"input[{i}] has {len(item)} characters; the limit is "
+                                      f"{limit} per input (KG_MAX_INPUT_CHARS)")
+            bad = _lone_surrogate(item)
+            if bad is not None:
+                raise ValidationError(f"input[{i}] holds a lone surrogate (U+{ord(item[bad]):04X} "
+                                      f"at character {bad}), which is not text; send valid UTF-16 "
+                                      f"pairs or UTF-8")
         return items
+
+
+def _lone_surrogate(text: str) -> int | None:
+    """Return the index of the first unpaired surrogate in `text` (JSON's \\ud800), else None."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return exc.start
+    return None
 
 
 class EmbeddingsRequestSchema(Schema):
@@ -90,9 +127,14 @@ class EmbeddingsRequestSchema(Schema):
     class Meta:
         unknown = RAISE
 
+    def __init__(self, *args: Any, max_chars: int = MAX_INPUT_CHARS, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.max_chars = max_chars
+
     input = InputField(required=True, metadata={
-        "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"},
-                                        "maxItems": MAX_INPUTS}]})
+        "oneOf": [{"type": "string", "minLength": 1, "maxLength": MAX_INPUT_CHARS},
+                  {"type": "array", "minItems": 1, "maxItems": MAX_INPUTS,
+                   "items": {"type": "string", "minLength": 1, "maxLength": MAX_INPUT_CHARS}}]})
     model = fields.String(validate=validate.Length(1, 200))
     encoding_format = fields.String(load_default="float",
                                     validate=validate.OneOf(("float", "base64")))
@@ -244,3 +286,9 @@ class HealthSchema(Schema):
     status = fields.String()
     ready = fields.Boolean()
     checks = fields.Dict()
+    model = fields.String(allow_none=True)
+    config_id = fields.Integer(allow_none=True)
+    reasons = fields.List(fields.String())
+    scope = fields.String(metadata={
+        "enum": ["worker"], "description": "/readyz reports the gunicorn worker that answered"})
+    pid = fields.Integer()

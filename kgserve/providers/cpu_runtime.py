@@ -7,7 +7,6 @@ numpy. Threads are set in each runtime's own options, never through torch.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,14 +15,6 @@ import numpy as np
 from .convert import OUTPUT, UnsupportedModel
 
 POOLINGS = ("mean", "cls", "max", "lasttoken")
-
-
-def default_threads() -> int:
-    """Threads per worker: OMP_NUM_THREADS (gunicorn.conf.py sets cores / workers), else cores."""
-    raw = os.environ.get("OMP_NUM_THREADS", "")
-    if raw.isdigit() and int(raw) > 0:
-        return int(raw)
-    return max(1, len(os.sched_getaffinity(0)))
 
 
 @dataclass(frozen=True)

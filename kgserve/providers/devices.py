@@ -1,10 +1,41 @@
-"""Which torch device to run on: the requested one if it exists here, else the best available."""
+"""Which torch device to run on (the requested one if it exists here, else the best available),
+and how many threads a model may use here."""
 
 from __future__ import annotations
+
+import logging
+import os
 
 import torch
 
 from kgserve.providers.base import DeviceUnavailable
+
+log = logging.getLogger(__name__)
+
+
+def cores() -> int:
+    """The cores this process may run on."""
+    return max(1, len(os.sched_getaffinity(0)))
+
+
+def default_threads() -> int:
+    """Threads per worker: OMP_NUM_THREADS (gunicorn.conf.py sets cores / workers), else cores."""
+    raw = os.environ.get("OMP_NUM_THREADS", "")
+    if raw.isdigit() and int(raw) > 0:
+        return min(int(raw), cores())
+    return cores()
+
+
+def model_threads(requested: int | None) -> int:
+    """The intra-op threads a config's model calls use: its `num_threads`, at most the cores
+    here (more only adds threads that wait for each other), else the worker's default. A config
+    without `num_threads` gets the default, whatever an earlier config asked for."""
+    if requested is None:
+        return default_threads()
+    if requested > cores():
+        log.warning("num_threads=%d is more than the %d cores here: using %d", requested,
+                    cores(), cores())
+    return min(requested, cores())
 
 
 def pick_device(requested: str | None) -> str:

@@ -22,7 +22,7 @@ from kgserve.providers.base import (
     ProviderError,
     ResourceLimitExceeded,
 )
-from kgserve.providers.devices import pick_device
+from kgserve.providers.devices import model_threads, pick_device
 from kgserve.providers.options import FLOAT16_ON_CPU, problem
 from kgserve.providers.resolve import ResolvedModel, resolve_model
 
@@ -32,6 +32,10 @@ MB = 1024 * 1024
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 _NOT_WEIGHTS = {"training_args.bin", "optimizer.pt", "scheduler.pt", "rng_state.pth"}
 _SKIP_DIRS = {"onnx", "openvino", ".git"}
+# A token of ordinary text covers ~4 characters, rarely more than 16. Texts are cut to
+# max_seq_length x this many characters before the tokenizer sees them: it tokenizes a whole text
+# before truncating, so a 7 MB text cost seconds of CPU for its first 256 tokens.
+CHARS_PER_TOKEN = 16
 
 
 def weight_bytes_on_disk(folder: Path) -> int:
@@ -109,7 +113,7 @@ class LocalProvider(EmbeddingProvider):
                     f"model {resolved.name!r} needs about {_mb(need)} MB for its weights, more "
                     f"than max_memory_mb={cfg.max_memory_mb}")
         previous_threads = torch.get_num_threads()
-        self._threads = cfg.num_threads or previous_threads
+        self._threads = model_threads(cfg.num_threads)
         st = _open(resolved, device, remote_code=cfg.backend == "torch")
         try:
             self._configure(st, resolved, half)
@@ -137,10 +141,8 @@ class LocalProvider(EmbeddingProvider):
     def _prepare_cpu(self, st, resolved: ResolvedModel) -> None:
         """Export (or find) the onnx/openvino model, open it and run the accuracy guard."""
         from .cpu_backend import prepare
-        from .cpu_runtime import default_threads
 
-        threads = self.config.num_threads or default_threads()
-        ready = prepare(self.config, resolved, st, self.max_seq_length, threads)
+        ready = prepare(self.config, resolved, st, self.max_seq_length, self._threads)
         self._cpu, self.guard, self.export_path = ready.encoder, ready.guard, ready.entry.path
 
     def _configure(self, st, resolved: ResolvedModel, half: bool) -> None:
@@ -169,6 +171,11 @@ class LocalProvider(EmbeddingProvider):
         default = getattr(st, "default_prompt_name", None)
         self._default_prompt = (st.prompts or {}).get(default, "") if default else ""
         self._tokenizer = st.tokenizer
+
+    @property
+    def threads(self) -> int:
+        """The intra-op threads this model's calls use (see devices.model_threads)."""
+        return self._threads
 
     def embed(self, texts: list[str], input_type: str | None = None,
               dimensions: int | None = None) -> Embeddings:
@@ -202,6 +209,7 @@ class LocalProvider(EmbeddingProvider):
         if st is None and cpu is None:
             raise ProviderError(f"model {self.model!r} is not loaded")
         prompt = self._prompt(input_type)
+        texts = self._clip(texts)
         with self._lock:
             if cpu is not None:
                 return cpu.encode([prompt + t for t in texts] if prompt else texts,
@@ -223,8 +231,17 @@ class LocalProvider(EmbeddingProvider):
         """Return each text's token count as the model sees it (prefix included, truncated)."""
         if self._st is None and self._cpu is None:
             raise ProviderError(f"model {self.model!r} is not loaded")
+        texts = self._clip(texts)
         with self._lock:
             return self._token_counts(texts, self._prompt(input_type))
+
+    def _clip(self, texts: list[str]) -> list[str]:
+        """Cut each text to what the model can read (max_seq_length x CHARS_PER_TOKEN characters),
+        so a long text costs no more tokenizing than a text at the model's limit."""
+        if not self.max_seq_length:
+            return texts
+        limit = self.max_seq_length * CHARS_PER_TOKEN
+        return [t[:limit] if len(t) > limit else t for t in texts]
 
     def _token_counts(self, texts: list[str], prompt: str | None) -> list[int]:
         """Tokenize like the model does (special tokens, truncation) and count."""

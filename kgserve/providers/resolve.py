@@ -115,7 +115,10 @@ def _from_hf_cache(name: str) -> Path | None:
 
 def _from_directory(name: str) -> Path | None:
     """Return `name` as a directory path when it is one and holds a model."""
-    path = Path(name).expanduser()
+    try:
+        path = Path(name).expanduser()
+    except RuntimeError:  # "~nosuchuser/x": no such home directory, so no such folder
+        return None
     return path.resolve() if path.is_dir() and _is_model_dir(path) else None
 
 

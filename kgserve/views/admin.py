@@ -27,7 +27,7 @@ def get_config() -> Response:
 def list_configs() -> Response:
     """Return the config history, newest first."""
     limit = request.args.get("limit", "100")
-    if not limit.isdigit() or not 1 <= int(limit) <= 1000:
+    if not (limit.isascii() and limit.isdigit()) or not 1 <= int(limit) <= 1000:  # not "²"
         raise InvalidQuery("limit must be an integer from 1 to 1000", param="limit")
     return jsonify({"configs": ops.list_configs(runtime(), int(limit))})
 

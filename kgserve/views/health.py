@@ -18,7 +18,10 @@ def healthz() -> Response:
 
 @bp.get("/readyz")
 def readyz() -> Response:
-    """Answer 200 only when a provider is loaded; the body says what is not ready."""
+    """Answer 200 only when this worker has a provider loaded; the body says what is not ready.
+
+    gunicorn hands each request to one worker: this is that worker's state (`scope`, `pid`),
+    so while a config loads two probes may differ. A load balancer probing often sees each."""
     rt = runtime()
     status = rt.manager.status()
     try:
@@ -37,7 +40,8 @@ def readyz() -> Response:
         reasons.append("database unavailable" + (" (the loaded model keeps serving)"
                                                  if ready else ""))
     body = {"ready": ready, "checks": {"model": status["state"], "database": database},
-            "model": status["model"], "config_id": status["config_id"], "reasons": reasons}
+            "model": status["model"], "config_id": status["config_id"], "reasons": reasons,
+            "scope": "worker", "pid": status["pid"]}
     resp = jsonify(body)
     resp.status_code = 200 if ready else 503
     return resp

@@ -5,11 +5,17 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, current_app, jsonify, request
 
 from .. import ops
 from ..auth import require_api_token
-from ..errors import ModelNotServed
+from ..errors import (
+    CONFIG_ID_HEADER,
+    DIMENSIONS_HEADER,
+    ConfigMismatch,
+    InvalidHeader,
+    ModelNotServed,
+)
 from ..runtime import runtime
 from ..schemas import EmbeddingsRequestSchema
 from . import json_body
@@ -28,9 +34,13 @@ def encode(vector: Any, fmt: str) -> list[float] | str:
 @bp.post("/embeddings")
 def embeddings() -> Response:
     """Embed `input` with the active model."""
-    req = EmbeddingsRequestSchema().load(json_body())
+    limit = current_app.config["MAX_INPUT_CHARS"]
+    req = EmbeddingsRequestSchema(max_chars=limit).load(json_body())
+    required = _required_config()
     rt = runtime()
-    with rt.manager.use(lambda: ops.active_config(rt)) as provider:
+    with rt.manager.borrow(lambda: ops.active_config(rt)) as (provider, config_id):
+        if required is not None and required != config_id:
+            raise ConfigMismatch(required, config_id)
         if req.get("model") and req["model"] != provider.model:
             raise ModelNotServed(f"the model '{req['model']}' is not served here; the active "
                                  f"model is '{provider.model}'", param="model")
@@ -38,7 +48,7 @@ def embeddings() -> Response:
         # The full size asks for nothing: such requests share model calls with plain ones.
         result = provider.embed(req["input"], input_type=req.get("input_type"),
                                 dimensions=dims if dims != provider.dimensions else None)
-        model = provider.model
+        model, dimensions = provider.model, provider.dimensions
     fmt = req["encoding_format"]
     resp = jsonify({
         "object": "list",
@@ -50,12 +60,42 @@ def embeddings() -> Response:
     # Where the time went, in ms: waiting for a batch, and in the model (or upstream API).
     resp.headers["x-queue-time"] = f"{result.queue_seconds * 1000:.2f}"
     resp.headers["x-inference-time"] = f"{result.inference_seconds * 1000:.2f}"
+    # Which vector space this is: two configs of one model may differ in size (384 vs 256).
+    if config_id is not None:
+        resp.headers[CONFIG_ID_HEADER] = str(config_id)
+    resp.headers[DIMENSIONS_HEADER] = str(dimensions)
     return resp
+
+
+def _required_config() -> int | None:
+    """The config id the client requires (x-kgserve-config-id), if it sent one."""
+    raw = request.headers.get(CONFIG_ID_HEADER)
+    if raw is None:
+        return None
+    if not (raw.strip().isascii() and raw.strip().isdigit()):
+        raise InvalidHeader(f"{CONFIG_ID_HEADER} must be a config id (a positive integer), "
+                            f"not {raw[:40]!r}", param=CONFIG_ID_HEADER)
+    return int(raw)
 
 
 @bp.get("/models")
 def models() -> Response:
     """List the one active model."""
+    return jsonify({"object": "list", "data": [_model()]})
+
+
+@bp.get("/models/<path:model_id>")
+def retrieve_model(model_id: str) -> Response:
+    """Describe the active model (the SDK's models.retrieve); 404 for any other."""
+    served = _model()
+    if model_id != served["id"]:
+        raise ModelNotServed(f"the model '{model_id}' is not served here; the active model is "
+                             f"'{served['id']}'", param="model")
+    return jsonify(served)
+
+
+def _model() -> dict[str, Any]:
+    """The active model as OpenAI describes a model."""
     rt = runtime()
     provider = rt.manager.current()
     if provider is not None:
@@ -65,5 +105,4 @@ def models() -> Response:
         row, _ = ops.active_row(rt)
         model, owner = row["model_name"], row["provider"]
     created = int(row["created_at"].timestamp()) if row and row.get("created_at") else 0
-    return jsonify({"object": "list", "data": [
-        {"id": model, "object": "model", "created": created, "owned_by": f"kgserve-{owner}"}]})
+    return {"id": model, "object": "model", "created": created, "owned_by": f"kgserve-{owner}"}

@@ -62,6 +62,22 @@ def minilm(client, admin):
 
 
 @pytest.fixture(scope="session", autouse=True)
+def state_home(tmp_path_factory):
+    """XDG_STATE_HOME for the session: where kgserve keeps the last known config (and gunicorn
+    servers started by tests, which inherit the environment)."""
+    import os
+
+    folder = tmp_path_factory.mktemp("state")
+    previous = os.environ.get("XDG_STATE_HOME")
+    os.environ["XDG_STATE_HOME"] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop("XDG_STATE_HOME", None)
+    else:
+        os.environ["XDG_STATE_HOME"] = previous
+
+
+@pytest.fixture(scope="session", autouse=True)
 def model_cache(tmp_path_factory):
     """One export cache (KG_MODEL_CACHE) for the whole session: each export is made once."""
     import os

@@ -244,3 +244,52 @@ def test_openai_calls_stay_within_the_api_token_limit(openai_stub, monkeypatch):
         provider.close()
         openai_stub.reset()
     assert sizes == [300, 7, 1] and out.vectors.shape == (8, 8)
+
+
+class Panic(BaseException):
+    """What a Rust panic in the tokenizers library raises (pyo3's PanicException): not an
+    Exception, so `except Exception` lets it through."""
+
+
+class Panicking:
+    """The queue's Gate, except that the tokenizer (`where="count"`) or the model
+    (`where="encode"`) panics on any text holding "PANIC"."""
+
+    def __init__(self, gate, where: str) -> None:
+        self.gate, self.where = gate, where
+
+    def __getattr__(self, name):
+        return getattr(self.gate, name)
+
+    def _maybe_panic(self, texts, where):
+        if where == self.where and any("PANIC" in t for t in texts):
+            raise Panic("called `Option::unwrap()` on a `None` value")
+
+    def count_tokens(self, texts, input_type=None):
+        self._maybe_panic(texts, "count")
+        return self.gate.count_tokens(texts, input_type)
+
+    def encode(self, texts, input_type=None, dimensions=None):
+        self._maybe_panic(texts, "encode")
+        return self.gate.encode(texts, input_type, dimensions)
+
+
+@pytest.mark.parametrize("where", ["count", "encode"])
+def test_a_panic_on_one_request_fails_only_that_request(queue, reference, where):
+    q = queue(max_batch=16, max_wait=0.0)
+    gate = q.provider
+    q.provider = Panicking(gate, where)
+    requests = [["good one"], ["fine", "PANIC here"], ["good two", "good three"], ["ok"]]
+    with gate.held(q):
+        results, threads = in_threads(q, requests)
+        wait_queued(q, 6)
+    join(threads)
+    assert isinstance(results[1], Exception), results[1]  # an error a view can answer
+    if where == "count":  # the tokenizer refused that text: the client's input, a 400
+        assert http_status(results[1]) == 400 and "input[1]" in str(results[1])
+    for i in (0, 2, 3):
+        assert not isinstance(results[i], BaseException), results[i]
+        assert cosine(results[i].vectors, reference(requests[i])).min() >= 0.999
+    # The worker lives on: later requests are served by the same thread.
+    assert cosine(q.embed(["after the panic"]).vectors,
+                  reference(["after the panic"])).min() >= 0.999

@@ -46,7 +46,7 @@ def test_cli_set_then_devserver_serves_and_prints_the_examples(kg_url):
     port = free_port()
     env["KG_BIND"] = f"127.0.0.1:{port}"
     proc = subprocess.Popen([sys.executable, "-m", "kgserve.devserver"], cwd=REPO, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     seen = ""
     try:
         sel = selectors.DefaultSelector()
@@ -73,3 +73,14 @@ def test_cli_set_then_devserver_serves_and_prints_the_examples(kg_url):
     finally:
         stop_process(proc, signal.SIGINT)
     assert proc.returncode == 0
+    access_log = proc.stdout.read()
+    assert "/v1/embeddings" in access_log  # the access log is on...
+    assert "/readyz" not in access_log  # ...without the start's readiness probes
+
+
+def test_the_way_out_says_the_local_database_keeps_running():
+    from kgserve.devserver import closing_words
+
+    assert "kgmigrate localdb stop" in closing_words({})
+    assert closing_words({"KG_DATABASE_URL": "postgresql://db/kg"}) is None
+    assert closing_words({"PGHOST": "db"}) is None

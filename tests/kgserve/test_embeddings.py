@@ -118,6 +118,11 @@ def test_the_openai_sdk_as_a_client(app, minilm, direct):
                                           dimensions=128)
         assert len(floats.data[0].embedding) == 128
         assert [m.id for m in client.models.list()] == [MINILM]
+        retrieved = client.models.retrieve(MINILM)  # GET /v1/models/sentence-transformers/...
+        assert retrieved.id == MINILM and retrieved.owned_by == "kgserve-local"
+        with pytest.raises(openai.NotFoundError) as info:
+            client.models.retrieve("text-embedding-3-large")
+        assert info.value.code == "model_not_found"
         with pytest.raises(openai.NotFoundError) as info:
             client.embeddings.create(model="text-embedding-3-large", input="x")
         assert info.value.code == "model_not_found"

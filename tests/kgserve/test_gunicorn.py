@@ -70,3 +70,37 @@ def test_the_database_restarts_under_the_running_server(gunicorn_server):
 
     out = wait_for(write_ok, "admin writes to work again", BOUND, interval=0.5)
     server.converge(out["config_id"])  # every worker's listener reconnected and followed
+
+
+def test_a_worker_started_during_an_outage_serves_the_last_known_config(gunicorn_server):
+    """gunicorn respawns a killed worker while the database is down: it serves the config kept
+    on disk (marked stale) instead of answering 503 until the database returns."""
+    import os
+    import signal
+
+    server = gunicorn_server
+    code, body = call(server.base, "POST", "/admin/embedding/config", MINILM_BODY, admin=True)
+    assert code == 200, body
+    config_id = body["config_id"]
+    before = server.converge(config_id)
+    server.cluster.stop(mode="fast")
+    try:
+        victim = next(iter(before))
+        os.kill(victim, signal.SIGKILL)  # gunicorn starts another worker at once
+
+        def respawned_and_ready():
+            for _ in range(6):  # reach the new worker too: it loads on its first request
+                call(server.base, "POST", "/v1/embeddings", {"input": "outage"})
+            return any(pid not in before and s["state"] == "ready"
+                       and s["config_id"] == config_id
+                       for pid, s in server.statuses().items())
+
+        wait_for(respawned_and_ready, lambda: f"a respawned worker serving config {config_id}; "
+                 f"log: {server.log.read_text()[-2000:]}", BOUND, interval=0.5)
+        answers = [call(server.base, "POST", "/v1/embeddings", {"input": f"text {i}"})
+                   for i in range(12)]
+        assert [code for code, _ in answers] == [200] * 12
+        code, config = call(server.base, "GET", "/admin/embedding/config", admin=True)
+        assert code == 200 and config["stale"] is True and config["id"] == config_id
+    finally:
+        server.cluster.start()

@@ -9,7 +9,7 @@ import sys
 from tests.support.kgs import REPO
 
 PATHS = {"/embedding/config", "/admin/embedding/config", "/admin/embedding/configs",
-         "/admin/embedding/config/reload", "/v1/embeddings", "/v1/models", "/healthz",
+         "/admin/embedding/config/reload", "/v1/embeddings", "/v1/models", "/v1/models/{model}", "/metrics", "/healthz",
          "/readyz", "/openapi.json"}
 
 
@@ -49,3 +49,15 @@ def test_import_and_app_creation_do_no_io_and_skip_heavy_modules():
                          text=True, timeout=120, check=False)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+def test_the_document_says_what_the_server_does(client):
+    doc = client.get("/openapi.json").get_json()
+    embeddings = doc["paths"]["/v1/embeddings"]["post"]
+    assert {"400", "409", "413", "429", "503"} <= set(embeddings["responses"])
+    assert "x-kgserve-config-id" in embeddings["responses"]["200"]["headers"]
+    text, texts = doc["components"]["schemas"]["EmbeddingsRequest"]["properties"]["input"]["oneOf"]
+    assert text["minLength"] == 1 and texts["items"]["minLength"] == 1
+    assert texts["minItems"] == 1
+    assert "/metrics" in doc["paths"]
+    assert {"scope", "pid", "reasons"} <= set(doc["components"]["schemas"]["Health"]["properties"])

@@ -42,6 +42,9 @@ CONFIG = "/admin/embedding/config"
     ({"normalize_embeddings": "yes"}, "normalize_embeddings"),
     ({"allow_dimension_change": 1}, "allow_dimension_change"),
     ({"updated_by": "u" * 101}, "updated_by"),
+    ({"updated_by": "ops\x00"}, "updated_by"),  # PostgreSQL refuses NUL in text: was a 500
+    ({"updated_by": "ops\n2026-01-01 [INFO] forged line"}, "updated_by"),
+    ({"model_name": "sentence-transformers/all-MiniLM-L6-v2\x00"}, "model_name"),
 ])
 def test_config_body_errors_name_the_field(client, admin, change, field):
     body = {**MINILM_BODY, **change}
@@ -204,3 +207,46 @@ def test_an_unmigrated_database_is_a_clear_503(db_url, caplog):
     finally:
         shutdown(app)
     assert "Traceback" not in caplog.text
+
+
+NESTED = '{"input": ' + "[" * 5000 + "]" * 5000 + "}"  # 10 KB, past json's recursion limit
+
+
+@pytest.mark.parametrize("path", ["/v1/embeddings", CONFIG])
+def test_deeply_nested_json_is_a_400_not_a_recursion_error(client, admin, path):
+    resp = client.post(path, data=NESTED, content_type="application/json", headers=admin)
+    assert resp.status_code == 400
+    body = resp.get_json()
+    message = body["error"]["message"] if path.startswith("/v1/") else body["message"]
+    assert "nested too deeply" in message
+
+
+@pytest.mark.parametrize("limit", ["\u00b2", "\u0663", "-1", "0", "1001", "ten"])
+def test_config_list_limit_must_be_an_integer(client, admin, limit):
+    resp = client.get("/admin/embedding/configs", query_string={"limit": limit}, headers=admin)
+    assert resp.status_code == 422 and resp.get_json()["param"] == "limit"
+
+
+def test_a_model_name_under_an_unknown_home_is_simply_not_found(client, admin, caplog):
+    with caplog.at_level(logging.ERROR):
+        resp = client.post(CONFIG, json={**MINILM_BODY, "model_name": "~nosuchuser/x"},
+                           headers=admin)
+    assert resp.status_code == 422
+    assert resp.get_json()["error"] == "model_not_available"
+    assert "unexpectedly" not in resp.get_json()["message"]
+    assert not [r for r in caplog.records if r.exc_info]  # no traceback in the log
+
+
+def test_405_names_the_allowed_methods(client):
+    resp = client.put("/v1/embeddings")
+    assert resp.status_code == 405 and resp.is_json
+    assert "POST" in resp.headers["Allow"]
+
+
+@pytest.mark.parametrize("path, method", [("/v1/embeddings", "POST"),
+                                          ("/admin/embedding/config", "GET")])
+def test_options_is_json_with_the_allowed_methods(client, path, method):
+    resp = client.options(path)
+    assert resp.status_code == 200 and resp.is_json
+    assert method in resp.get_json()["methods"]
+    assert method in resp.headers["Allow"]
