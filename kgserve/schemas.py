@@ -99,6 +99,9 @@ class EmbeddingsRequestSchema(Schema):
     dimensions = fields.Integer(strict=True, validate=validate.Range(min=1))
     input_type = fields.String(allow_none=True, validate=validate.OneOf(("query", "document")))
     user = fields.String()
+    truncate = StrictBoolean(load_default=True, metadata={
+        "description": "kgserve extension: false refuses (400) an input longer than the model's "
+                       "max_seq_length instead of cutting it"})
 
 
 class ResourceAllocationSchema(Schema):
@@ -198,8 +201,12 @@ class EmbeddingSchema(Schema):
 
 
 class UsageSchema(Schema):
-    prompt_tokens = fields.Integer()
+    prompt_tokens = fields.Integer(metadata={
+        "description": "tokens the model saw: after truncation, without padding"})
     total_tokens = fields.Integer()
+    truncated_inputs = fields.Integer(metadata={
+        "description": "kgserve extension: inputs cut at the model's max_seq_length "
+                       "(also in the x-truncated-inputs header)"})
 
 
 class EmbeddingsResponseSchema(Schema):

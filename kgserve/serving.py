@@ -10,7 +10,7 @@ from typing import Any
 from . import metrics
 from .batching import BatchedEmbeddings, BatchingQueue, BatchSettings
 from .providers import build_provider
-from .providers.base import EmbeddingProvider, ProviderConfig
+from .providers.base import EmbeddingProvider, ProviderConfig, check_lengths
 from .providers.guard import AccuracyRefused
 
 
@@ -85,15 +85,22 @@ class ServedProvider:
             self.queue = BatchingQueue(self.provider, settings)
 
     def embed(self, texts: list[str], input_type: str | None = None,
-              dimensions: int | None = None) -> BatchedEmbeddings:
-        """Embed through the queue (local) or straight through (remote), timing the call."""
+              dimensions: int | None = None, truncate: bool = True) -> BatchedEmbeddings:
+        """Embed through the queue (local) or straight through (remote), timing the call.
+
+        With `truncate` false an input longer than the model reads is refused (InputTooLong)
+        before anything is computed."""
         if self.queue is not None:
-            return self.queue.embed(texts, input_type, dimensions)
+            return self.queue.embed(texts, input_type, dimensions, truncate)
+        if not truncate and self.provider.max_tokens:
+            self.provider.check_request(texts, input_type, dimensions)
+            check_lengths(self.provider.token_lengths(texts, input_type), self.provider.max_tokens)
         started = time.perf_counter()
         out = self.provider.embed(texts, input_type, dimensions)
         elapsed = time.perf_counter() - started
         metrics.INFERENCE.observe(elapsed)
-        return BatchedEmbeddings(out.vectors, out.prompt_tokens, 0.0, elapsed)
+        return BatchedEmbeddings(out.vectors, out.prompt_tokens, out.truncated, out.lengths,
+                                 inference_seconds=elapsed)
 
     def close(self) -> None:
         """Drain and stop the queue, then release the provider."""

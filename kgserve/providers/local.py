@@ -21,6 +21,7 @@ from kgserve.providers.base import (
     ProviderConfig,
     ProviderError,
     ResourceLimitExceeded,
+    shaped_embeddings,
 )
 from kgserve.providers.devices import pick_device
 from kgserve.providers.options import FLOAT16_ON_CPU, problem
@@ -176,10 +177,9 @@ class LocalProvider(EmbeddingProvider):
         self.check_request(texts, input_type, dimensions)
         if not texts:
             return Embeddings(np.zeros((0, dimensions or self.dimensions), dtype=self._dtype()), 0)
-        vectors, counts = self._encode(texts, input_type)
-        if counts is None:
-            counts = self.count_tokens(texts, input_type)
-        return Embeddings(self._shape(vectors, dimensions), sum(counts))
+        raw = self.token_lengths(texts, input_type)
+        vectors, _ = self._encode(texts, input_type)
+        return shaped_embeddings(self._shape(vectors, dimensions), raw, self.max_tokens)
 
     def encode(self, texts: list[str], input_type: str | None = None,
                dimensions: int | None = None) -> np.ndarray:
@@ -219,22 +219,22 @@ class LocalProvider(EmbeddingProvider):
             return self.prompts.get(input_type, "")
         return self._default_prompt
 
-    def count_tokens(self, texts: list[str], input_type: str | None = None) -> list[int]:
-        """Return each text's token count as the model sees it (prefix included, truncated)."""
+    @property
+    def max_tokens(self) -> int | None:
+        """The model's max_seq_length (the config's, when lower)."""
+        return self.max_seq_length
+
+    def tokenize(self, texts: list[str], input_type: str | None = None) -> list[list[int]]:
+        """Return each text's token ids as the model would see them before truncation: task
+        prefix and special tokens included."""
         if self._st is None and self._cpu is None:
             raise ProviderError(f"model {self.model!r} is not loaded")
-        with self._lock:
-            return self._token_counts(texts, self._prompt(input_type))
-
-    def _token_counts(self, texts: list[str], prompt: str | None) -> list[int]:
-        """Tokenize like the model does (special tokens, truncation) and count."""
+        prompt = self._prompt(input_type)
         if prompt:
             texts = [prompt + t for t in texts]
-        kwargs = {"truncation": True, "max_length": self.max_seq_length} \
-            if self.max_seq_length else {}
-        ids = self._tokenizer(texts, add_special_tokens=True, return_attention_mask=False,
-                           return_token_type_ids=False, **kwargs)["input_ids"]
-        return [len(i) for i in ids]
+        with self._lock:  # a fast tokenizer is not safe to share between threads
+            return self._tokenizer(texts, add_special_tokens=True, return_attention_mask=False,
+                                   return_token_type_ids=False, verbose=False)["input_ids"]
 
     def close(self) -> None:
         """Drop the model and give its memory back."""

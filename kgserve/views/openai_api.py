@@ -37,7 +37,8 @@ def embeddings() -> Response:
         dims = req.get("dimensions")
         # The full size asks for nothing: such requests share model calls with plain ones.
         result = provider.embed(req["input"], input_type=req.get("input_type"),
-                                dimensions=dims if dims != provider.dimensions else None)
+                                dimensions=dims if dims != provider.dimensions else None,
+                                truncate=req["truncate"])
         model = provider.model
     fmt = req["encoding_format"]
     resp = jsonify({
@@ -45,8 +46,10 @@ def embeddings() -> Response:
         "data": [{"object": "embedding", "index": i, "embedding": encode(v, fmt)}
                  for i, v in enumerate(result.vectors)],
         "model": model,
-        "usage": {"prompt_tokens": result.prompt_tokens, "total_tokens": result.prompt_tokens},
+        "usage": {"prompt_tokens": result.prompt_tokens, "total_tokens": result.prompt_tokens,
+                  "truncated_inputs": result.truncated},
     })
+    resp.headers["x-truncated-inputs"] = str(result.truncated)
     # Where the time went, in ms: waiting for a batch, and in the model (or upstream API).
     resp.headers["x-queue-time"] = f"{result.queue_seconds * 1000:.2f}"
     resp.headers["x-inference-time"] = f"{result.inference_seconds * 1000:.2f}"
