@@ -50,6 +50,14 @@ def _paths() -> dict[str, dict[str, Any]]:
                 "application/json": {"schema": "EmbeddingsRequest"}}},
             "responses": {"200": _json("EmbeddingsResponse"),
                           **_errors(400, 401, 404, 413, 502, 503, schema="OpenAIError")}}},
+        **{path: {"post": {
+            "summary": "Token ids and counts as the active model sees them" + alias,
+            "tags": ["openai"], "security": [{"apiToken": []}, {}],
+            "requestBody": {"required": True, "content": {
+                "application/json": {"schema": "TokenizeRequest"}}},
+            "responses": {"200": _json("TokenizeResponse"),
+                          **_errors(400, 401, 404, 413, 501, 503, schema="OpenAIError")}}}
+           for path, alias in (("/v1/tokenize", ""), ("/tokenize", " (alias of /v1/tokenize)"))},
         "/v1/models": {"get": {
             "summary": "The active model", "tags": ["openai"],
             "security": [{"apiToken": []}, {}],
@@ -77,7 +85,8 @@ def build_spec() -> dict[str, Any]:
                    info={"description": "Embedding server: local sentence-transformers or "
                                         "OpenAI behind one OpenAI-compatible API."})
     for name in ("ConfigRequest", "ConfigSummary", "ActiveConfig", "ConfigList", "ChangeResult",
-                 "EmbeddingsRequest", "EmbeddingsResponse", "ModelList", "Error", "OpenAIError",
+                 "EmbeddingsRequest", "EmbeddingsResponse", "TokenizeRequest", "TokenizeResponse",
+                 "ModelList", "Error", "OpenAIError",
                  "Health"):
         spec.components.schema(name, schema=getattr(schemas, f"{name}Schema"))
     for scheme in ("adminToken", "apiToken"):

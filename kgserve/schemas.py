@@ -104,6 +104,19 @@ class EmbeddingsRequestSchema(Schema):
                        "max_seq_length instead of cutting it"})
 
 
+class TokenizeRequestSchema(Schema):
+    """Body of POST /v1/tokenize (and /tokenize): the same input rules as /v1/embeddings."""
+
+    class Meta:
+        unknown = RAISE
+
+    input = InputField(required=True, metadata={
+        "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"},
+                                        "maxItems": MAX_INPUTS}]})
+    model = fields.String(validate=validate.Length(1, 200))
+    input_type = fields.String(allow_none=True, validate=validate.OneOf(("query", "document")))
+
+
 class ResourceAllocationSchema(Schema):
     backend = fields.String(metadata={"enum": list(BACKENDS)})
     max_memory_mb = fields.Integer(allow_none=True)
@@ -214,6 +227,25 @@ class EmbeddingsResponseSchema(Schema):
     data = fields.List(fields.Nested(EmbeddingSchema))
     model = fields.String()
     usage = fields.Nested(UsageSchema)
+
+
+class TokensSchema(Schema):
+    object = fields.String(metadata={"enum": ["tokens"]})
+    index = fields.Integer()
+    tokens = fields.List(fields.Integer(), metadata={
+        "description": "token ids as the model sees them (task prefix and special tokens "
+                       "included), before truncation"})
+    count = fields.Integer()
+    exceeds_max_seq_length = fields.Boolean(metadata={
+        "description": "true when /v1/embeddings would cut this input (or refuse it with "
+                       "truncate: false)"})
+
+
+class TokenizeResponseSchema(Schema):
+    object = fields.String()
+    model = fields.String()
+    max_seq_length = fields.Integer(allow_none=True)
+    data = fields.List(fields.Nested(TokensSchema))
 
 
 class ModelSchema(Schema):

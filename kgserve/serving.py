@@ -66,6 +66,16 @@ class ServedProvider:
         """The accuracy guard's result of an onnx/openvino provider (None for the others)."""
         return getattr(self.provider, "guard", None)
 
+    @property
+    def max_tokens(self) -> int | None:
+        """The most tokens of one input the model reads."""
+        return self.provider.max_tokens
+
+    def tokenize(self, texts: list[str], input_type: str | None = None) -> list[list[int]]:
+        """Token ids of each text, untruncated (TokenizerUnavailable where it cannot)."""
+        self.provider.check_request(texts, input_type, None)
+        return self.provider.tokenize(texts, input_type)
+
     def load(self) -> None:
         """Load the provider, record how long it took, then start queueing in front of it."""
         started = time.perf_counter()
@@ -92,7 +102,7 @@ class ServedProvider:
         before anything is computed."""
         if self.queue is not None:
             return self.queue.embed(texts, input_type, dimensions, truncate)
-        if not truncate and self.provider.max_tokens:
+        if not truncate and self.provider.config.provider == "local":  # the API refuses itself
             self.provider.check_request(texts, input_type, dimensions)
             check_lengths(self.provider.token_lengths(texts, input_type), self.provider.max_tokens)
         started = time.perf_counter()

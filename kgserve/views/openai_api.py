@@ -25,15 +25,20 @@ def encode(vector: Any, fmt: str) -> list[float] | str:
     return vector.astype("float32").tolist()
 
 
+def check_model(asked: str | None, served: str) -> None:
+    """Refuse a request that names a model other than the one served."""
+    if asked and asked != served:
+        raise ModelNotServed(f"the model '{asked}' is not served here; the active model is "
+                             f"'{served}'", param="model")
+
+
 @bp.post("/embeddings")
 def embeddings() -> Response:
     """Embed `input` with the active model."""
     req = EmbeddingsRequestSchema().load(json_body())
     rt = runtime()
     with rt.manager.use(lambda: ops.active_config(rt)) as provider:
-        if req.get("model") and req["model"] != provider.model:
-            raise ModelNotServed(f"the model '{req['model']}' is not served here; the active "
-                                 f"model is '{provider.model}'", param="model")
+        check_model(req.get("model"), provider.model)
         dims = req.get("dimensions")
         # The full size asks for nothing: such requests share model calls with plain ones.
         result = provider.embed(req["input"], input_type=req.get("input_type"),
