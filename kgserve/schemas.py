@@ -13,6 +13,7 @@ from marshmallow import (
     validates_schema,
 )
 
+from .encodings import FORMATS
 from .providers.options import BACKENDS, PRECISIONS, problem
 
 PROVIDERS = ("local", "openai")
@@ -94,8 +95,9 @@ class EmbeddingsRequestSchema(Schema):
         "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"},
                                         "maxItems": MAX_INPUTS}]})
     model = fields.String(validate=validate.Length(1, 200))
-    encoding_format = fields.String(load_default="float",
-                                    validate=validate.OneOf(("float", "base64")))
+    encoding_format = fields.String(load_default="float", validate=validate.OneOf(FORMATS),
+                                    metadata={"description": "int8, uint8, binary and ubinary are "
+                                              "kgserve extensions: base64 of quantized bytes"})
     dimensions = fields.Integer(strict=True, validate=validate.Range(min=1))
     input_type = fields.String(allow_none=True, validate=validate.OneOf(("query", "document")))
     user = fields.String()
@@ -210,7 +212,8 @@ class EmbeddingSchema(Schema):
     index = fields.Integer()
     embedding = fields.Raw(metadata={"oneOf": [
         {"type": "array", "items": {"type": "number"}},
-        {"type": "string", "description": "base64 of little-endian float32"}]})
+        {"type": "string", "description": "base64 of little-endian float32 (base64), or of the "
+                                          "quantized bytes (int8, uint8, binary, ubinary)"}]})
 
 
 class UsageSchema(Schema):

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
-from . import metrics
+import numpy as np
+
+from . import encodings, metrics
 from .batching import BatchedEmbeddings, BatchingQueue, BatchSettings
 from .providers import build_provider
 from .providers.base import EmbeddingProvider, ProviderConfig, check_lengths
 from .providers.guard import AccuracyRefused
+from .providers.probes import calibration_texts
 
 
 def batch_settings(cfg: ProviderConfig, app_config: Mapping[str, Any]) -> BatchSettings:
@@ -35,6 +39,8 @@ class ServedProvider:
         self.provider = provider
         self.batch = batch
         self.queue: BatchingQueue | None = None  # made by load()
+        self._ranges: dict[int, np.ndarray] = {}  # int8/uint8 calibration ranges by size
+        self._ranges_lock = threading.Lock()
 
     @property
     def config(self) -> ProviderConfig:
@@ -75,6 +81,17 @@ class ServedProvider:
         """Token ids of each text, untruncated (TokenizerUnavailable where it cannot)."""
         self.provider.check_request(texts, input_type, None)
         return self.provider.tokenize(texts, input_type)
+
+    def ranges(self, dimensions: int | None) -> np.ndarray:
+        """int8/uint8 ranges at `dimensions`: per dimension (min, max) of the shipped calibration
+        set as this model embeds it (plain input, one call; computed once per size)."""
+        size = dimensions or self.provider.dimensions
+        with self._ranges_lock:
+            if size not in self._ranges:
+                calibration = self.provider.embed(list(calibration_texts()), None,
+                                                  dimensions).vectors
+                self._ranges[size] = encodings.ranges_of(calibration)
+            return self._ranges[size]
 
     def load(self) -> None:
         """Load the provider, record how long it took, then start queueing in front of it."""

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import base64
-from typing import Any
-
 from flask import Blueprint, Response, jsonify
 
-from .. import ops
+from .. import encodings, ops
 from ..auth import require_api_token
 from ..errors import ModelNotServed
 from ..runtime import runtime
@@ -16,13 +13,6 @@ from . import json_body
 
 bp = Blueprint("openai_api", __name__, url_prefix="/v1")
 bp.before_request(require_api_token)
-
-
-def encode(vector: Any, fmt: str) -> list[float] | str:
-    """Return one vector as a list of floats, or base64 of little-endian float32."""
-    if fmt == "base64":
-        return base64.b64encode(vector.astype("<f4").tobytes()).decode("ascii")
-    return vector.astype("float32").tolist()
 
 
 def check_model(asked: str | None, served: str) -> None:
@@ -45,11 +35,12 @@ def embeddings() -> Response:
                                 dimensions=dims if dims != provider.dimensions else None,
                                 truncate=req["truncate"])
         model = provider.model
-    fmt = req["encoding_format"]
+        fmt = req["encoding_format"]
+        ranges = provider.ranges(dims) if fmt in encodings.CALIBRATED else None
     resp = jsonify({
         "object": "list",
-        "data": [{"object": "embedding", "index": i, "embedding": encode(v, fmt)}
-                 for i, v in enumerate(result.vectors)],
+        "data": [{"object": "embedding", "index": i, "embedding": e}
+                 for i, e in enumerate(encodings.wire(result.vectors, fmt, ranges))],
         "model": model,
         "usage": {"prompt_tokens": result.prompt_tokens, "total_tokens": result.prompt_tokens,
                   "truncated_inputs": result.truncated},
