@@ -67,6 +67,7 @@ class BatchedEmbeddings(Embeddings):
 
     queue_seconds: float = 0.0
     inference_seconds: float = 0.0
+    cache_hits: int = 0  # inputs answered from the embedding cache
 
 
 class BatchingQueue:
@@ -307,7 +308,7 @@ def _result(request: Request) -> BatchedEmbeddings:
     """The embeddings of a request whose texts are all done, with where its time went."""
     total = time.perf_counter() - request.submitted
     return BatchedEmbeddings(request.vectors, sum(request.lengths), request.truncated,
-                             request.lengths, queue_seconds=max(total - request.inference, 0.0),
+                             request.raw, queue_seconds=max(total - request.inference, 0.0),
                              inference_seconds=request.inference)
 
 

@@ -46,6 +46,7 @@ class Request:
     inference: float = 0.0  # seconds of model calls its texts were part of
     truncate: bool = True  # False: a text longer than the model reads fails the request
     truncated: int = 0  # texts cut at the model's limit
+    raw: list[int] = field(default_factory=list)  # tokens per text before truncation
 
     def __post_init__(self) -> None:
         self.todo = list(range(len(self.texts)))
@@ -53,6 +54,7 @@ class Request:
     def counted(self, lengths: list[int], limit: int | None = None) -> None:
         """Record the token count of each text (cut at `limit`, the model's; `lengths` are
         untruncated); texts go into batches shortest first."""
+        self.raw = list(lengths)
         self.truncated = sum(n > limit for n in lengths) if limit else 0
         self.lengths = [min(n, limit) for n in lengths] if limit else list(lengths)
         self.todo = sorted(range(len(lengths)), key=self.lengths.__getitem__)

@@ -12,6 +12,7 @@ import numpy as np
 
 from . import encodings, metrics
 from .batching import BatchedEmbeddings, BatchingQueue, BatchSettings
+from .cache import EmbeddingCache, embed_cached
 from .providers import build_provider
 from .providers.base import EmbeddingProvider, ProviderConfig, check_lengths
 from .providers.guard import AccuracyRefused
@@ -35,9 +36,11 @@ class ServedProvider:
     set (local models), else straight to the provider; either way each answer says where its
     time went."""
 
-    def __init__(self, provider: EmbeddingProvider, batch: BatchSettings | None) -> None:
+    def __init__(self, provider: EmbeddingProvider, batch: BatchSettings | None,
+                 cache_bytes: int = 0) -> None:
         self.provider = provider
         self.batch = batch
+        self.cache = EmbeddingCache(cache_bytes) if cache_bytes > 0 else None
         self.queue: BatchingQueue | None = None  # made by load()
         self._ranges: dict[int, np.ndarray] = {}  # int8/uint8 calibration ranges by size
         self._ranges_lock = threading.Lock()
@@ -116,7 +119,20 @@ class ServedProvider:
         """Embed through the queue (local) or straight through (remote), timing the call.
 
         With `truncate` false an input longer than the model reads is refused (InputTooLong)
-        before anything is computed."""
+        before anything is computed. Inputs in the cache skip the queue and the model."""
+        if self.cache is None or not texts:
+            return self._compute(texts, input_type, dimensions, truncate)
+        self.provider.check_request(texts, input_type, dimensions)
+        cfg = self.provider.config
+        prefix = (cfg.id, cfg.model_name, input_type, self.provider.max_tokens,
+                  dimensions or self.provider.dimensions)
+        return embed_cached(self.cache, prefix, texts, self.provider.max_tokens, truncate,
+                            lambda missing: self._compute(missing, input_type, dimensions,
+                                                          truncate))
+
+    def _compute(self, texts: list[str], input_type: str | None, dimensions: int | None,
+                 truncate: bool) -> BatchedEmbeddings:
+        """Embed through the queue (local) or straight through (remote), timing the call."""
         if self.queue is not None:
             return self.queue.embed(texts, input_type, dimensions, truncate)
         if not truncate and self.provider.config.provider == "local":  # the API refuses itself
@@ -130,17 +146,23 @@ class ServedProvider:
                                  inference_seconds=elapsed)
 
     def close(self) -> None:
-        """Drain and stop the queue, then release the provider."""
+        """Drain and stop the queue, drop the cache, then release the provider."""
         if self.queue is not None:
             self.queue.close()
+        if self.cache is not None:
+            self.cache.clear()
         self.provider.close()
 
 
 def serving_builder(app_config: Mapping[str, Any]) -> Callable[[ProviderConfig], ServedProvider]:
     """Return the manager's builder: each provider served, local ones behind a batching queue."""
     def builder(cfg: ProviderConfig) -> ServedProvider:
-        batching = cfg.provider == "local" and bool(app_config.get("BATCHING", True))
+        local = cfg.provider == "local"
+        batching = local and bool(app_config.get("BATCHING", True))
+        # Local models only: OpenAI reports tokens per call, so a hit could not report its own.
+        cache_mb = float(app_config.get("CACHE_MB") or 0) if local else 0
         return ServedProvider(build_provider(cfg),
-                              batch_settings(cfg, app_config) if batching else None)
+                              batch_settings(cfg, app_config) if batching else None,
+                              int(cache_mb * 2**20))
 
     return builder

@@ -41,14 +41,14 @@ class Embeddings:
     vectors: np.ndarray  # shape (n, d), float32 (float16 when precision is float16)
     prompt_tokens: int  # tokens the model saw: after truncation, without padding
     truncated: int = 0  # inputs cut at the model's max_seq_length
-    lengths: list[int] | None = None  # tokens per input (after truncation), when known
+    lengths: list[int] | None = None  # tokens per input before truncation, when known
 
 
 def shaped_embeddings(vectors: np.ndarray, raw: list[int], limit: int | None) -> Embeddings:
     """Embeddings for `vectors` from untruncated token counts `raw` and the model's `limit`."""
-    lengths = [min(n, limit) for n in raw] if limit else list(raw)
+    seen = sum(min(n, limit) for n in raw) if limit else sum(raw)
     truncated = sum(n > limit for n in raw) if limit else 0
-    return Embeddings(vectors, sum(lengths), truncated, lengths)
+    return Embeddings(vectors, seen, truncated, list(raw))
 
 
 class ProviderError(Exception):

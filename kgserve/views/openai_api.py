@@ -46,6 +46,7 @@ def embeddings() -> Response:
                   "truncated_inputs": result.truncated},
     })
     resp.headers["x-truncated-inputs"] = str(result.truncated)
+    resp.headers["x-cache-hits"] = str(result.cache_hits)
     # Where the time went, in ms: waiting for a batch, and in the model (or upstream API).
     resp.headers["x-queue-time"] = f"{result.queue_seconds * 1000:.2f}"
     resp.headers["x-inference-time"] = f"{result.inference_seconds * 1000:.2f}"
