@@ -131,6 +131,10 @@ class BatchingQueue:
         """Texts waiting for a batch."""
         return self._queued
 
+    def retry_after(self) -> int:
+        """Seconds until what is queued now is likely done."""
+        return retry_after(self._queued, self._rate)
+
     def close(self) -> None:
         """Finish what is queued, stop the worker thread and refuse new requests."""
         with self._cond:

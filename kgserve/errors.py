@@ -13,6 +13,7 @@ from werkzeug.exceptions import HTTPException
 
 from .batching import QueueClosed, QueueFull
 from .db import DatabaseUnavailable
+from .deadlines import ClientGone, RequestTimeout
 from .manager import NotReady
 from .providers.base import (
     InvalidInput,
@@ -72,6 +73,10 @@ class AdminDisabled(ApiError):
     code = "admin_disabled"
 
 
+class InvalidHeader(ApiError):
+    """A request header has a value that cannot be used."""
+
+
 class Unauthorized(ApiError):
     """The request lacks the right bearer token."""
 
@@ -84,7 +89,7 @@ _STATUS: dict[type[Exception], int] = {
     Unauthorized: 401,
     ProviderError: 422, InvalidInput: 400, UpstreamError: 502, QueueFull: 429, QueueClosed: 503,
     NotReady: 503, DatabaseUnavailable: 503, NoActiveConfig: 503, DimensionChangeRefused: 409,
-    TokenizerUnavailable: 501,
+    TokenizerUnavailable: 501, InvalidHeader: 400, RequestTimeout: 503, ClientGone: 499,
 }
 
 

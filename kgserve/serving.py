@@ -13,6 +13,7 @@ import numpy as np
 from . import encodings, metrics
 from .batching import BatchedEmbeddings, BatchingQueue, BatchSettings
 from .cache import EmbeddingCache, embed_cached
+from .deadlines import Waiting, wait
 from .providers import build_provider
 from .providers.base import EmbeddingProvider, ProviderConfig, check_lengths
 from .providers.guard import AccuracyRefused
@@ -115,26 +116,31 @@ class ServedProvider:
             self.queue = BatchingQueue(self.provider, settings)
 
     def embed(self, texts: list[str], input_type: str | None = None,
-              dimensions: int | None = None, truncate: bool = True) -> BatchedEmbeddings:
+              dimensions: int | None = None, truncate: bool = True,
+              waiting: Waiting | None = None) -> BatchedEmbeddings:
         """Embed through the queue (local) or straight through (remote), timing the call.
 
         With `truncate` false an input longer than the model reads is refused (InputTooLong)
         before anything is computed. Inputs in the cache skip the queue and the model."""
         if self.cache is None or not texts:
-            return self._compute(texts, input_type, dimensions, truncate)
+            return self._compute(texts, input_type, dimensions, truncate, waiting)
         self.provider.check_request(texts, input_type, dimensions)
         cfg = self.provider.config
         prefix = (cfg.id, cfg.model_name, input_type, self.provider.max_tokens,
                   dimensions or self.provider.dimensions)
         return embed_cached(self.cache, prefix, texts, self.provider.max_tokens, truncate,
                             lambda missing: self._compute(missing, input_type, dimensions,
-                                                          truncate))
+                                                          truncate, waiting))
 
     def _compute(self, texts: list[str], input_type: str | None, dimensions: int | None,
-                 truncate: bool) -> BatchedEmbeddings:
-        """Embed through the queue (local) or straight through (remote), timing the call."""
+                 truncate: bool, waiting: Waiting | None) -> BatchedEmbeddings:
+        """Embed through the queue (local; waiting at most until the deadline, and only while
+        the client is there) or straight through (remote), timing the call."""
         if self.queue is not None:
-            return self.queue.embed(texts, input_type, dimensions, truncate)
+            future = self.queue.submit(texts, input_type, dimensions, truncate)
+            if waiting is None:
+                return future.result()
+            return wait(future, waiting, self.queue.retry_after)
         if not truncate and self.provider.config.provider == "local":  # the API refuses itself
             self.provider.check_request(texts, input_type, dimensions)
             check_lengths(self.provider.token_lengths(texts, input_type), self.provider.max_tokens)

@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, current_app, jsonify, request
 
 from .. import encodings, ops
 from ..auth import require_api_token
-from ..errors import ModelNotServed
+from ..deadlines import Waiting, connection_closed, parse_timeout
+from ..errors import InvalidHeader, ModelNotServed
 from ..runtime import runtime
 from ..schemas import EmbeddingsRequestSchema
 from . import json_body
 
 bp = Blueprint("openai_api", __name__, url_prefix="/v1")
 bp.before_request(require_api_token)
+
+
+def request_waiting() -> Waiting:
+    """This request's deadline (x-request-timeout, else KG_REQUEST_TIMEOUT) and client check."""
+    try:
+        seconds = parse_timeout(request.headers.get("x-request-timeout"),
+                                current_app.config["REQUEST_TIMEOUT"])
+    except ValueError as exc:
+        raise InvalidHeader(str(exc), param="x-request-timeout") from None
+    return Waiting(seconds, closed=connection_closed(request.environ))
 
 
 def check_model(asked: str | None, served: str) -> None:
@@ -26,6 +37,7 @@ def check_model(asked: str | None, served: str) -> None:
 def embeddings() -> Response:
     """Embed `input` with the active model."""
     req = EmbeddingsRequestSchema().load(json_body())
+    waiting = request_waiting()
     rt = runtime()
     with rt.manager.use(lambda: ops.active_config(rt)) as provider:
         check_model(req.get("model"), provider.model)
@@ -33,7 +45,7 @@ def embeddings() -> Response:
         # The full size asks for nothing: such requests share model calls with plain ones.
         result = provider.embed(req["input"], input_type=req.get("input_type"),
                                 dimensions=dims if dims != provider.dimensions else None,
-                                truncate=req["truncate"])
+                                truncate=req["truncate"], waiting=waiting)
         model = provider.model
         fmt = req["encoding_format"]
         ranges = provider.ranges(dims) if fmt in encodings.CALIBRATED else None
