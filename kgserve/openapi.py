@@ -10,6 +10,13 @@ bp = Blueprint("openapi", __name__)
 _ADMIN = [{"adminToken": []}]
 
 
+_EMBEDDING_HEADERS = {name: {"description": text, "schema": {"type": kind}} for name, kind, text in (
+    ("x-truncated-inputs", "integer", "inputs cut at the model's max_seq_length"),
+    ("x-cache-hits", "integer", "inputs answered from the embedding cache"),
+    ("x-queue-time", "number", "ms waiting for a batch"),
+    ("x-inference-time", "number", "ms in the model (or upstream API)"))}
+
+
 def _json(schema: str, description: str = "OK") -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
@@ -46,9 +53,14 @@ def _paths() -> dict[str, dict[str, Any]]:
         "/v1/embeddings": {"post": {
             "summary": "Create embeddings (OpenAI-compatible)", "tags": ["openai"],
             "security": [{"apiToken": []}, {}],
+            "parameters": [{"name": "x-request-timeout", "in": "header", "required": False,
+                            "description": "seconds this request may wait for the model "
+                                           "(default KG_REQUEST_TIMEOUT); then 503",
+                            "schema": {"type": "number", "exclusiveMinimum": True,
+                                       "minimum": 0, "maximum": 3600}}],
             "requestBody": {"required": True, "content": {
                 "application/json": {"schema": "EmbeddingsRequest"}}},
-            "responses": {"200": _json("EmbeddingsResponse"),
+            "responses": {"200": {**_json("EmbeddingsResponse"), "headers": _EMBEDDING_HEADERS},
                           **_errors(400, 401, 404, 413, 502, 503, schema="OpenAIError")}}},
         **{path: {"post": {
             "summary": "Token ids and counts as the active model sees them" + alias,
