@@ -85,8 +85,8 @@ class InputField(fields.Field):
         return items
 
 
-class EmbeddingsRequestSchema(Schema):
-    """Body of POST /v1/embeddings (OpenAI-compatible)."""
+class TextsRequestSchema(Schema):
+    """What /v1/embeddings and /v1/tokenize share: the texts, the model, the task."""
 
     class Meta:
         unknown = RAISE
@@ -95,28 +95,24 @@ class EmbeddingsRequestSchema(Schema):
         "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"},
                                         "maxItems": MAX_INPUTS}]})
     model = fields.String(validate=validate.Length(1, 200))
+    input_type = fields.String(allow_none=True, validate=validate.OneOf(("query", "document")))
+
+
+class EmbeddingsRequestSchema(TextsRequestSchema):
+    """Body of POST /v1/embeddings (OpenAI-compatible)."""
+
     encoding_format = fields.String(load_default="float", validate=validate.OneOf(FORMATS),
                                     metadata={"description": "int8, uint8, binary and ubinary are "
                                               "kgserve extensions: base64 of quantized bytes"})
     dimensions = fields.Integer(strict=True, validate=validate.Range(min=1))
-    input_type = fields.String(allow_none=True, validate=validate.OneOf(("query", "document")))
     user = fields.String()
     truncate = StrictBoolean(load_default=True, metadata={
         "description": "kgserve extension: false refuses (400) an input longer than the model's "
                        "max_seq_length instead of cutting it"})
 
 
-class TokenizeRequestSchema(Schema):
+class TokenizeRequestSchema(TextsRequestSchema):
     """Body of POST /v1/tokenize (and /tokenize): the same input rules as /v1/embeddings."""
-
-    class Meta:
-        unknown = RAISE
-
-    input = InputField(required=True, metadata={
-        "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"},
-                                        "maxItems": MAX_INPUTS}]})
-    model = fields.String(validate=validate.Length(1, 200))
-    input_type = fields.String(allow_none=True, validate=validate.OneOf(("query", "document")))
 
 
 class ResourceAllocationSchema(Schema):
