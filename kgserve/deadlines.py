@@ -69,9 +69,9 @@ def connection_closed(environ: dict[str, Any]) -> Callable[[], bool]:
             if not readable:
                 return False
             return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
-        except BlockingIOError:
+        except (BlockingIOError, ValueError):  # no data yet; a TLS socket cannot peek
             return False
-        except (OSError, ValueError):  # reset, or closed under us
+        except OSError:  # reset, or closed under us
             return True
 
     return closed
