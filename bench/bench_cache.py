@@ -22,6 +22,7 @@ import json
 import os
 import random
 import secrets
+import shutil
 import statistics
 import subprocess
 import sys
@@ -189,6 +190,7 @@ def main() -> None:
         for s in servers:
             lib.stop(s.proc)
         cluster.stop()
+        shutil.rmtree(work, ignore_errors=True)
     report(results, missing, per, args)
 
 
