@@ -31,7 +31,14 @@ from .batchpolicy import (
     split_calls,
     take_batch,
 )
-from .providers.base import EmbeddingProvider, Embeddings, InvalidInput, ProviderError
+from .providers.base import (
+    EmbeddingProvider,
+    Embeddings,
+    InputTooLong,
+    InvalidInput,
+    ProviderError,
+    check_lengths,
+)
 
 __all__ = ["BatchSettings", "BatchedEmbeddings", "BatchingQueue", "QueueClosed", "QueueFull"]
 
@@ -60,6 +67,7 @@ class BatchedEmbeddings(Embeddings):
 
     queue_seconds: float = 0.0
     inference_seconds: float = 0.0
+    cache_hits: int = 0  # inputs answered from the embedding cache
 
 
 class BatchingQueue:
@@ -85,19 +93,20 @@ class BatchingQueue:
 
     # -- client side ----------------------------------------------------------------------
     def embed(self, texts: list[str], input_type: str | None = None,
-              dimensions: int | None = None) -> BatchedEmbeddings:
+              dimensions: int | None = None, truncate: bool = True) -> BatchedEmbeddings:
         """Embed `texts` in order, sharing model calls with concurrent requests."""
-        return self.submit(texts, input_type, dimensions).result()
+        return self.submit(texts, input_type, dimensions, truncate).result()
 
     def submit(self, texts: list[str], input_type: str | None = None,
-               dimensions: int | None = None) -> Future:
+               dimensions: int | None = None, truncate: bool = True) -> Future:
         """Queue `texts`; the Future gives their BatchedEmbeddings. A client that stops waiting
-        cancels it: the request then gets no more model time."""
+        cancels it: the request then gets no more model time. With `truncate` false a text
+        longer than the model reads fails the request (InputTooLong) before any model call."""
         self.provider.check_request(texts, input_type, dimensions)
-        request = Request(list(texts), (input_type, dimensions))
+        request = Request(list(texts), (input_type, dimensions), truncate=truncate)
         if not texts:
             empty = self.provider.embed([], input_type, dimensions)
-            request.future.set_result(BatchedEmbeddings(empty.vectors, 0))
+            request.future.set_result(BatchedEmbeddings(empty.vectors, 0, lengths=[]))
             return request.future
         with self._cond:
             if self._closed:
@@ -121,6 +130,10 @@ class BatchingQueue:
     def queued(self) -> int:
         """Texts waiting for a batch."""
         return self._queued
+
+    def retry_after(self) -> int:
+        """Seconds until what is queued now is likely done."""
+        return retry_after(self._queued, self._rate)
 
     def close(self) -> None:
         """Finish what is queued, stop the worker thread and refuse new requests."""
@@ -203,22 +216,35 @@ class BatchingQueue:
             groups.setdefault(r.key, []).append(r)
         for (input_type, _), group in groups.items():
             try:
-                counts = self.provider.count_tokens([t for r in group for t in r.texts],
-                                                    input_type)
+                counts = self.provider.token_lengths([t for r in group for t in r.texts],
+                                                     input_type)
             except BaseException:  # noqa: BLE001 - someone's input is bad: find whose, one by one
                 for r in group:
                     self._count_alone(r, input_type)
                 continue
             at = 0
             for r in group:
-                r.counted(counts[at:at + len(r.texts)])
+                self._counted(r, counts[at:at + len(r.texts)])
                 at += len(r.texts)
 
     def _count_alone(self, request: Request, input_type: str | None) -> None:
         try:
-            request.counted(self.provider.count_tokens(request.texts, input_type))
+            lengths = self.provider.token_lengths(request.texts, input_type)
         except BaseException as exc:  # noqa: BLE001 - the tokenizer's errors vary (even panics)
             _settle(request, error=_as_input_error(exc, request.texts, self.provider, input_type))
+            return
+        self._counted(request, lengths)
+
+    def _counted(self, request: Request, lengths: list[int]) -> None:
+        """Record untruncated `lengths`; a request that may not be truncated fails here."""
+        limit = self.provider.max_tokens
+        if not request.truncate:
+            try:
+                check_lengths(lengths, limit)
+            except InputTooLong as exc:
+                _settle(request, error=exc)
+                return
+        request.counted(lengths, limit)
 
     def _prune(self) -> None:
         """Drop settled requests (bad input, a failed call, or the client left)."""
@@ -296,8 +322,9 @@ class BatchingQueue:
 def _result(request: Request) -> BatchedEmbeddings:
     """The embeddings of a request whose texts are all done, with where its time went."""
     total = time.perf_counter() - request.submitted
-    return BatchedEmbeddings(request.vectors, sum(request.lengths),
-                             max(total - request.inference, 0.0), request.inference)
+    return BatchedEmbeddings(request.vectors, sum(request.lengths), request.truncated,
+                             request.raw, queue_seconds=max(total - request.inference, 0.0),
+                             inference_seconds=request.inference)
 
 
 def _settle(request: Request, *, result: BatchedEmbeddings | None = None,
@@ -323,7 +350,7 @@ def _as_input_error(exc: BaseException, texts: list[str], provider: EmbeddingPro
         return exc
     for n, text in enumerate(texts):
         try:
-            provider.count_tokens([text], input_type)
+            provider.token_lengths([text], input_type)
         except BaseException:  # noqa: BLE001 - this is the one that fails
             return InvalidInput(f"input[{n}] cannot be tokenized (invalid text, e.g. a lone "
                                 f"surrogate)")

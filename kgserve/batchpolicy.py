@@ -44,13 +44,19 @@ class Request:
     vectors: np.ndarray | None = None  # filled row by row as model calls finish
     started: float | None = None  # when its first text went into a model call
     inference: float = 0.0  # seconds of model calls its texts were part of
+    truncate: bool = True  # False: a text longer than the model reads fails the request
+    truncated: int = 0  # texts cut at the model's limit
+    raw: list[int] = field(default_factory=list)  # tokens per text before truncation
 
     def __post_init__(self) -> None:
         self.todo = list(range(len(self.texts)))
 
-    def counted(self, lengths: list[int]) -> None:
-        """Record the token count of each text; texts go into batches shortest first."""
-        self.lengths = list(lengths)
+    def counted(self, lengths: list[int], limit: int | None = None) -> None:
+        """Record the token count of each text (cut at `limit`, the model's; `lengths` are
+        untruncated); texts go into batches shortest first."""
+        self.raw = list(lengths)
+        self.truncated = sum(n > limit for n in lengths) if limit else 0
+        self.lengths = [min(n, limit) for n in lengths] if limit else list(lengths)
         self.todo = sorted(range(len(lengths)), key=self.lengths.__getitem__)
 
 

@@ -32,6 +32,8 @@ DEFAULTS: dict[str, Any] = {
     "BATCH_MAX_WAIT_MS": 2.0,      # top-up wait for a fuller batch, only right after a busy model
     "BATCH_MAX_QUEUE": 2048,       # texts waiting per worker before new requests get 429
     "BATCH_CALL_SIZE": 8,          # a batch runs sorted by length in model calls of ~this many (CPU)
+    "REQUEST_TIMEOUT": 60.0,       # KG_REQUEST_TIMEOUT: seconds a request may wait for the model
+    "CACHE_MB": 256,               # KG_CACHE_MB: embedding cache per worker (local models); 0 off
 }
 
 # Secrets are taken verbatim: from_prefixed_env would JSON-decode a token such as "123".

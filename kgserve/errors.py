@@ -13,8 +13,14 @@ from werkzeug.exceptions import HTTPException
 
 from .batching import QueueClosed, QueueFull
 from .db import DatabaseUnavailable
+from .deadlines import ClientGone, RequestTimeout
 from .manager import NotReady
-from .providers.base import InvalidInput, ProviderError, UpstreamError
+from .providers.base import (
+    InvalidInput,
+    ProviderError,
+    TokenizerUnavailable,
+    UpstreamError,
+)
 from .store import DimensionChangeRefused, NoActiveConfig
 
 log = logging.getLogger(__name__)
@@ -23,7 +29,14 @@ _OPENAI_TYPES = {400: "invalid_request_error", 401: "invalid_request_error",
                  403: "permission_error", 404: "invalid_request_error",
                  405: "invalid_request_error", 409: "invalid_request_error",
                  413: "invalid_request_error", 422: "invalid_request_error",
-                 429: "rate_limit_error", 502: "api_error", 503: "service_unavailable"}
+                 429: "rate_limit_error", 501: "api_error", 502: "api_error",
+                 503: "service_unavailable"}
+_OPENAI_ALIASES = ("/tokenize",)  # OpenAI-style routes outside /v1/ (TEI's names)
+
+
+def _openai_shaped() -> bool:
+    """Whether this request's errors take OpenAI's shape."""
+    return request.path.startswith("/v1/") or request.path in _OPENAI_ALIASES
 
 
 # The config an embeddings answer came from, and the one a client may require (409 otherwise).
@@ -66,7 +79,7 @@ class AdminDisabled(ApiError):
 
 
 class InvalidHeader(ApiError):
-    """A request header has a value that cannot be right."""
+    """A request header has a value that cannot be used."""
 
     code = "invalid_header"
 
@@ -95,6 +108,7 @@ _STATUS: dict[type[Exception], int] = {
     Unauthorized: 401, InvalidHeader: 400, ConfigMismatch: 409,
     ProviderError: 422, InvalidInput: 400, UpstreamError: 502, QueueFull: 429, QueueClosed: 503,
     NotReady: 503, DatabaseUnavailable: 503, NoActiveConfig: 503, DimensionChangeRefused: 409,
+    TokenizerUnavailable: 501, RequestTimeout: 503, ClientGone: 499,
 }
 
 
@@ -107,7 +121,7 @@ def _answer(status: int, message: str, code: str, param: str | None = None,
             details: dict[str, Any] | None = None,
             headers: dict[str, str] | None = None) -> Response:
     """Render an error in the shape of the URL space it happened in."""
-    if request.path.startswith("/v1/"):
+    if _openai_shaped():
         body: dict[str, Any] = {"error": {
             "message": message, "type": _OPENAI_TYPES.get(status, "api_error"),
             "param": param, "code": code}}
@@ -149,7 +163,7 @@ def _first_field(messages: Any, prefix: str = "") -> str | None:
 
 def _validation(exc: ValidationError) -> Response:
     messages = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
-    status = 400 if request.path.startswith("/v1/") else 422
+    status = 400 if _openai_shaped() else 422
     text = "; ".join(f"{k}: {' '.join(map(str, v)) if isinstance(v, list) else v}"
                      for k, v in messages.items())
     return _answer(status, f"invalid request: {text}", "invalid_request",

@@ -42,6 +42,17 @@ INFERENCE = Histogram("kgserve_inference_seconds", "Duration of one model (or up
 MODEL_LOAD = Histogram("kgserve_model_load_seconds", "Time to build, load and warm a provider",
                        ["provider", "model"], buckets=(.1, .5, 1, 2.5, 5, 10, 30, 60, 120, 300))
 
+REQUESTS_DROPPED = Counter("kgserve_requests_dropped_total",
+                           "Requests dropped from the batching queue before their model work: "
+                           "past their deadline, or their client closed the connection",
+                           ["reason"])
+CACHE_HITS = Counter("kgserve_cache_hits_total", "Inputs answered from the embedding cache")
+CACHE_MISSES = Counter("kgserve_cache_misses_total", "Inputs the embedding cache did not hold")
+CACHE_EVICTIONS = Counter("kgserve_cache_evictions_total",
+                          "Embedding cache entries evicted to stay within KG_CACHE_MB")
+CACHE_BYTES = Gauge("kgserve_cache_bytes", "Bytes held by the embedding cache",
+                    multiprocess_mode="livesum")
+
 ACCURACY_MIN = Gauge("kgserve_accuracy_min_cosine",
                      "Accuracy guard: lowest cosine to torch float32 over the probe set",
                      ["model", "backend", "precision"], multiprocess_mode="livemostrecent")

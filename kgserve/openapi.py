@@ -10,12 +10,17 @@ bp = Blueprint("openapi", __name__)
 _ADMIN = [{"adminToken": []}]
 
 
+_EMBEDDING_HEADERS = {name: {"description": text, "schema": {"type": kind}} for name, kind, text in (
+    ("x-kgserve-config-id", "integer", "the config row it came from"),
+    ("x-kgserve-dimensions", "integer", "that config's dimensions"),
+    ("x-truncated-inputs", "integer", "inputs cut at the model's max_seq_length"),
+    ("x-cache-hits", "integer", "inputs answered from the embedding cache"),
+    ("x-queue-time", "number", "ms waiting for a batch"),
+    ("x-inference-time", "number", "ms in the model (or upstream API)"))}
+
+
 def _json(schema: str, description: str = "OK") -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-def _header(description: str, kind: str = "integer") -> dict[str, Any]:
-    return {"description": description, "schema": {"type": kind}}
 
 
 def _errors(*codes: int, schema: str = "Error") -> dict[str, Any]:
@@ -50,20 +55,30 @@ def _paths() -> dict[str, dict[str, Any]]:
         "/v1/embeddings": {"post": {
             "summary": "Create embeddings (OpenAI-compatible)", "tags": ["openai"],
             "security": [{"apiToken": []}, {}],
-            "parameters": [{
-                "name": "x-kgserve-config-id", "in": "header", "required": False,
-                "description": "serve only from this config (else 409 with the served id)",
-                "schema": {"type": "string", "pattern": "^[0-9]+$"}}],
+            "parameters": [
+                {"name": "x-kgserve-config-id", "in": "header", "required": False,
+                 "description": "serve only from this config (else 409 with the served id)",
+                 "schema": {"type": "string", "pattern": "^[0-9]+$"}},
+                {"name": "x-request-timeout", "in": "header", "required": False,
+                 "description": "seconds this request may wait for the model "
+                                "(default KG_REQUEST_TIMEOUT); then 503",
+                 "schema": {"type": "number", "exclusiveMinimum": True,
+                            "minimum": 0, "maximum": 3600}}],
             "requestBody": {"required": True, "content": {
                 "application/json": {"schema": "EmbeddingsRequest"}}},
-            "responses": {"200": {**_json("EmbeddingsResponse"), "headers": {
-                              "x-kgserve-config-id": _header("the config row it came from"),
-                              "x-kgserve-dimensions": _header("that config's dimensions"),
-                              "x-queue-time": _header("ms waiting for a batch", "number"),
-                              "x-inference-time": _header("ms in the model", "number")}},
+            "responses": {"200": {**_json("EmbeddingsResponse"), "headers": _EMBEDDING_HEADERS},
                           **_errors(400, 401, 404, 409, 413, 502, schema="OpenAIError"),
                           "429": _json("OpenAIError", "too many texts waiting (Retry-After)"),
-                          "503": _json("OpenAIError", "no model yet (Retry-After)")}}},
+                          "503": _json("OpenAIError", "no model yet, or the request's deadline "
+                                                      "passed (Retry-After)")}}},
+        **{path: {"post": {
+            "summary": "Token ids and counts as the active model sees them" + alias,
+            "tags": ["openai"], "security": [{"apiToken": []}, {}],
+            "requestBody": {"required": True, "content": {
+                "application/json": {"schema": "TokenizeRequest"}}},
+            "responses": {"200": _json("TokenizeResponse"),
+                          **_errors(400, 401, 404, 413, 501, 503, schema="OpenAIError")}}}
+           for path, alias in (("/v1/tokenize", ""), ("/tokenize", " (alias of /v1/tokenize)"))},
         "/v1/models": {"get": {
             "summary": "The active model", "tags": ["openai"],
             "security": [{"apiToken": []}, {}],
@@ -102,7 +117,8 @@ def build_spec() -> dict[str, Any]:
                    info={"description": "Embedding server: local sentence-transformers or "
                                         "OpenAI behind one OpenAI-compatible API."})
     for name in ("ConfigRequest", "ConfigSummary", "ActiveConfig", "ConfigList", "ChangeResult",
-                 "EmbeddingsRequest", "EmbeddingsResponse", "Model", "ModelList", "Error", "OpenAIError",
+                 "EmbeddingsRequest", "EmbeddingsResponse", "TokenizeRequest", "TokenizeResponse",
+                 "Model", "ModelList", "Error", "OpenAIError",
                  "Health"):
         spec.components.schema(name, schema=getattr(schemas, f"{name}Schema"))
     for scheme in ("adminToken", "apiToken"):

@@ -14,6 +14,7 @@ from marshmallow import (
     validates_schema,
 )
 
+from .encodings import FORMATS
 from .providers.options import BACKENDS, PRECISIONS, problem
 
 PROVIDERS = ("local", "openai")
@@ -121,8 +122,8 @@ def _lone_surrogate(text: str) -> int | None:
     return None
 
 
-class EmbeddingsRequestSchema(Schema):
-    """Body of POST /v1/embeddings (OpenAI-compatible)."""
+class TextsRequestSchema(Schema):
+    """What /v1/embeddings and /v1/tokenize share: the texts, the model, the task."""
 
     class Meta:
         unknown = RAISE
@@ -136,11 +137,24 @@ class EmbeddingsRequestSchema(Schema):
                   {"type": "array", "minItems": 1, "maxItems": MAX_INPUTS,
                    "items": {"type": "string", "minLength": 1, "maxLength": MAX_INPUT_CHARS}}]})
     model = fields.String(validate=validate.Length(1, 200))
-    encoding_format = fields.String(load_default="float",
-                                    validate=validate.OneOf(("float", "base64")))
-    dimensions = fields.Integer(strict=True, validate=validate.Range(min=1))
     input_type = fields.String(allow_none=True, validate=validate.OneOf(("query", "document")))
+
+
+class EmbeddingsRequestSchema(TextsRequestSchema):
+    """Body of POST /v1/embeddings (OpenAI-compatible)."""
+
+    encoding_format = fields.String(load_default="float", validate=validate.OneOf(FORMATS),
+                                    metadata={"description": "int8, uint8, binary and ubinary are "
+                                              "kgserve extensions: base64 of quantized bytes"})
+    dimensions = fields.Integer(strict=True, validate=validate.Range(min=1))
     user = fields.String()
+    truncate = StrictBoolean(load_default=True, metadata={
+        "description": "kgserve extension: false refuses (400) an input longer than the model's "
+                       "max_seq_length instead of cutting it"})
+
+
+class TokenizeRequestSchema(TextsRequestSchema):
+    """Body of POST /v1/tokenize (and /tokenize): the same input rules as /v1/embeddings."""
 
 
 class ResourceAllocationSchema(Schema):
@@ -236,12 +250,17 @@ class EmbeddingSchema(Schema):
     index = fields.Integer()
     embedding = fields.Raw(metadata={"oneOf": [
         {"type": "array", "items": {"type": "number"}},
-        {"type": "string", "description": "base64 of little-endian float32"}]})
+        {"type": "string", "description": "base64 of little-endian float32 (base64), or of the "
+                                          "quantized bytes (int8, uint8, binary, ubinary)"}]})
 
 
 class UsageSchema(Schema):
-    prompt_tokens = fields.Integer()
+    prompt_tokens = fields.Integer(metadata={
+        "description": "tokens the model saw: after truncation, without padding"})
     total_tokens = fields.Integer()
+    truncated_inputs = fields.Integer(metadata={
+        "description": "kgserve extension: inputs cut at the model's max_seq_length "
+                       "(also in the x-truncated-inputs header)"})
 
 
 class EmbeddingsResponseSchema(Schema):
@@ -249,6 +268,25 @@ class EmbeddingsResponseSchema(Schema):
     data = fields.List(fields.Nested(EmbeddingSchema))
     model = fields.String()
     usage = fields.Nested(UsageSchema)
+
+
+class TokensSchema(Schema):
+    object = fields.String(metadata={"enum": ["tokens"]})
+    index = fields.Integer()
+    tokens = fields.List(fields.Integer(), metadata={
+        "description": "token ids as the model sees them (task prefix and special tokens "
+                       "included), before truncation"})
+    count = fields.Integer()
+    exceeds_max_seq_length = fields.Boolean(metadata={
+        "description": "true when /v1/embeddings would cut this input (or refuse it with "
+                       "truncate: false)"})
+
+
+class TokenizeResponseSchema(Schema):
+    object = fields.String()
+    model = fields.String()
+    max_seq_length = fields.Integer(allow_none=True)
+    data = fields.List(fields.Nested(TokensSchema))
 
 
 class ModelSchema(Schema):

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
-from . import metrics
+import numpy as np
+
+from . import encodings, metrics
 from .batching import BatchedEmbeddings, BatchingQueue, BatchSettings
+from .cache import EmbeddingCache, embed_cached
+from .deadlines import Waiting, wait
 from .providers import build_provider
-from .providers.base import EmbeddingProvider, ProviderConfig
+from .providers.base import EmbeddingProvider, ProviderConfig, check_lengths
 from .providers.guard import AccuracyRefused
+from .providers.probes import calibration_texts
 
 
 def batch_settings(cfg: ProviderConfig, app_config: Mapping[str, Any]) -> BatchSettings:
@@ -31,10 +37,14 @@ class ServedProvider:
     set (local models), else straight to the provider; either way each answer says where its
     time went."""
 
-    def __init__(self, provider: EmbeddingProvider, batch: BatchSettings | None) -> None:
+    def __init__(self, provider: EmbeddingProvider, batch: BatchSettings | None,
+                 cache_bytes: int = 0) -> None:
         self.provider = provider
         self.batch = batch
+        self.cache = EmbeddingCache(cache_bytes) if cache_bytes > 0 else None
         self.queue: BatchingQueue | None = None  # made by load()
+        self._ranges: dict[int, np.ndarray] = {}  # int8/uint8 calibration ranges by size
+        self._ranges_lock = threading.Lock()
 
     @property
     def config(self) -> ProviderConfig:
@@ -66,6 +76,27 @@ class ServedProvider:
         """The accuracy guard's result of an onnx/openvino provider (None for the others)."""
         return getattr(self.provider, "guard", None)
 
+    @property
+    def max_tokens(self) -> int | None:
+        """The most tokens of one input the model reads."""
+        return self.provider.max_tokens
+
+    def tokenize(self, texts: list[str], input_type: str | None = None) -> list[list[int]]:
+        """Token ids of each text, untruncated (TokenizerUnavailable where it cannot)."""
+        self.provider.check_request(texts, input_type, None)
+        return self.provider.tokenize(texts, input_type)
+
+    def ranges(self, dimensions: int | None) -> np.ndarray:
+        """int8/uint8 ranges at `dimensions`: per dimension (min, max) of the shipped calibration
+        set as this model embeds it (plain input, one call; computed once per size)."""
+        size = dimensions or self.provider.dimensions
+        with self._ranges_lock:
+            if size not in self._ranges:
+                calibration = self.provider.embed(list(calibration_texts()), None,
+                                                  dimensions).vectors
+                self._ranges[size] = encodings.ranges_of(calibration)
+            return self._ranges[size]
+
     def load(self) -> None:
         """Load the provider, record how long it took, then start queueing in front of it."""
         started = time.perf_counter()
@@ -85,28 +116,59 @@ class ServedProvider:
             self.queue = BatchingQueue(self.provider, settings)
 
     def embed(self, texts: list[str], input_type: str | None = None,
-              dimensions: int | None = None) -> BatchedEmbeddings:
-        """Embed through the queue (local) or straight through (remote), timing the call."""
+              dimensions: int | None = None, truncate: bool = True,
+              waiting: Waiting | None = None) -> BatchedEmbeddings:
+        """Embed through the queue (local) or straight through (remote), timing the call.
+
+        With `truncate` false an input longer than the model reads is refused (InputTooLong)
+        before anything is computed. Inputs in the cache skip the queue and the model."""
+        if self.cache is None or not texts:
+            return self._compute(texts, input_type, dimensions, truncate, waiting)
+        self.provider.check_request(texts, input_type, dimensions)
+        cfg = self.provider.config
+        prefix = (cfg.id, cfg.model_name, input_type, self.provider.max_tokens,
+                  dimensions or self.provider.dimensions)
+        return embed_cached(self.cache, prefix, texts, self.provider.max_tokens, truncate,
+                            lambda missing: self._compute(missing, input_type, dimensions,
+                                                          truncate, waiting))
+
+    def _compute(self, texts: list[str], input_type: str | None, dimensions: int | None,
+                 truncate: bool, waiting: Waiting | None) -> BatchedEmbeddings:
+        """Embed through the queue (local; waiting at most until the deadline, and only while
+        the client is there) or straight through (remote), timing the call."""
         if self.queue is not None:
-            return self.queue.embed(texts, input_type, dimensions)
+            future = self.queue.submit(texts, input_type, dimensions, truncate)
+            if waiting is None:
+                return future.result()
+            return wait(future, waiting, self.queue.retry_after)
+        if not truncate and self.provider.config.provider == "local":  # the API refuses itself
+            self.provider.check_request(texts, input_type, dimensions)
+            check_lengths(self.provider.token_lengths(texts, input_type), self.provider.max_tokens)
         started = time.perf_counter()
         out = self.provider.embed(texts, input_type, dimensions)
         elapsed = time.perf_counter() - started
         metrics.INFERENCE.observe(elapsed)
-        return BatchedEmbeddings(out.vectors, out.prompt_tokens, 0.0, elapsed)
+        return BatchedEmbeddings(out.vectors, out.prompt_tokens, out.truncated, out.lengths,
+                                 inference_seconds=elapsed)
 
     def close(self) -> None:
-        """Drain and stop the queue, then release the provider."""
+        """Drain and stop the queue, drop the cache, then release the provider."""
         if self.queue is not None:
             self.queue.close()
+        if self.cache is not None:
+            self.cache.clear()
         self.provider.close()
 
 
 def serving_builder(app_config: Mapping[str, Any]) -> Callable[[ProviderConfig], ServedProvider]:
     """Return the manager's builder: each provider served, local ones behind a batching queue."""
     def builder(cfg: ProviderConfig) -> ServedProvider:
-        batching = cfg.provider == "local" and bool(app_config.get("BATCHING", True))
+        local = cfg.provider == "local"
+        batching = local and bool(app_config.get("BATCHING", True))
+        # Local models only: OpenAI reports tokens per call, so a hit could not report its own.
+        cache_mb = float(app_config.get("CACHE_MB") or 0) if local else 0
         return ServedProvider(build_provider(cfg),
-                              batch_settings(cfg, app_config) if batching else None)
+                              batch_settings(cfg, app_config) if batching else None,
+                              int(cache_mb * 2**20))
 
     return builder

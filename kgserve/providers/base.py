@@ -39,7 +39,16 @@ class Embeddings:
     """The vectors for a list of texts, in input order, and the tokens they cost."""
 
     vectors: np.ndarray  # shape (n, d), float32 (float16 when precision is float16)
-    prompt_tokens: int
+    prompt_tokens: int  # tokens the model saw: after truncation, without padding
+    truncated: int = 0  # inputs cut at the model's max_seq_length
+    lengths: list[int] | None = None  # tokens per input before truncation, when known
+
+
+def shaped_embeddings(vectors: np.ndarray, raw: list[int], limit: int | None) -> Embeddings:
+    """Embeddings for `vectors` from untruncated token counts `raw` and the model's `limit`."""
+    seen = sum(min(n, limit) for n in raw) if limit else sum(raw)
+    truncated = sum(n > limit for n in raw) if limit else 0
+    return Embeddings(vectors, seen, truncated, list(raw))
 
 
 class ProviderError(Exception):
@@ -84,6 +93,32 @@ class InvalidDimensions(InvalidInput):
         self.limit = limit
 
 
+class InputTooLong(InvalidInput):
+    """An input has more tokens than the model reads and the request said `truncate: false`."""
+
+    code = "input_too_long"
+    param = "input"
+
+    def __init__(self, index: int, tokens: int, limit: int) -> None:
+        super().__init__(f"input[{index}] has {tokens} tokens, more than the model's limit of "
+                         f"{limit} (max_seq_length); shorten it, or send truncate: true")
+        self.index, self.tokens, self.limit = index, tokens, limit
+
+
+def check_lengths(lengths: list[int], limit: int | None) -> None:
+    """Raise InputTooLong for the first of `lengths` (untruncated) above `limit`."""
+    if limit:
+        for i, n in enumerate(lengths):
+            if n > limit:
+                raise InputTooLong(i, n, limit)
+
+
+class TokenizerUnavailable(ProviderError):
+    """The provider cannot count tokens on this machine (e.g. no offline tiktoken encoding)."""
+
+    code = "tokenizer_unavailable"
+
+
 class UpstreamError(ProviderError):
     """The remote API (OpenAI) failed or refused the request."""
 
@@ -121,9 +156,25 @@ class EmbeddingProvider(ABC):
               dimensions: int | None = None) -> Embeddings:
         """Embed `texts` in order; `input_type` 'query'|'document'; `dimensions` truncates."""
 
+    @property
+    def max_tokens(self) -> int | None:
+        """The most tokens of one input the model reads (its max_seq_length); None: unknown."""
+        return None
+
     def count_tokens(self, texts: list[str], input_type: str | None = None) -> list[int]:
         """Return the token count of each text (after truncation at max_seq_length)."""
-        raise NotImplementedError
+        limit = self.max_tokens
+        lengths = self.token_lengths(texts, input_type)
+        return [min(n, limit) for n in lengths] if limit else lengths
+
+    def token_lengths(self, texts: list[str], input_type: str | None = None) -> list[int]:
+        """Return each text's token count before truncation (task prefix and special tokens
+        included)."""
+        return [len(ids) for ids in self.tokenize(texts, input_type)]
+
+    def tokenize(self, texts: list[str], input_type: str | None = None) -> list[list[int]]:
+        """Return each text's token ids, untruncated; TokenizerUnavailable if it cannot."""
+        raise TokenizerUnavailable(f"token counting is not available for {self.model!r}")
 
     def encode(self, texts: list[str], input_type: str | None = None,
                dimensions: int | None = None) -> np.ndarray:

@@ -21,6 +21,7 @@ from kgserve.providers.base import (
     ProviderConfig,
     ProviderError,
     ResourceLimitExceeded,
+    shaped_embeddings,
 )
 from kgserve.providers.devices import model_threads, pick_device
 from kgserve.providers.options import FLOAT16_ON_CPU, problem
@@ -183,10 +184,9 @@ class LocalProvider(EmbeddingProvider):
         self.check_request(texts, input_type, dimensions)
         if not texts:
             return Embeddings(np.zeros((0, dimensions or self.dimensions), dtype=self._dtype()), 0)
-        vectors, counts = self._encode(texts, input_type)
-        if counts is None:
-            counts = self.count_tokens(texts, input_type)
-        return Embeddings(self._shape(vectors, dimensions), sum(counts))
+        raw = self.token_lengths(texts, input_type)
+        vectors, _ = self._encode(texts, input_type)
+        return shaped_embeddings(self._shape(vectors, dimensions), raw, self.max_tokens)
 
     def encode(self, texts: list[str], input_type: str | None = None,
                dimensions: int | None = None) -> np.ndarray:
@@ -227,13 +227,34 @@ class LocalProvider(EmbeddingProvider):
             return self.prompts.get(input_type, "")
         return self._default_prompt
 
-    def count_tokens(self, texts: list[str], input_type: str | None = None) -> list[int]:
-        """Return each text's token count as the model sees it (prefix included, truncated)."""
+    @property
+    def max_tokens(self) -> int | None:
+        """The model's max_seq_length (the config's, when lower)."""
+        return self.max_seq_length
+
+    def tokenize(self, texts: list[str], input_type: str | None = None) -> list[list[int]]:
+        """Return each text's token ids as the model would see them before truncation: task
+        prefix and special tokens included."""
         if self._st is None and self._cpu is None:
             raise ProviderError(f"model {self.model!r} is not loaded")
-        texts = self._clip(texts)
-        with self._lock:
-            return self._token_counts(texts, self._prompt(input_type))
+        prompt = self._prompt(input_type)
+        if prompt:
+            texts = [prompt + t for t in texts]
+        with self._lock:  # a fast tokenizer is not safe to share between threads
+            return self._tokenizer(texts, add_special_tokens=True, return_attention_mask=False,
+                                   return_token_type_ids=False, verbose=False)["input_ids"]
+
+    def token_lengths(self, texts: list[str], input_type: str | None = None) -> list[int]:
+        """Each text's token count before truncation, counted on the text cut to what the model
+        can read (see _clip), so a 7 MB text costs no more tokenizing than one at the limit. A
+        text that had to be cut counts as longer than the limit, whatever its cut part holds."""
+        clipped = self._clip(texts)
+        lengths = [len(ids) for ids in self.tokenize(clipped, input_type)]
+        limit = self.max_tokens
+        if not limit:
+            return lengths
+        return [max(n, limit + 1) if len(c) < len(t) else n
+                for n, c, t in zip(lengths, clipped, texts)]
 
     def _clip(self, texts: list[str]) -> list[str]:
         """Cut each text to what the model can read (max_seq_length x CHARS_PER_TOKEN characters),
@@ -242,16 +263,6 @@ class LocalProvider(EmbeddingProvider):
             return texts
         limit = self.max_seq_length * CHARS_PER_TOKEN
         return [t[:limit] if len(t) > limit else t for t in texts]
-
-    def _token_counts(self, texts: list[str], prompt: str | None) -> list[int]:
-        """Tokenize like the model does (special tokens, truncation) and count."""
-        if prompt:
-            texts = [prompt + t for t in texts]
-        kwargs = {"truncation": True, "max_length": self.max_seq_length} \
-            if self.max_seq_length else {}
-        ids = self._tokenizer(texts, add_special_tokens=True, return_attention_mask=False,
-                           return_token_type_ids=False, **kwargs)["input_ids"]
-        return [len(i) for i in ids]
 
     def close(self) -> None:
         """Drop the model and give its memory back."""

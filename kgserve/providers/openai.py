@@ -19,10 +19,12 @@ from kgserve.providers.base import (
     ProviderError,
     UpstreamError,
 )
+from kgserve.providers.tiktoken_offline import encoding_for
 
 log = logging.getLogger(__name__)
 
 MAX_INPUTS_PER_CALL = 2048
+MAX_TOKENS_PER_INPUT = 8191  # the embedding models' limit on one input (the API refuses more)
 MAX_TOKENS_PER_CALL = 300_000  # the API's limit on the tokens of all inputs of one call
 NATIVE_DIMENSIONS = {"text-embedding-3-small": 1536, "text-embedding-3-large": 3072,
                      "text-embedding-ada-002": 1536}
@@ -112,6 +114,16 @@ class OpenAIProvider(EmbeddingProvider):
                 vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True),
                                                1e-12)
         return Embeddings(np.ascontiguousarray(vectors, dtype=self._dtype()), tokens)
+
+    def tokenize(self, texts: list[str], input_type: str | None = None) -> list[list[int]]:
+        """Return each text's token ids with tiktoken's encoding for the model (offline only)."""
+        encoding = encoding_for(self.model)
+        return [encoding.encode_ordinary(t) for t in texts]
+
+    @property
+    def max_tokens(self) -> int | None:
+        """The API's limit on one input (8191 tokens for its embedding models)."""
+        return MAX_TOKENS_PER_INPUT if self.model in NATIVE_DIMENSIONS else None
 
     def check_request(self, texts: list[str], input_type: str | None,
                       dimensions: int | None) -> None:

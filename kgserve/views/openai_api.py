@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from .. import ops
+from .. import encodings, ops
 from ..auth import require_api_token
+from ..deadlines import Waiting, connection_closed, parse_timeout
 from ..errors import (
     CONFIG_ID_HEADER,
     DIMENSIONS_HEADER,
@@ -24,11 +24,21 @@ bp = Blueprint("openai_api", __name__, url_prefix="/v1")
 bp.before_request(require_api_token)
 
 
-def encode(vector: Any, fmt: str) -> list[float] | str:
-    """Return one vector as a list of floats, or base64 of little-endian float32."""
-    if fmt == "base64":
-        return base64.b64encode(vector.astype("<f4").tobytes()).decode("ascii")
-    return vector.astype("float32").tolist()
+def request_waiting() -> Waiting:
+    """This request's deadline (x-request-timeout, else KG_REQUEST_TIMEOUT) and client check."""
+    try:
+        seconds = parse_timeout(request.headers.get("x-request-timeout"),
+                                current_app.config["REQUEST_TIMEOUT"])
+    except ValueError as exc:
+        raise InvalidHeader(str(exc), param="x-request-timeout") from None
+    return Waiting(seconds, closed=connection_closed(request.environ))
+
+
+def check_model(asked: str | None, served: str) -> None:
+    """Refuse a request that names a model other than the one served."""
+    if asked and asked != served:
+        raise ModelNotServed(f"the model '{asked}' is not served here; the active model is "
+                             f"'{served}'", param="model")
 
 
 @bp.post("/embeddings")
@@ -37,26 +47,30 @@ def embeddings() -> Response:
     limit = current_app.config["MAX_INPUT_CHARS"]
     req = EmbeddingsRequestSchema(max_chars=limit).load(json_body())
     required = _required_config()
+    waiting = request_waiting()
     rt = runtime()
     with rt.manager.borrow(lambda: ops.active_config(rt)) as (provider, config_id):
         if required is not None and required != config_id:
             raise ConfigMismatch(required, config_id)
-        if req.get("model") and req["model"] != provider.model:
-            raise ModelNotServed(f"the model '{req['model']}' is not served here; the active "
-                                 f"model is '{provider.model}'", param="model")
+        check_model(req.get("model"), provider.model)
         dims = req.get("dimensions")
         # The full size asks for nothing: such requests share model calls with plain ones.
         result = provider.embed(req["input"], input_type=req.get("input_type"),
-                                dimensions=dims if dims != provider.dimensions else None)
+                                dimensions=dims if dims != provider.dimensions else None,
+                                truncate=req["truncate"], waiting=waiting)
         model, dimensions = provider.model, provider.dimensions
-    fmt = req["encoding_format"]
+        fmt = req["encoding_format"]
+        ranges = provider.ranges(dims) if fmt in encodings.CALIBRATED else None
     resp = jsonify({
         "object": "list",
-        "data": [{"object": "embedding", "index": i, "embedding": encode(v, fmt)}
-                 for i, v in enumerate(result.vectors)],
+        "data": [{"object": "embedding", "index": i, "embedding": e}
+                 for i, e in enumerate(encodings.wire(result.vectors, fmt, ranges))],
         "model": model,
-        "usage": {"prompt_tokens": result.prompt_tokens, "total_tokens": result.prompt_tokens},
+        "usage": {"prompt_tokens": result.prompt_tokens, "total_tokens": result.prompt_tokens,
+                  "truncated_inputs": result.truncated},
     })
+    resp.headers["x-truncated-inputs"] = str(result.truncated)
+    resp.headers["x-cache-hits"] = str(result.cache_hits)
     # Where the time went, in ms: waiting for a batch, and in the model (or upstream API).
     resp.headers["x-queue-time"] = f"{result.queue_seconds * 1000:.2f}"
     resp.headers["x-inference-time"] = f"{result.inference_seconds * 1000:.2f}"
@@ -88,9 +102,7 @@ def models() -> Response:
 def retrieve_model(model_id: str) -> Response:
     """Describe the active model (the SDK's models.retrieve); 404 for any other."""
     served = _model()
-    if model_id != served["id"]:
-        raise ModelNotServed(f"the model '{model_id}' is not served here; the active model is "
-                             f"'{served['id']}'", param="model")
+    check_model(model_id, served["id"])
     return jsonify(served)
 
 

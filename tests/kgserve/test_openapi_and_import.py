@@ -9,7 +9,8 @@ import sys
 from tests.support.kgs import REPO
 
 PATHS = {"/embedding/config", "/admin/embedding/config", "/admin/embedding/configs",
-         "/admin/embedding/config/reload", "/v1/embeddings", "/v1/models", "/v1/models/{model}", "/metrics", "/healthz",
+         "/admin/embedding/config/reload", "/v1/embeddings", "/v1/models", "/v1/models/{model}",
+         "/metrics", "/healthz", "/v1/tokenize", "/tokenize",
          "/readyz", "/openapi.json"}
 
 
@@ -29,6 +30,11 @@ def test_openapi_document_is_valid_and_lists_every_path(client):
     assert set(request["required"]) == {"provider", "model_name", "embedding_dimensions",
                                         "precision"}
     assert "EmbeddingsResponse" in doc["components"]["schemas"]
+    embeddings = doc["components"]["schemas"]["EmbeddingsRequest"]["properties"]
+    tokenize = doc["components"]["schemas"]["TokenizeRequest"]["properties"]
+    assert tokenize["input"] == embeddings["input"]  # the same limits
+    assert embeddings["truncate"]["type"] == "boolean"
+    assert "501" in doc["paths"]["/v1/tokenize"]["post"]["responses"]
 
 
 def test_import_and_app_creation_do_no_io_and_skip_heavy_modules():

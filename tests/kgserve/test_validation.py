@@ -85,7 +85,7 @@ def test_config_body_must_be_a_json_object(client, admin, data, content_type):
     ({"input": None}, "input"),
     ({"input": {"a": 1}}, "input"),
     ({"input": ["x"] * 2049}, "input"),
-    ({"input": "x", "encoding_format": "int8"}, "encoding_format"),
+    ({"input": "x", "encoding_format": "int4"}, "encoding_format"),
     ({"input": "x", "dimensions": "64"}, "dimensions"),
     ({"input": "x", "dimensions": 0}, "dimensions"),
     ({"input": "x", "input_type": "passage"}, "input_type"),

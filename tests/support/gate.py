@@ -26,6 +26,13 @@ class Gate:
     def count_tokens(self, texts, input_type=None) -> list[int]:
         return self.provider.count_tokens(texts, input_type)
 
+    def token_lengths(self, texts, input_type=None) -> list[int]:
+        return self.provider.token_lengths(texts, input_type)
+
+    @property
+    def max_tokens(self):
+        return self.provider.max_tokens
+
     def embed(self, texts, input_type=None, dimensions=None):
         return self.provider.embed(texts, input_type, dimensions)
 
