@@ -265,9 +265,9 @@ class Panicking:
         if where == self.where and any("PANIC" in t for t in texts):
             raise Panic("called `Option::unwrap()` on a `None` value")
 
-    def count_tokens(self, texts, input_type=None):
+    def token_lengths(self, texts, input_type=None):
         self._maybe_panic(texts, "count")
-        return self.gate.count_tokens(texts, input_type)
+        return self.gate.token_lengths(texts, input_type)
 
     def encode(self, texts, input_type=None, dimensions=None):
         self._maybe_panic(texts, "encode")
