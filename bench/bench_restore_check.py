@@ -22,10 +22,6 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "bench"))
-
 from bench_snapshot import build, fresh_db
 
 from kgmigrate.localdb import LocalCluster

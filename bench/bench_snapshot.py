@@ -25,12 +25,11 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
 from kgmigrate.localdb import LocalCluster
 from kgmigrate.pgtools import find_binary
 from kgmigrate.snapshots import DEFAULT_COMPRESSION
+
+REPO = Path(__file__).resolve().parent.parent
 
 FILL = """
 INSERT INTO kg_logs.audit_trail (occurred_at, actor, action, target, details)

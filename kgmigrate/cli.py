@@ -10,15 +10,25 @@ import click
 
 from . import __version__
 from .cli_lint import LINT_MODES, UpLint, ddl_lock_timeout_option, lint
-from .errors import KgMigrateError
-from .output import arrow, ok_mark, say, version_label, warn
+from .cli_localdb import localdb
+from .cli_snapshot import restore, snapshot, snapshot_before_up
+from .errors import KgMigrateError, one_line
+from .output import (
+    TerminalReporter,
+    arrow,
+    confirm,
+    header,
+    ok_mark,
+    say,
+    version_label,
+    warn,
+)
 from .settings import (
     DEFAULT_TABLE,
     TRACKING_TABLE,
     Settings,
     TableName,
     describe_target,
-    resolve_conninfo,
 )
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -43,8 +53,7 @@ class KgGroup(click.Group):
             psycopg = sys.modules.get("psycopg")
             if psycopg is None or not isinstance(exc, psycopg.Error):
                 raise
-            reason = " ".join(str(exc).split()) or type(exc).__name__
-            raise _fail(KgMigrateError(f"database error: {reason}")) from None
+            raise _fail(KgMigrateError(f"database error: {one_line(exc)}")) from None
 
 
 def _table_name(ctx: click.Context, param: click.Parameter, value: str) -> TableName:
@@ -82,18 +91,9 @@ def cli(ctx: click.Context, database_url: str | None, migrations_dir: Path, no_b
                        backups_dir=backups_dir, no_baseline=no_baseline, table=table)
 
 
-def _connect(settings: Settings, read_only: bool = False):
-    from .engine import connect
-
-    conninfo = resolve_conninfo(settings)
-    return conninfo, connect(conninfo, read_only=read_only)
-
-
 def _header(settings: Settings, conninfo: str, title: str) -> None:
-    say(f"kgmigrate {__version__} — {title}", bold=True)
-    say(f"Database:   {describe_target(settings, conninfo)}")
-    say(f"Migrations: {settings.migrations_dir}")
-    say()
+    header(title, [f"Database:   {describe_target(settings, conninfo)}",
+                   f"Migrations: {settings.migrations_dir}"])
 
 
 def _print_plan(plan) -> None:
@@ -102,20 +102,11 @@ def _print_plan(plan) -> None:
     say(f"Pending: {len(plan.pending) + extra} migration(s)")
     if plan.baseline:
         say(f"  {arrow()} Baseline {plan.baseline.name} (fresh database)", fg="cyan")
-    for m in plan.pending:
+    for m in plan.parsed:
         say(f"  {arrow()} Migration {m.version:03d} - {m.name}"
             + ("  [no-transaction]" if not m.transactional else ""), fg="cyan")
     for w in plan.warnings:
         warn(w)
-
-
-def _confirm(question: str, default: bool) -> bool:
-    """Ask on stdin; EOF counts as the default answer."""
-    try:
-        return click.confirm(question, default=default)
-    except click.Abort:
-        say()
-        return default
 
 
 @cli.command()
@@ -146,9 +137,11 @@ def up(settings: Settings, dry_run: bool, yes: bool, verbose: bool, quiet: bool,
        lint_mode: str, snapshot: bool | None) -> None:
     """Apply pending migrations in version order."""
     from .ddllock import DdlLockPolicy
-    from .engine import Reporter, apply, check_drift, make_plan
+    from .engine import apply
+    from .plan import check_drift, make_plan
+    from .session import open_database
 
-    conninfo, conn = _connect(settings, read_only=dry_run)
+    conninfo, conn = open_database(settings, read_only=dry_run)
     with conn, UpLint(lint_mode, ddl_lock_timeout) as pending_lint:
         _header(settings, conninfo, "Dry run" if dry_run else "apply migrations")
         plan = make_plan(conn, settings, target=target, on_pending=pending_lint.start)
@@ -170,46 +163,13 @@ def up(settings: Settings, dry_run: bool, yes: bool, verbose: bool, quiet: bool,
                 fg="green")
         elif not yes:
             say()
-            if not _confirm(f"Apply {count} migration(s)?", default=False):
+            if not confirm(f"Apply {count} migration(s)?", default=False):
                 say("Nothing applied.")
                 return
 
-        class Out(Reporter):
-            def warning(self, message: str) -> None:
-                warn(message)
-
-            def baseline_applied(self, path: Path, ms: int) -> None:
-                say(f"  {ok_mark()} Baseline {path.name} ({ms} ms)", fg="green")
-
-            def checksums_filled(self, versions: list[int]) -> None:
-                if verbose:
-                    say(f"Recorded checksums of earlier applied version(s) "
-                        f"{', '.join(map(str, versions))}", err=True)
-
-            def migration_started(self, mig) -> None:
-                if verbose:
-                    say(f"Running {mig.path} ({len(mig.statements)} statement(s))", err=True)
-
-            def migration_applied(self, mig, ms: int) -> None:
-                say(f"  {ok_mark()} Migration {mig.version:03d} - {mig.name} ({ms} ms)", fg="green")
-
-            def notice(self, label: str, diag) -> None:
-                # On stderr as psql prints them, under the file they came from, as they arrive.
-                from .dberrors import is_loud, render_notice
-
-                if quiet and not is_loud(diag):
-                    return
-                if label != getattr(self, "_shown", None):
-                    self._shown = label
-                    say(f"  {label}:", err=True)
-                say(render_notice(diag, indent="      "), err=True)
-
-            def lock_retry(self, notice) -> None:
-                warn(notice.line())
-
         if verbose:
             say(f"Waiting for the migration lock (up to {lock_timeout:g} s)", err=True)
-        result = apply(conn, settings, plan, lock_timeout=lock_timeout, reporter=Out(),
+        result = apply(conn, settings, plan, lock_timeout=lock_timeout, reporter=TerminalReporter(verbose, quiet),
                        ddl_policy=DdlLockPolicy(timeout_s=ddl_lock_timeout, retries=retries))
         if count:
             say()
@@ -225,9 +185,10 @@ def up(settings: Settings, dry_run: bool, yes: bool, verbose: bool, quiet: bool,
 @click.pass_obj
 def status(settings: Settings, as_json: bool) -> None:
     """Show applied, pending and drifted migrations."""
-    from .engine import make_plan
+    from .plan import make_plan
+    from .session import open_database
 
-    conninfo, conn = _connect(settings, read_only=True)
+    conninfo, conn = open_database(settings, read_only=True)
     with conn:
         plan = make_plan(conn, settings, parse=False)
     applied = sorted(plan.state.applied.values(), key=lambda r: r.version)
@@ -269,8 +230,9 @@ def status(settings: Settings, as_json: bool) -> None:
 def repair(settings: Settings, versions: tuple[int, ...], lock_timeout: float) -> None:
     """Record the current checksum of applied files after a deliberate edit."""
     from .engine import repair as do_repair
+    from .session import open_database
 
-    _, conn = _connect(settings)
+    _, conn = open_database(settings)
     with conn:
         fixed = do_repair(conn, settings, list(versions), lock_timeout=lock_timeout)
     if fixed:
@@ -279,12 +241,8 @@ def repair(settings: Settings, versions: tuple[int, ...], lock_timeout: float) -
         say("Nothing to repair: no applied file has changed.")
 
 
-from .cli_localdb import localdb
-
 cli.add_command(localdb)
 cli.add_command(lint)
-from .cli_snapshot import restore, snapshot, snapshot_before_up
-
 cli.add_command(snapshot)
 cli.add_command(restore)
 

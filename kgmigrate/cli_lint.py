@@ -141,12 +141,12 @@ def lint(settings: Settings, paths: tuple[Path, ...], pending: bool, as_json: bo
     if pending and paths:
         raise click.UsageError("give PATHs or --pending, not both")
     if pending:
-        from .cli import _connect
-        from .engine import make_plan
+        from .plan import make_plan
+        from .session import open_database
 
-        _, conn = _connect(settings, read_only=True)
+        _, conn = open_database(settings, read_only=True)
         with conn:
-            chosen = [m.path for m in make_plan(conn, settings, parse=False).pending]
+            chosen = [mf.path for mf in make_plan(conn, settings, parse=False).pending]
     elif paths:
         chosen = _expand(paths)
     else:

@@ -17,8 +17,10 @@ def localdb() -> None:
 @click.pass_context
 def start(ctx: click.Context, no_migrate: bool) -> None:
     """Create and start the cluster, then apply pending migrations."""
-    from .engine import apply, connect, make_plan
+    from .engine import apply
     from .localdb import project_cluster
+    from .plan import make_plan
+    from .session import connect
 
     cluster = project_cluster()
     started = cluster.start()

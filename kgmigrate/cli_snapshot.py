@@ -7,28 +7,14 @@ from typing import TYPE_CHECKING
 
 import click
 
-from . import __version__
-from .output import human_size, say, version_label, warn
-from .settings import Settings, describe_target, resolve_conninfo
+from .output import confirm, header, human_size, say, version_label, warn
+from .settings import Settings, describe_target
 
 if TYPE_CHECKING:  # psycopg and the restore module load only when a command needs them
     import psycopg
 
     from .restore import Checked
     from .snapshots import Snapshot
-
-
-def _open(settings: Settings) -> tuple[str, psycopg.Connection]:
-    from .pgclient import connect  # not engine's: its SQL parser import costs 0.1 s
-
-    conninfo = resolve_conninfo(settings)
-    return conninfo, connect(conninfo)
-
-
-def _confirm(question: str, default: bool) -> bool:
-    from .cli import _confirm as confirm
-
-    return confirm(question, default)
 
 
 def _restore_hint(path: Path) -> str:
@@ -39,7 +25,7 @@ def make_snapshot(settings: Settings, conninfo: str, conn: psycopg.Connection,
                   fmt: str = "custom", output: Path | None = None, keep: int | None = None,
                   quiet: bool = False) -> Snapshot:
     """Take a snapshot of the connected database and report it."""
-    from .pgclient import db_facts
+    from .dbfacts import db_facts
     from .snapshots import take_snapshot
 
     facts = db_facts(conn, settings.table)
@@ -69,12 +55,12 @@ def snapshot(settings: Settings, output: Path | None, quiet: bool, fmt: str | No
     """Dump the database to a checksummed snapshot file."""
     if fmt is None:
         fmt = "plain" if output is not None and output.suffix == ".sql" else "custom"
-    conninfo, conn = _open(settings)
+    from .session import open_database
+
+    conninfo, conn = open_database(settings)
     with conn:
         if not quiet:
-            say(f"kgmigrate {__version__} — snapshot", bold=True)
-            say(f"Database: {describe_target(settings, conninfo)}")
-            say()
+            header("snapshot", [f"Database: {describe_target(settings, conninfo)}"])
         make_snapshot(settings, conninfo, conn, fmt=fmt, output=output, keep=keep, quiet=quiet)
 
 
@@ -113,6 +99,7 @@ def _list(settings: Settings) -> None:
 def restore(settings: Settings, file: Path | None, yes: bool, list_: bool) -> None:
     """Replace the database's content with a snapshot, atomically."""
     from .restore import check_file
+    from .session import open_database
 
     if list_:
         if file is not None:
@@ -124,31 +111,30 @@ def restore(settings: Settings, file: Path | None, yes: bool, list_: bool) -> No
     checked = check_file(_resolve(settings, file))  # before touching the database
     for w in checked.warnings:
         warn(w)
-    conninfo, conn = _open(settings)
+    conninfo, conn = open_database(settings)
     with conn:
         _confirm_and_restore(settings, conninfo, conn, checked, yes)
 
 
 def _confirm_and_restore(settings: Settings, conninfo: str, conn: psycopg.Connection,
                          checked: Checked, yes: bool) -> None:
+    from .dbfacts import db_facts
     from .locking import advisory_lock
-    from .pgclient import db_facts
     from .restore import run_restore
 
     facts = db_facts(conn, settings.table)
     m = checked.manifest
-    say(f"kgmigrate {__version__} — restore", bold=True)
-    say(f"Database:  {describe_target(settings, conninfo)}")
-    say(f"Snapshot:  {checked.path} ({checked.format}"
-        + (f", verified, taken {m.created_at[:19].replace('T', ' ')} from {m.database}" if m
-           else ", unverified") + ")")
-    say(f"Current schema version:  {version_label(facts.schema_version)}")
-    say(f"Snapshot schema version: {version_label(m.schema_version) if m else 'unknown'}")
-    say()
+    source = (f", verified, taken {m.created_at[:19].replace('T', ' ')} from {m.database}" if m
+              else ", unverified")
+    header("restore", [
+        f"Database:  {describe_target(settings, conninfo)}",
+        f"Snapshot:  {checked.path} ({checked.format}{source})",
+        f"Current schema version:  {version_label(facts.schema_version)}",
+        f"Snapshot schema version: {version_label(m.schema_version) if m else 'unknown'}"])
     if not yes:
         say(f"Warning: all current data in database {facts.database} will be replaced by the "
             f"snapshot.", fg="yellow")
-        if not _confirm("Restore the snapshot?", default=False):
+        if not confirm("Restore the snapshot?", default=False):
             say("Nothing restored.")
             return
     say(f"Restoring into {facts.database} in one transaction...")
@@ -162,7 +148,7 @@ def _confirm_and_restore(settings: Settings, conninfo: str, conn: psycopg.Connec
 def snapshot_before_up(settings: Settings, conninfo: str, conn: psycopg.Connection,
                        want: bool | None, yes: bool) -> None:
     """Snapshot before `up` applies: on --snapshot, or if the user agrees when data exists."""
-    from .pgclient import holds_data
+    from .dbfacts import holds_data
 
     if want is False:
         return
@@ -170,6 +156,6 @@ def snapshot_before_up(settings: Settings, conninfo: str, conn: psycopg.Connecti
         if yes or not holds_data(conn, settings.table):
             return
         say()
-        if not _confirm("Create snapshot before migrating?", default=True):
+        if not confirm("Create snapshot before migrating?", default=True):
             return
     make_snapshot(settings, conninfo, conn)

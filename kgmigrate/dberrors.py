@@ -8,14 +8,8 @@ from pathlib import Path
 
 import psycopg
 
-from .sqltext import (
-    LineMap,
-    Statement,
-    body_offset,
-    directive_offsets,
-    routine_name,
-    source_error,
-)
+from .sourcemap import LineMap, source_error
+from .sqltext import Statement, body_offset, directive_offsets, routine_name
 
 # SQLSTATE 25001: the statement cannot run inside a transaction block.
 _IN_TRANSACTION = "25001"

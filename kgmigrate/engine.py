@@ -1,134 +1,30 @@
-"""Plan and apply migrations: tracking table, advisory lock, one transaction per file, drift, repair."""
+"""Apply migrations under the runner lock: the baseline, then each pending file in its own
+transaction with its tracking row (runfile.py); drift checked again under the lock; repair."""
 
 from __future__ import annotations
 
-import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
 import psycopg
-from psycopg import pq
 
 from . import session, tracking
-from .dberrors import locate
-from .ddllock import DdlLockPolicy, DdlLocks, RetryNotice, SessionLockTimeout
-from .errors import ConnectError, DriftError, MigrationFailed, MigrationFileError
+from .ddllock import DdlLockPolicy, DdlLocks
+from .errors import MigrationFailed, MigrationFileError
 from .locking import advisory_lock
-from .migrations import (
-    Migration,
-    MigrationFile,
-    discover,
-    file_checksum,
-    load,
-    read_text,
-)
+from .migrations import Migration, discover, file_checksum, load
+from .plan import Plan, check_drift, drift, parse_baseline, pending_files
+from .progress import Reporter
+from .runfile import OWN_QUIET, SqlFile, StatementFailed, run_file, run_transaction
 from .settings import Settings, TableName
-from .sqltext import LineMap, Statement, split_statements
-from .wire import failing_statement, run_script
+from .sourcemap import LineMap
+from .sqltext import Statement
 
 DEFAULT_LOCK_TIMEOUT = 60.0
-
-
-def connect(conninfo: str, read_only: bool = False) -> psycopg.Connection:
-    """Open the one autocommit connection a run uses; a failure is one clear line."""
-    # psycopg reports cleanup trouble after a failure through logging; the failure itself is ours
-    # to report, in one place.
-    logging.getLogger("psycopg").addHandler(logging.NullHandler())
-    try:
-        conn = psycopg.connect(conninfo, autocommit=True, application_name="kgmigrate",
-                               connect_timeout=10)
-    except psycopg.OperationalError as exc:
-        reason = " ".join(str(exc).split()) or exc.__class__.__name__
-        raise ConnectError(f"cannot connect to the database: {reason}") from None
-    session.configure(conn, read_only)
-    return conn
-
-
-@dataclass
-class Plan:
-    """What `up` would do, read without writing anything."""
-
-    state: tracking.DbState
-    files: list[MigrationFile]
-    baseline: Path | None
-    pending: list[Migration]
-    drifted: list[int]
-    missing_files: list[int]
-    target: int | None = None
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def current_version(self) -> int | None:
-        return self.state.current_version
-
-
-def _drift(state: tracking.DbState, files: list[MigrationFile]) -> tuple[list[int], dict[int, str]]:
-    """Return drifted versions and the checksums of applied files that have none recorded yet."""
-    drifted, unfilled = [], {}
-    for mf in files:
-        row = state.applied.get(mf.version)
-        if row is None:
-            continue
-        current = file_checksum(mf.path)
-        if row.checksum is None:
-            unfilled[mf.version] = current
-        elif row.checksum != current:
-            drifted.append(mf.version)
-    return drifted, unfilled
-
-
-def make_plan(conn: psycopg.Connection, settings: Settings, target: int | None = None,
-              parse: bool = True,
-              on_pending: Callable[[list[MigrationFile]], None] | None = None) -> Plan:
-    """Read the database and the directory; parse every pending file (syntax errors stop here).
-
-    `on_pending` learns the pending files before they are parsed (`up` starts its linter there).
-    """
-    files = discover(settings.migrations_dir)
-    state = tracking.read_state(conn, settings.table)
-    pending_files = [mf for mf in files if mf.version not in state.applied
-                     and (target is None or mf.version <= target)]
-    if on_pending is not None:
-        on_pending(pending_files)
-    pending = [load(mf) for mf in pending_files] if parse else [
-        Migration(mf.version, mf.name, mf.path, "", True, [], LineMap("")) for mf in pending_files]
-    baseline = settings.baseline_path
-    use_baseline = (state.fresh and not settings.no_baseline and baseline.is_file())
-    if use_baseline and parse:
-        _parse_baseline(baseline)
-    drifted, _ = _drift(state, files)
-    on_disk = {mf.version for mf in files}
-    plan = Plan(state=state, files=files, baseline=baseline if use_baseline else None,
-                pending=pending, drifted=drifted,
-                missing_files=[v for v in state.applied if v not in on_disk], target=target)
-    current = state.current_version
-    for m in pending:
-        if current is not None and m.version < current:
-            plan.warnings.append(f"migration {m.version:03d} ({m.name}) is numbered below the "
-                                 f"current version {current:03d}; it will be applied in order")
-    return plan
-
-
-def _parse_baseline(path: Path) -> tuple[list[Statement], LineMap]:
-    text = read_text(path).replace("\r\n", "\n").replace("\r", "\n")
-    lines = LineMap(text)
-    return split_statements(text, path, lines), lines
-
-
-class Reporter:
-    """Callbacks through which `apply` tells its caller what happens; the default says nothing."""
-
-    def warning(self, message: str) -> None: ...
-    def baseline_applied(self, path: Path, ms: int) -> None: ...
-    def checksums_filled(self, versions: list[int]) -> None: ...
-    def migration_started(self, mig: Migration) -> None: ...
-    def migration_applied(self, mig: Migration, ms: int) -> None: ...
-    def notice(self, label: str, diag: psycopg.errors.Diagnostic) -> None: ...
-    def lock_retry(self, notice: RetryNotice) -> None: ...
 
 
 @dataclass
@@ -138,115 +34,6 @@ class ApplyResult:
     baseline_applied: bool
     applied: list[tuple[Migration, int]]
     current_version: int | None
-
-
-def _lost(conn: psycopg.Connection, exc: psycopg.Error, path: Path) -> None:
-    """Raise ConnectError when the connection died: the outcome of `path` is then unknown."""
-    if conn.broken or conn.closed:
-        reason = " ".join(str(exc).split()).rstrip(".") or type(exc).__name__
-        raise ConnectError(f"lost the connection while applying {path}: {reason}; run "
-                           f"`kgmigrate status` to see whether it was recorded") from None
-
-
-def _run_statements(conn: psycopg.Connection, path: Path, lines: LineMap,
-                    statements: list[Statement], ddl: DdlLocks, what: str) -> None:
-    """Run each statement on its own; one that gives up on a lock is retried alone."""
-    bound = SessionLockTimeout(conn, ddl.policy)
-    for i, stmt in enumerate(statements):
-        try:
-            bound.before(stmt)
-            ddl.attempt(f"{what} statement {i + 1} (line {stmt.line})",
-                        partial(conn.execute, stmt.sql))
-        except psycopg.Error as exc:
-            _lost(conn, exc, path)
-            raise _Failed(locate(exc, path, lines, stmt, 0, statements), i,
-                          exc.sqlstate) from exc
-        bound.after(stmt)
-
-
-class _Failed(Exception):
-    """A statement failed: the located message and the statement's index in its file."""
-
-    def __init__(self, message: str, index: int, sqlstate: str | None = None) -> None:
-        super().__init__(message)
-        self.message, self.index, self.sqlstate = message, index, sqlstate
-
-
-def _run_transaction(conn: psycopg.Connection, path: Path, lines: LineMap,
-                     statements: list[Statement], tail: list[str], head: list[str] = ()) -> None:
-    """Run the `head` SQL, the statements, then the `tail` SQL, in one transaction sent as one query."""
-    script, starts = "BEGIN;\n" + "".join(f"{sql};\n" for sql in head), []
-    for stmt in statements:
-        starts.append(len(script))
-        script += stmt.sql + "\n;\n"  # the newline ends a trailing -- comment
-    script += "".join(f"{sql};\n" for sql in tail) + "COMMIT"
-    try:
-        outcome = run_script(conn, script)
-    except psycopg.Error as exc:
-        _lost(conn, exc, path)
-        raise
-    if outcome.error is None:
-        return
-    if conn.info.transaction_status == pq.TransactionStatus.INERROR:
-        conn.execute("ROLLBACK")
-    # The server's position (in the script) names the statement even when it rejected the whole
-    # script before running any of it; else the first results answer our BEGIN and `head`.
-    index = failing_statement(outcome, starts, [len(s.sql) for s in statements],
-                              opening=1 + len(head))
-    if 0 <= index < len(statements):
-        stmt, shift = statements[index], starts[index]
-    else:  # at COMMIT (a deferred constraint) or the tracking row: point at the file's end
-        end = len(lines.text.rstrip())
-        stmt, shift = Statement("COMMIT", end, lines.line_of(end), "COMMIT"), len(script)
-    raise _Failed(locate(outcome.error, path, lines, stmt, shift, statements), index,
-                  outcome.error.sqlstate)
-
-
-# After the file's own work, its session is reset in its transaction; the notices of our own
-# statements that follow are not the file's to show.
-_OWN_QUIET = "SET LOCAL client_min_messages = warning"
-
-
-def _apply_one(conn: psycopg.Connection, mig: Migration, by: str, table: TableName,
-               ddl: DdlLocks) -> int:
-    """Apply one file with its tracking row; return its run time in ms."""
-    t0 = time.perf_counter()
-    what = f"Migration {mig.version:03d} ({mig.name})"
-    if mig.transactional:
-        tail = [*session.reset_sql(conn), _OWN_QUIET,
-                tracking.record_sql(conn, table, mig.version, mig.name, mig.checksum, by)]
-        try:
-            ddl.attempt(what, lambda: _run_transaction(conn, mig.path, mig.lines, mig.statements,
-                                                       tail, ddl.transaction_head()))
-        except _Failed as exc:
-            raise MigrationFailed(f"{exc.message}\n{ddl.explain(exc)}{what} was "
-                                  f"rolled back: nothing from it was applied.") from None
-        return round((time.perf_counter() - t0) * 1000)
-    try:
-        _run_statements(conn, mig.path, mig.lines, mig.statements, ddl, what)
-    except _Failed as exc:
-        total = len(mig.statements)
-        ran = (f"statements 1-{exc.index} of {total} already ran and stay applied"
-               if exc.index else f"no statement of {total} ran")
-        raise MigrationFailed(
-            f"{exc.message}\n{ddl.explain(exc)}{what} runs without a transaction: "
-            f"{ran}; it is not recorded. Fix the file (make the statements idempotent, "
-            f"e.g. IF NOT EXISTS) and run again.") from None
-    ms = round((time.perf_counter() - t0) * 1000)
-    session.reset(conn)
-    tracking.record(conn, table, mig.version, mig.name, mig.checksum, ms, by)
-    return ms
-
-
-def check_drift(drifted: list[int], files: list[MigrationFile]) -> None:
-    """Raise DriftError naming the drifted files and the `repair` command that accepts them."""
-    if not drifted:
-        return
-    names = {mf.version: mf.path.name for mf in files}
-    listed = ", ".join(names.get(v, str(v)) for v in drifted)
-    raise DriftError(f"applied migration(s) changed since they were applied: {listed}. "
-                     f"Restore the files, or accept the edits with `kgmigrate repair "
-                     f"{' '.join(str(v) for v in drifted)}`")
 
 
 @contextmanager
@@ -265,6 +52,26 @@ def _notices_to(conn: psycopg.Connection, rep: Reporter) -> Iterator[list[str]]:
         conn.remove_notice_handler(forward)
 
 
+def _apply_baseline(conn: psycopg.Connection, path: Path, statements: list[Statement],
+                    lines: LineMap, table: TableName) -> None:
+    """Run the baseline and create the tracking table in one transaction."""
+    try:
+        run_transaction(conn, path, lines, statements,
+                        [*session.reset_sql(conn), OWN_QUIET, *tracking.ensure_sql(conn, table)])
+    except StatementFailed as exc:
+        raise MigrationFailed(f"{exc.message}\nThe baseline was rolled back: the database is as "
+                              f"it was.") from None
+
+
+def migration_file(conn: psycopg.Connection, mig: Migration, table: TableName,
+                   by: str) -> SqlFile:
+    """Return `mig` ready to run with the row that records it."""
+    return SqlFile(f"Migration {mig.version:03d} ({mig.name})", mig.path, mig.lines,
+                   mig.statements, mig.transactional,
+                   partial(tracking.record_sql, conn, table, mig.version, mig.name, mig.checksum,
+                           by))
+
+
 def apply(conn: psycopg.Connection, settings: Settings, plan: Plan,
           lock_timeout: float = DEFAULT_LOCK_TIMEOUT, reporter: Reporter | None = None,
           ddl_policy: DdlLockPolicy | None = None) -> ApplyResult:
@@ -275,22 +82,17 @@ def apply(conn: psycopg.Connection, settings: Settings, plan: Plan,
     """
     rep = reporter or Reporter()
     by, table = tracking.applied_by(), settings.table
-    parsed = {m.version: m for m in plan.pending}
+    parsed = {m.version: m for m in plan.parsed or ()}
     baseline_done = False
     applied: list[tuple[Migration, int]] = []
     with advisory_lock(conn, lock_timeout), _notices_to(conn, rep) as running:
         state = tracking.read_state(conn, table)  # another runner may have finished meanwhile
         if state.fresh and plan.baseline is not None:
-            statements, lines = _parse_baseline(plan.baseline)
+            statements, lines = parse_baseline(plan.baseline)
             t0 = time.perf_counter()
             running.append(f"Baseline {plan.baseline.name}")
             try:
-                _run_transaction(conn, plan.baseline, lines, statements,
-                                 [*session.reset_sql(conn), _OWN_QUIET,
-                                  *tracking.ensure_sql(conn, table)])
-            except _Failed as exc:
-                raise MigrationFailed(f"{exc.message}\nThe baseline was rolled back: the database "
-                                      f"is as it was.") from None
+                _apply_baseline(conn, plan.baseline, statements, lines, table)
             finally:
                 running.clear()
             baseline_done = True
@@ -299,23 +101,21 @@ def apply(conn: psycopg.Connection, settings: Settings, plan: Plan,
             with conn.transaction():
                 tracking.ensure_table(conn, table, state)
         state = tracking.read_state(conn, table)
-        drifted, unfilled = _drift(state, plan.files)
+        drifted, unfilled = drift(state, plan.files)
         check_drift(drifted, plan.files)
         if unfilled:
             with conn.transaction():
                 for version, checksum in unfilled.items():
                     tracking.set_checksum(conn, table, version, checksum)
             rep.checksums_filled(sorted(unfilled))
-        todo = [mf for mf in plan.files if mf.version not in state.applied
-                and (plan.target is None or mf.version <= plan.target)]
         ddl = DdlLocks(conn, ddl_policy or DdlLockPolicy(), on_retry=rep.lock_retry)
         try:
-            for mf in todo:
+            for mf in pending_files(plan.files, state, plan.target):
                 mig = parsed.get(mf.version) or load(mf)
                 rep.migration_started(mig)
                 running.append(f"Migration {mig.version:03d} - {mig.name}")
                 try:
-                    ms = _apply_one(conn, mig, by, table, ddl)
+                    ms = run_file(conn, migration_file(conn, mig, table, by), ddl)
                 finally:
                     running.clear()
                 applied.append((mig, ms))
@@ -346,7 +146,7 @@ def repair(conn: psycopg.Connection, settings: Settings, versions: list[int],
                                          f"{', '.join(map(str, nofile))}")
             chosen = versions
         else:
-            chosen, _ = _drift(state, list(files.values()))
+            chosen, _ = drift(state, list(files.values()))
         with conn.transaction():
             tracking.ensure_table(conn, table, state)
             for v in chosen:

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 
+def one_line(exc: BaseException) -> str:
+    """Return an exception's message on one line (whitespace runs as one space), else its class name."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 class KgMigrateError(Exception):
     """An operational failure: exit code 1, message shown without a traceback."""
 

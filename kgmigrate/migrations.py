@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ConfigError, MigrationFileError
+from .sourcemap import LineMap
 from .sqltext import (
-    LineMap,
     Statement,
     has_no_transaction_directive,
     split_statements,

@@ -1,11 +1,19 @@
-"""Terminal output: colour only on a TTY and never with NO_COLOR; chatter to stderr."""
+"""Terminal output shared by the CLI modules: lines, warnings, prompts and the header block.
+
+Colour only on a TTY and never with NO_COLOR; chatter to stderr.
+"""
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterable
+from pathlib import Path
 
 import click
+
+from . import __version__
+from .progress import Reporter
 
 
 def _colour_allowed(stream) -> bool:
@@ -33,6 +41,23 @@ def warn(message: str) -> None:
     say(f"Warning: {message}", fg="yellow", err=True)
 
 
+def header(title: str, lines: Iterable[str]) -> None:
+    """Print the block a command opens with: kgmigrate, its version and `title`, the lines, a gap."""
+    say(f"kgmigrate {__version__} — {title}", bold=True)
+    for line in lines:
+        say(line)
+    say()
+
+
+def confirm(question: str, default: bool) -> bool:
+    """Ask on stdin; EOF counts as the default answer."""
+    try:
+        return click.confirm(question, default=default)
+    except click.Abort:
+        say()
+        return default
+
+
 def ok_mark() -> str:
     return "✓" if _utf8() else "+"
 
@@ -58,3 +83,43 @@ def human_size(n: int) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1000
     return f"{n} B"
+
+
+class TerminalReporter(Reporter):
+    """Print what `apply` does: files applied on stdout, notices and retries on stderr."""
+
+    def __init__(self, verbose: bool = False, quiet: bool = False) -> None:
+        self.verbose, self.quiet = verbose, quiet
+        self._shown: str | None = None  # the file whose notices are being shown
+
+    def warning(self, message: str) -> None:
+        warn(message)
+
+    def baseline_applied(self, path: Path, ms: int) -> None:
+        say(f"  {ok_mark()} Baseline {path.name} ({ms} ms)", fg="green")
+
+    def checksums_filled(self, versions: list[int]) -> None:
+        if self.verbose:
+            say(f"Recorded checksums of earlier applied version(s) "
+                f"{', '.join(map(str, versions))}", err=True)
+
+    def migration_started(self, mig) -> None:
+        if self.verbose:
+            say(f"Running {mig.path} ({len(mig.statements)} statement(s))", err=True)
+
+    def migration_applied(self, mig, ms: int) -> None:
+        say(f"  {ok_mark()} Migration {mig.version:03d} - {mig.name} ({ms} ms)", fg="green")
+
+    def notice(self, label: str, diag) -> None:
+        # On stderr as psql prints them, under the file they came from, as they arrive.
+        from .dberrors import is_loud, render_notice
+
+        if self.quiet and not is_loud(diag):
+            return
+        if label != self._shown:
+            self._shown = label
+            say(f"  {label}:", err=True)
+        say(render_notice(diag, indent="      "), err=True)
+
+    def lock_retry(self, notice) -> None:
+        warn(notice.line())

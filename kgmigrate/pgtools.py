@@ -104,6 +104,18 @@ def find_binary(name: str, min_major: int | None = None) -> Path:
     return good[0][1]
 
 
+def find_client(name: str, min_major: int) -> tuple[Path, str]:
+    """Return a client program (pg_dump, psql) at least `min_major` and its version as text."""
+    path = find_binary(name, min_major)
+    major, minor = binary_version(str(path))
+    if path.resolve().name == "pg_wrapper":
+        # Debian's Perl dispatcher costs ~40 ms a run; go straight to the program it would run.
+        real = Path(f"/usr/lib/postgresql/{major}/bin/{name}")
+        if real.is_file() and binary_version(str(real))[0] == major:
+            path = real
+    return path, f"{major}.{minor}"
+
+
 def find_server_bindir() -> Path:
     """Return the directory holding initdb, pg_ctl and postgres."""
     for d in candidate_bindirs():

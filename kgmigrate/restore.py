@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from .clientenv import scrub, tool_target
 from .errors import SnapshotError
 from .manifest import (
     Manifest,
@@ -17,7 +18,7 @@ from .manifest import (
     sniff_format,
     verify,
 )
-from .pgclient import scrub, tool, tool_target
+from .pgtools import find_client
 
 # Runs first, inside the restore's transaction: empties the database of everything a dump can
 # hold (so objects made after the snapshot go too), then recreates `public` as CREATE DATABASE
@@ -98,7 +99,7 @@ def check_file(path: Path) -> Checked:
             raise SnapshotError(f"{path} cannot be restored in one transaction: {hazard}; "
                                 f"kgmigrate restores pg_dump output of one database only")
         if fmt == "custom":
-            pg_restore, _ = tool("pg_restore", 0)
+            pg_restore, _ = find_client("pg_restore", 0)
             _run_checked([str(pg_restore), "--list", str(path)], "pg_restore --list")
         return checked
     except OSError as exc:
@@ -118,12 +119,12 @@ def restore_commands(checked: Checked, conninfo: str,
     """Return the argv lists (no password in them) of the restore pipeline and its environment."""
     target, env = tool_target(conninfo, "kgmigrate restore")
     need = max(server_major, checked.dump_major or 0)
-    psql, _ = tool("psql", need)
+    psql, _ = find_client("psql", need)
     base = [str(psql), "-X", "--no-password", "--quiet", "-v", "ON_ERROR_STOP=1", *target]
     pre = [arg for stmt in PREAMBLE for arg in ("-c", stmt)]
     if checked.format == "plain":
         return [[*base, "--single-transaction", *pre, "-f", str(checked.path)]], env
-    pg_restore, _ = tool("pg_restore", need)
+    pg_restore, _ = find_client("pg_restore", need)
     # pg_restore writes the archive as SQL wrapped in BEGIN ... COMMIT; psql opens the
     # transaction first (the inner BEGIN only warns), so the COMMIT comes only if pg_restore
     # reaches the archive's end: a failure on either side rolls everything back.

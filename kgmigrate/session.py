@@ -1,8 +1,13 @@
-"""The session every file starts with: kgmigrate's own settings, restored after each file."""
+"""kgmigrate's connection: opened once per run with its own settings, restored after each file."""
 
 from __future__ import annotations
 
+import logging
+
 import psycopg
+
+from .errors import ConnectError, one_line
+from .settings import Settings, resolve_database_url
 
 # What DISCARD ALL does, less pg_advisory_unlock_all(): the migration lock is a session advisory
 # lock that must outlive every file of the run. Each may run inside a transaction block, so a
@@ -34,6 +39,29 @@ def configure(conn: psycopg.Connection, read_only: bool = False) -> None:
     conn.prepare_threshold = None
     for stmt in own_settings(conn, read_only):
         conn.execute(stmt)
+
+
+def connect(conninfo: str, read_only: bool = False) -> psycopg.Connection:
+    """Open the one autocommit connection a run uses; a failure is one clear line."""
+    # psycopg reports cleanup trouble after a failure through logging; the failure itself is ours
+    # to report, in one place.
+    logging.getLogger("psycopg").addHandler(logging.NullHandler())
+    try:
+        conn = psycopg.connect(conninfo, autocommit=True, application_name="kgmigrate",
+                               connect_timeout=10)
+    except psycopg.OperationalError as exc:
+        raise ConnectError(f"cannot connect to the database: {one_line(exc)}") from None
+    configure(conn, read_only)
+    return conn
+
+
+def open_database(settings: Settings, read_only: bool = False) -> tuple[str, psycopg.Connection]:
+    """Connect to the settings' database (the local cluster started when it stands in).
+
+    Returns the conninfo too: client programs (pg_dump, psql) and headers need it.
+    """
+    conninfo = resolve_database_url(settings.database_url, start_local=True)
+    return conninfo, connect(conninfo, read_only=read_only)
 
 
 def reset_sql(conn: psycopg.Connection) -> list[str]:

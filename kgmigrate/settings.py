@@ -61,7 +61,6 @@ class Settings:
     migrations_dir: Path
     backups_dir: Path
     no_baseline: bool = False
-    verbose: bool = False
     table: TableName = TRACKING_TABLE
 
     @property
@@ -72,19 +71,29 @@ class Settings:
     @property
     def uses_local_db(self) -> bool:
         """Tell whether the embedded local cluster stands in for a configured database."""
-        return not self.database_url and not any(os.environ.get(v) for v in LIBPQ_ENV)
+        return uses_local_db(self.database_url)
 
 
-def resolve_conninfo(settings: Settings) -> str:
-    """Return the conninfo to connect with, starting the embedded cluster when none is configured."""
-    if settings.database_url:
-        return settings.database_url
-    if not settings.uses_local_db:
-        return ""  # libpq takes PG* from the environment
+def uses_local_db(configured: str | None) -> bool:
+    """Tell whether no database is configured: no URL and none of libpq's PG* variables."""
+    return not configured and not any(os.environ.get(v) for v in LIBPQ_ENV)
+
+
+def resolve_database_url(configured: str | None, start_local: bool = False) -> str:
+    """Return the conninfo to connect with (kgmigrate's and kgserve's one rule).
+
+    The configured URL; else "" when libpq's PG* variables are set (libpq reads them itself);
+    else the project-local cluster's URL, the cluster started first with `start_local`.
+    """
+    if configured:
+        return configured
+    if not uses_local_db(configured):
+        return ""
     from .localdb import project_cluster
 
     cluster = project_cluster()
-    cluster.start()
+    if start_local:
+        cluster.start()
     return cluster.url()
 
 

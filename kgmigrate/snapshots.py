@@ -16,9 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import __version__
+from .clientenv import scrub, tool_target
+from .dbfacts import DbFacts
 from .errors import SnapshotError
 from .manifest import Manifest, default_path, manifest_json, manifest_path, prune
-from .pgclient import DbFacts, scrub, tool, tool_target
+from .pgtools import find_client
 from .settings import mask_url
 
 FORMATS = ("custom", "plain")
@@ -115,7 +117,7 @@ def take_snapshot(conninfo: str, facts: DbFacts, backups_dir: Path, output: Path
         raise SnapshotError(f"the database holds {facts.large_objects} large object(s); a plain "
                             f"dump writes them in transactions of their own and could not be "
                             f"restored atomically: use --format custom")
-    pg_dump, dump_version = tool("pg_dump", facts.server_major)
+    pg_dump, dump_version = find_client("pg_dump", facts.server_major)
     now = dt.datetime.now(dt.UTC)
     final = output or default_path(backups_dir, facts.database, fmt, now)
     folder = final.parent

@@ -1,4 +1,4 @@
-"""Split SQL text into statements with PostgreSQL's own parser (pglast), and map offsets to lines."""
+"""Split SQL text into statements with PostgreSQL's own parser and scanner (pglast); directives."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ import bisect
 import itertools
 import json
 import re
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import MigrationFileError
+from .sourcemap import LineMap, source_error
 
 NO_TRANSACTION_DIRECTIVE = "kgmigrate: no-transaction"
 # Matched against the text of one `--` comment token the scanner found, never against raw lines.
@@ -26,36 +26,6 @@ _ABSORBED = {"TRANS_STMT_BEGIN", "TRANS_STMT_START", "TRANS_STMT_COMMIT"}
 _PASSED = {"TRANS_STMT_SAVEPOINT", "TRANS_STMT_RELEASE", "TRANS_STMT_ROLLBACK_TO"}
 
 
-class LineMap:
-    """Turn character offsets of one text into 1-based line numbers and source lines."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self._starts = [0]
-        i = text.find("\n")
-        while i >= 0:
-            self._starts.append(i + 1)
-            i = text.find("\n", i + 1)
-
-    def line_of(self, offset: int) -> int:
-        """Return the 1-based line holding character `offset`."""
-        return bisect.bisect_right(self._starts, max(offset, 0))
-
-    def offset_of_line(self, line: int) -> int:
-        """Return the offset of the first character of 1-based `line`."""
-        return self._starts[line - 1]
-
-    def column_of(self, offset: int) -> int:
-        """Return the 1-based column of character `offset`."""
-        return offset - self._starts[self.line_of(offset) - 1] + 1
-
-    def source_line(self, line: int) -> str:
-        """Return the text of 1-based `line` without its newline."""
-        start = self._starts[line - 1]
-        end = self._starts[line] - 1 if line < len(self._starts) else len(self.text)
-        return self.text[start:end]
-
-
 @dataclass(frozen=True)
 class Statement:
     """One top-level statement of a file: its SQL and where it starts."""
@@ -64,44 +34,6 @@ class Statement:
     offset: int  # character offset of its first token in the file text
     line: int  # 1-based line of its first token
     kind: str  # parse-node name, e.g. CreateStmt
-
-
-@dataclass(frozen=True)
-class SourceError:
-    """Where in a file something went wrong."""
-
-    path: Path
-    line: int
-    column: int | None
-    source_line: str
-
-    def location(self) -> str:
-        """Return `PATH:LINE`."""
-        return f"{self.path}:{self.line}"
-
-    def excerpt(self) -> str:
-        """Return the offending source line with a caret under the column, indented."""
-        gutter = f"{self.line:>5} | "
-        shown = self.source_line.expandtabs(1)  # a tab is one column, as the server counts
-        out = f"{gutter}{shown}"
-        if self.column:
-            out += "\n" + " " * (len(gutter) + display_width(shown[:self.column - 1])) + "^"
-        return out
-
-
-def display_width(text: str) -> int:
-    """Return how many terminal columns `text` takes (CJK and other wide characters take two)."""
-    if text.isascii():
-        return len(text)
-    return sum(0 if unicodedata.combining(ch) else
-               2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1 for ch in text)
-
-
-def source_error(path: Path, lines: LineMap, offset: int, with_column: bool = True) -> SourceError:
-    """Return the SourceError for character `offset` of a file."""
-    line = lines.line_of(offset)
-    return SourceError(path, line, lines.column_of(offset) if with_column else None,
-                       lines.source_line(line))
 
 
 def directive_offsets(text: str) -> tuple[list[int], int | None]:

@@ -164,19 +164,13 @@ ON CONFLICT (version) DO UPDATE
        applied_by = EXCLUDED.applied_by"""
 
 
-def record(conn: psycopg.Connection, table: TableName, version: int, name: str, checksum: str,
-           execution_ms: int | None, by: str) -> None:
-    """Record an applied file; a row the file inserted itself gets the checksum and timing.
-
-    With execution_ms None the server measures it: the time the current transaction has run.
-    """
-    conn.execute(_RECORD.replace("{table}", quoted(conn, table)),
-                 (version, name, checksum, execution_ms, by))
-
-
 def record_sql(conn: psycopg.Connection, table: TableName, version: int, name: str,
-               checksum: str, by: str) -> str:
-    """Return the SQL recording a file inside its own transaction (the server times the file)."""
+               checksum: str, by: str, execution_ms: int | None = None) -> str:
+    """Return the SQL recording an applied file (or completing the row the file inserted itself).
+
+    With execution_ms None the server measures it: the time the current transaction has run, i.e.
+    the file's statements when the SQL runs at the end of the file's own transaction.
+    """
     # libpq's own quoting: psycopg's sql composition costs more than the rest of a file's work.
     esc = pq.Escaping(conn.pgconn)
     enc = conn.info.encoding
@@ -184,8 +178,9 @@ def record_sql(conn: psycopg.Connection, table: TableName, version: int, name: s
     def literal(text: str) -> str:
         return esc.escape_literal(text.encode(enc)).decode(enc)
 
+    ms = "NULL" if execution_ms is None else str(int(execution_ms))
     return (_RECORD.replace("{table}", quoted(conn, table))
-            % (int(version), literal(name), literal(checksum), "NULL", literal(by)))
+            % (int(version), literal(name), literal(checksum), ms, literal(by)))
 
 
 def set_checksum(conn: psycopg.Connection, table: TableName, version: int, checksum: str) -> None:

@@ -6,9 +6,7 @@ import hmac
 
 from flask import current_app, request
 
-from .errors import ApiError
-
-_CHALLENGE = {"WWW-Authenticate": "Bearer"}
+from .errors import AdminDisabled, Unauthorized
 
 
 def _bearer() -> str | None:
@@ -27,14 +25,13 @@ def require_admin() -> None:
     """Refuse the request unless it carries the admin token (403 when no token is configured)."""
     expected = current_app.config.get("ADMIN_TOKEN")
     if not expected:
-        raise ApiError(403, "the admin API is disabled: set KG_ADMIN_TOKEN to a secret and "
-                            "send it as 'Authorization: Bearer <token>'", "admin_disabled")
+        raise AdminDisabled("the admin API is disabled: set KG_ADMIN_TOKEN to a secret and "
+                            "send it as 'Authorization: Bearer <token>'")
     given = _bearer()
     if given is None:
-        raise ApiError(401, "missing 'Authorization: Bearer <KG_ADMIN_TOKEN>' header",
-                       "unauthorized", headers=_CHALLENGE)
+        raise Unauthorized("missing 'Authorization: Bearer <KG_ADMIN_TOKEN>' header")
     if not _matches(given, str(expected)):
-        raise ApiError(401, "invalid admin token", "unauthorized", headers=_CHALLENGE)
+        raise Unauthorized("invalid admin token")
 
 
 def require_api_token() -> None:
@@ -43,5 +40,5 @@ def require_api_token() -> None:
     if not expected:
         return
     if not _matches(_bearer(), str(expected)):
-        raise ApiError(401, "invalid or missing API key: send 'Authorization: Bearer "
-                            "<KG_API_TOKEN>'", "invalid_api_key", headers=_CHALLENGE)
+        raise Unauthorized("invalid or missing API key: send 'Authorization: Bearer "
+                           "<KG_API_TOKEN>'", "invalid_api_key")

@@ -1,33 +1,65 @@
-"""The micro-batching queue in front of a local provider: concurrent requests share one model call."""
+"""The micro-batching queue in front of a local provider: concurrent requests share model calls.
+
+Client threads hand a Request to the worker through an inbox and wait on its Future. One worker
+thread per process owns the requests from then on: it counts their tokens (the one tokenizer
+pass before the model), chooses batches with kgserve.batchpolicy and runs them.
+"""
 
 from __future__ import annotations
 
 import logging
-import math
 import os
 import threading
 import time
 import weakref
-from collections import deque
-from collections.abc import Iterator
-from contextlib import contextmanager
-from itertools import pairwise
+from collections import Counter
+from concurrent.futures import Future, InvalidStateError
+from dataclasses import dataclass
 
 import numpy as np
 
 from . import metrics
-from .batchtypes import (
-    BatchedEmbeddings,
+from .batchpolicy import (
     BatchSettings,
-    Pending,
-    QueueClosed,
-    QueueFull,
+    Item,
+    Request,
+    by_owner,
+    last_call,
+    owners,
+    padded_tokens,
+    retry_after,
+    split_calls,
+    take_batch,
 )
-from .providers.base import EmbeddingProvider, InvalidInput, ProviderError
+from .providers.base import EmbeddingProvider, Embeddings, InvalidInput, ProviderError
 
 __all__ = ["BatchSettings", "BatchedEmbeddings", "BatchingQueue", "QueueClosed", "QueueFull"]
 
 log = logging.getLogger(__name__)
+
+
+class QueueFull(ProviderError):
+    """Too many texts are waiting in this worker; the client should retry after `retry_after` s."""
+
+    code = "queue_full"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class QueueClosed(ProviderError):
+    """The provider behind the queue was replaced or shut down; a retry reaches the new one."""
+
+    code = "model_not_ready"
+
+
+@dataclass
+class BatchedEmbeddings(Embeddings):
+    """Embeddings plus where the request spent its time."""
+
+    queue_seconds: float = 0.0
+    inference_seconds: float = 0.0
 
 
 class BatchingQueue:
@@ -37,74 +69,58 @@ class BatchingQueue:
         self.provider = provider
         self.settings = settings or BatchSettings()
         self._closed = False
-        self._init_state()
+        self._start_fresh()
         _QUEUES.add(self)
 
-    def _init_state(self) -> None:
+    def _start_fresh(self) -> None:
+        # Shared with client threads, under _cond:
         self._cond = threading.Condition(threading.Lock())
-        self._pending: deque[Pending] = deque()
-        self._queued = 0  # texts in _pending not yet handed to a batch
-        self._busy = False  # the model is running a batch (or the queue is paused)
-        self._arrived_busy = False  # something was queued while busy: top-up wait applies
-        self._paused = 0
+        self._inbox: list[Request] = []  # submitted, not yet seen by the worker
+        self._queued = 0  # texts submitted and not yet in a batch: the admission limit
         self._thread: threading.Thread | None = None
-        self._rate = 0.0  # texts/s of recent batches, for Retry-After
+        self._rate = 0.0  # texts/s of recent model calls, for Retry-After (set by the worker)
+        # The worker thread's own:
+        self._waiting: list[Request] = []  # counted, with texts not in a batch yet; oldest first
+        self._busy = (0.0, 0.0)  # when the last batch's model calls started and ended
 
     # -- client side ----------------------------------------------------------------------
     def embed(self, texts: list[str], input_type: str | None = None,
               dimensions: int | None = None) -> BatchedEmbeddings:
         """Embed `texts` in order, sharing model calls with concurrent requests."""
-        self.provider.check_request(input_type, dimensions)
-        if not isinstance(texts, (list, tuple)) or not all(isinstance(t, str) for t in texts):
-            raise InvalidInput("input must be a list of strings")
-        req = Pending(list(texts), (input_type, dimensions))
+        return self.submit(texts, input_type, dimensions).result()
+
+    def submit(self, texts: list[str], input_type: str | None = None,
+               dimensions: int | None = None) -> Future:
+        """Queue `texts`; the Future gives their BatchedEmbeddings. A client that stops waiting
+        cancels it: the request then gets no more model time."""
+        self.provider.check_request(texts, input_type, dimensions)
+        request = Request(list(texts), (input_type, dimensions))
         if not texts:
             empty = self.provider.embed([], input_type, dimensions)
-            return BatchedEmbeddings(empty.vectors, 0)
+            request.future.set_result(BatchedEmbeddings(empty.vectors, 0))
+            return request.future
         with self._cond:
             if self._closed:
                 raise QueueClosed("the model is being replaced; retry")
-            if self._queued and self._queued + len(texts) > self.settings.max_queue:
+            if self._queued and self._queued + len(request.texts) > self.settings.max_queue:
                 metrics.QUEUE_REJECTED.inc()
                 raise QueueFull(f"{self._queued} texts are waiting for the model in this worker "
                                 f"(limit {self.settings.max_queue}); retry later",
-                                self._retry_after())
-            self._pending.append(req)
-            self._queued += len(texts)
-            self._arrived_busy = self._arrived_busy or self._busy
+                                retry_after(self._queued, self._rate))
+            self._inbox.append(request)
+            self._queued += len(request.texts)
             metrics.QUEUE_SIZE.set(self._queued)
-            self._ensure_thread()
+            if self._thread is None:  # started here, in the process that serves: no fork issue
+                self._thread = threading.Thread(target=self._loop, name="kgserve-batcher",
+                                                daemon=True)
+                self._thread.start()
             self._cond.notify()
-        req.done.wait()
-        if req.error is not None:
-            raise req.error
-        total = time.perf_counter() - req.submitted
-        return BatchedEmbeddings(req.vectors, sum(req.tokens or ()),
-                                 max(total - req.inference, 0.0), req.inference)
-
-    def _retry_after(self) -> int:
-        """Seconds until the waiting texts are likely done (at least 1)."""
-        rate = self._rate or 50.0
-        return max(1, min(60, math.ceil(self._queued / rate)))
+        return request.future
 
     @property
     def queued(self) -> int:
         """Texts waiting for a batch."""
         return self._queued
-
-    @contextmanager
-    def paused(self) -> Iterator[None]:
-        """Hold new batches while inside (the running one finishes); requests keep queueing."""
-        with self._cond:
-            self._paused += 1
-            self._busy = True  # requests queued meanwhile count as arriving while busy
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._paused -= 1
-                self._busy = bool(self._paused)
-                self._cond.notify_all()
 
     def close(self) -> None:
         """Finish what is queued, stop the worker thread and refuse new requests."""
@@ -115,13 +131,6 @@ class BatchingQueue:
         if thread is not None and thread is not threading.current_thread():
             thread.join()
 
-    def _ensure_thread(self) -> None:
-        # Started lazily, in the process that serves: a thread never survives fork().
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._loop, name="kgserve-batcher",
-                                            daemon=True)
-            self._thread.start()
-
     # -- worker side ----------------------------------------------------------------------
     def _loop(self) -> None:
         try:
@@ -129,37 +138,46 @@ class BatchingQueue:
         except BaseException as exc:  # a bug here must not leave clients waiting forever
             log.exception("the batching worker stopped")
             with self._cond:
-                stranded, self._thread = list(self._pending), None
-                self._pending.clear()
-                self._queued = 0
-            for r in stranded:
-                r.fail(exc)
+                stranded = self._inbox + self._waiting
+                self._inbox, self._waiting, self._queued, self._thread = [], [], 0, None
+            for request in stranded:
+                _settle(request, error=exc)
 
     def _serve(self) -> None:
+        s = self.settings
         while True:
-            with self._cond:
-                while (not self._pending or self._paused) and not self._closed:
-                    self._cond.wait()
-                if not self._pending:
-                    return
-                if self._arrived_busy:
-                    self._top_up()
-                self._arrived_busy = False
-                uncounted = [r for r in self._pending if r.tokens is None]
-            if uncounted:
-                self._count(uncounted)
-            with self._cond:
-                batch = self._take()
-                metrics.QUEUE_SIZE.set(self._queued)
+            arrived = self._wait_for_work()
+            if arrived is None:
+                return
+            self._count(arrived)
+            self._waiting += arrived
+            self._prune()
+            batch = take_batch(self._waiting, s.max_batch, s.max_tokens)
+            if not batch:
+                continue
+            self._mark_taken(batch)
             try:
-                self._run_split(batch)
-            except BaseException as exc:
-                for r, _ in batch:
-                    r.fail(exc)
-                raise
+                self._run_batch(batch)
+            except Exception as exc:  # fails this batch's requests, not the queue
+                log.exception("running a batch failed")
+                for request in owners(batch):
+                    _settle(request, error=exc)
+
+    def _wait_for_work(self) -> list[Request] | None:
+        """Wait for requests; return the new ones (None once closed and drained)."""
+        with self._cond:
+            while not self._inbox and not self._waiting and not self._closed:
+                self._cond.wait()
+            if not self._inbox and not self._waiting:
+                return None
+            start, end = self._busy
+            if any(start <= r.submitted <= end for r in self._inbox):
+                self._top_up()  # they queued behind a busy model: others are likely coming
+            arrived, self._inbox = self._inbox, []
+        return arrived
 
     def _top_up(self) -> None:
-        """Wait up to max_wait for a fuller batch; called only when the model was just busy."""
+        """Wait up to max_wait for a fuller batch (called under the lock)."""
         deadline = time.monotonic() + self.settings.max_wait
         while self._queued < self.settings.max_batch and not self._closed:
             remaining = deadline - time.monotonic()
@@ -167,9 +185,9 @@ class BatchingQueue:
                 return
             self._cond.wait(remaining)
 
-    def _count(self, requests: list[Pending]) -> None:
-        """Count tokens of new requests (one tokenizer call per kind); bad input fails its owner."""
-        groups: dict[tuple, list[Pending]] = {}
+    def _count(self, requests: list[Request]) -> None:
+        """Count tokens (one tokenizer call per kind of request); bad input fails its owner."""
+        groups: dict[tuple, list[Request]] = {}
         for r in requests:
             groups.setdefault(r.key, []).append(r)
         for (input_type, _), group in groups.items():
@@ -177,130 +195,110 @@ class BatchingQueue:
                 counts = self.provider.count_tokens([t for r in group for t in r.texts],
                                                     input_type)
             except Exception:  # noqa: BLE001 - someone's input is bad: find whose, one at a time
-                counts = None
-            if counts is not None:
-                at = 0
                 for r in group:
-                    r.set_tokens(counts[at:at + len(r.texts)])
-                    at += len(r.texts)
+                    self._count_alone(r, input_type)
                 continue
+            at = 0
             for r in group:
-                try:
-                    r.set_tokens(self.provider.count_tokens(r.texts, input_type))
-                except Exception as exc:  # noqa: BLE001 - the tokenizer's errors vary
-                    self._drop(r, _as_input_error(exc, r.texts, self.provider, input_type))
+                r.counted(counts[at:at + len(r.texts)])
+                at += len(r.texts)
 
-    def _drop(self, req: Pending, exc: BaseException) -> None:
+    def _count_alone(self, request: Request, input_type: str | None) -> None:
+        try:
+            request.counted(self.provider.count_tokens(request.texts, input_type))
+        except Exception as exc:  # noqa: BLE001 - the tokenizer's errors vary
+            _settle(request, error=_as_input_error(exc, request.texts, self.provider, input_type))
+
+    def _prune(self) -> None:
+        """Drop settled requests (bad input, a failed call, or the client left)."""
+        keep, gone = [], []
+        for r in self._waiting:
+            (gone if r.future.done() else keep).append(r)
+        if gone:
+            self._waiting = keep
+            self._forget(sum(len(r.todo) for r in gone))
+
+    def _mark_taken(self, batch: list[Item]) -> None:
+        """Take the batch's texts off their requests' lists (they go in todo order)."""
+        taken = Counter(id(r) for r, _ in batch)
+        for r in owners(batch):
+            del r.todo[:taken[id(r)]]
+        self._waiting = [r for r in self._waiting if r.todo]
+        self._forget(len(batch))
+
+    def _forget(self, texts: int) -> None:
         with self._cond:
-            try:
-                self._pending.remove(req)
-                self._queued -= len(req.texts) - req.next
-            except ValueError:
-                pass
-        req.fail(exc)
+            self._queued -= texts
+            metrics.QUEUE_SIZE.set(self._queued)
 
-    def _take(self) -> list[tuple[Pending, int]]:
-        """Choose the next batch: round-robin over requests of the head's kind, within budget."""
-        if not self._pending:
-            return []
-        s = self.settings
-        head = next((r for r in self._pending if r.tokens is not None), None)
-        if head is None:
-            return []
-        reqs = [r for r in self._pending if r.key == head.key and r.tokens is not None]
-        reqs = reqs[:s.max_batch]
-        items: list[tuple[Pending, int]] = []
-        longest = 0
-        progress = True
-        while progress and len(items) < s.max_batch:
-            progress = False
-            for r in reqs:  # one text from each request per round: big requests cannot hog
-                if r.next >= len(r.texts) or len(items) >= s.max_batch:
-                    continue
-                i = r.order[r.next]
-                n = r.tokens[i]
-                if items and max(longest, n) * (len(items) + 1) > s.max_tokens:
-                    continue
-                items.append((r, i))
-                r.next += 1
-                longest = max(longest, n)
-                progress = True
-        for r in reqs:
-            if r.next >= len(r.texts):
-                self._pending.remove(r)
-        self._queued -= len(items)
-        return items
+    def _run_batch(self, batch: list[Item]) -> None:
+        """Run the batch in length-sorted model calls; answer each request after its last one."""
+        calls = split_calls(batch, self.settings.call_size)
+        last = last_call(calls)
+        start = time.perf_counter()
+        for k, call in enumerate(calls):
+            live = [it for it in call if not it[0].future.done()]
+            if live:
+                self._run_call(live)
+            # Before any answer: a client answered now may send its next request at once.
+            self._busy = (start, time.perf_counter())
+            for r in owners(live):
+                if last[id(r)] == k and not r.todo:
+                    _settle(r, result=_result(r))
 
-    def _run_split(self, items: list[tuple[Pending, int]]) -> None:
-        """Sort the batch by length and run it in model calls of about call_size texts."""
-        items.sort(key=lambda it: it[0].tokens[it[1]])
-        calls = max(1, len(items) // max(1, self.settings.call_size))
-        bounds = [round(k * len(items) / calls) for k in range(calls + 1)]
-        for lo, hi in pairwise(bounds):
-            self._run(items[lo:hi])
-
-    def _run(self, items: list[tuple[Pending, int]]) -> None:
-        """Embed one batch, sorted by length, and hand each request its own rows."""
-        items.sort(key=lambda it: it[0].tokens[it[1]])
+    def _run_call(self, items: list[Item]) -> None:
+        """One model call; on failure retry each request alone so bad input fails only its own."""
         input_type, dimensions = items[0][0].key
         start = time.perf_counter()
-        owners = {id(r): r for r, _ in items}.values()
-        for r in owners:
+        for r in owners(items):
             if r.started is None:
                 r.started = start
                 metrics.QUEUE_WAIT.observe(start - r.submitted)
-        with self._cond:
-            self._busy = True
         try:
-            out = self.provider.embed([r.texts[i] for r, i in items], input_type, dimensions)
-        except Exception as exc:  # noqa: BLE001 - _isolate() decides whom it concerns
-            out = exc
-        finally:
-            with self._cond:  # before any result is handed out: a reply may trigger a request
-                self._busy = bool(self._paused)
-        if isinstance(out, Exception):
-            self._isolate(items, out)
-            return
-        elapsed = time.perf_counter() - start
-        self._observe(items, elapsed)
-        for row, (r, i) in enumerate(items):
-            self._deliver(r, i, out.vectors[row], elapsed)
-
-    def _isolate(self, items: list[tuple[Pending, int]], exc: Exception) -> None:
-        """After a failed batch, retry each request alone so one bad input fails only its owner."""
-        owners: dict[int, list[tuple[Pending, int]]] = {}
-        for it in items:
-            owners.setdefault(id(it[0]), []).append(it)
-        if len(owners) == 1:
+            vectors = self.provider.encode([r.texts[i] for r, i in items], input_type, dimensions)
+        except Exception as exc:  # whom it concerns is found below
+            groups = by_owner(items)
+            if len(groups) > 1:
+                for group in groups:
+                    self._run_call(group)
+                return
             if not isinstance(exc, ProviderError):
                 log.error("embedding a batch failed", exc_info=exc)
-            self._drop(items[0][0], exc)
+            _settle(items[0][0], error=exc)
             return
-        for group in owners.values():
-            self._run(group)
+        self._observe(items, time.perf_counter() - start)
+        for (r, i), vector in zip(items, vectors):
+            if r.vectors is None:
+                r.vectors = np.empty((len(r.texts), vector.shape[0]), dtype=vector.dtype)
+            r.vectors[i] = vector
 
-    def _deliver(self, r: Pending, i: int, vector: np.ndarray, elapsed: float) -> None:
-        if r.done.is_set():
-            return
-        if r.vectors is None:
-            r.vectors = np.empty((len(r.texts), vector.shape[0]), dtype=vector.dtype)
-        r.vectors[i] = vector
-        r.left -= 1
-        if r.left == 0:
-            r.done.set()
-
-    def _observe(self, items: list[tuple[Pending, int]], elapsed: float) -> None:
-        lengths = [r.tokens[i] for r, i in items]
+    def _observe(self, items: list[Item], elapsed: float) -> None:
         metrics.BATCH_SIZE.observe(len(items))
-        metrics.BATCH_TOKENS.observe(max(lengths) * len(items))
+        metrics.BATCH_TOKENS.observe(padded_tokens(items))
         metrics.INFERENCE.observe(elapsed)
-        for r in {id(r): r for r, _ in items}.values():
+        for r in owners(items):
             r.inference += elapsed
         rate = len(items) / elapsed if elapsed > 0 else 0.0
         self._rate = rate if not self._rate else 0.8 * self._rate + 0.2 * rate
 
-    def _reset_after_fork(self) -> None:
-        self._init_state()
+
+def _result(request: Request) -> BatchedEmbeddings:
+    """The embeddings of a request whose texts are all done, with where its time went."""
+    total = time.perf_counter() - request.submitted
+    return BatchedEmbeddings(request.vectors, sum(request.lengths),
+                             max(total - request.inference, 0.0), request.inference)
+
+
+def _settle(request: Request, *, result: BatchedEmbeddings | None = None,
+            error: BaseException | None = None) -> None:
+    """Complete the request's future, unless it is already done (failed, or the client left)."""
+    try:
+        if error is not None:
+            request.future.set_exception(error)
+        else:
+            request.future.set_result(result)
+    except InvalidStateError:
+        pass
 
 
 def _as_input_error(exc: Exception, texts: list[str], provider: EmbeddingProvider,
@@ -323,7 +321,7 @@ _QUEUES: weakref.WeakSet[BatchingQueue] = weakref.WeakSet()
 def _after_fork() -> None:
     # The child has no worker thread and may hold a copy of a locked lock: start afresh.
     for q in list(_QUEUES):
-        q._reset_after_fork()
+        q._start_fresh()
 
 
 os.register_at_fork(after_in_child=_after_fork)

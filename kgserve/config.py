@@ -7,6 +7,8 @@ from typing import Any
 
 from flask import Flask
 
+from .manager import LOAD_RETRY_SECONDS
+
 DEFAULTS: dict[str, Any] = {
     "DATABASE_URL": None,          # KG_DATABASE_URL; else libpq PG* env; else the local cluster
     "ADMIN_TOKEN": None,           # KG_ADMIN_TOKEN; unset disables /admin/*
@@ -18,7 +20,7 @@ DEFAULTS: dict[str, Any] = {
     "NOTIFY_CHANNEL": "kg_embedding_config",
     "POLL_INTERVAL": 3.0,          # seconds between safety-net checks of the active config id
     "LISTENER": True,              # follow config changes (LISTEN/NOTIFY) in a background thread
-    "LOAD_RETRY_SECONDS": 10.0,    # after a failed lazy load, wait this long before trying again
+    "LOAD_RETRY_SECONDS": LOAD_RETRY_SECONDS,  # a config that failed to load waits this long
     # Micro-batching of local models (kgserve.batching); the size limit is the config's batch_size.
     "BATCHING": True,              # KG_BATCHING=false: one model call per request
     "BATCH_MAX_TOKENS": 8192,      # padded tokens (longest x count) per model call
@@ -30,7 +32,6 @@ DEFAULTS: dict[str, Any] = {
 # Secrets are taken verbatim: from_prefixed_env would JSON-decode a token such as "123".
 _SECRETS = {"ADMIN_TOKEN": "KG_ADMIN_TOKEN", "API_TOKEN": "KG_API_TOKEN",
             "DATABASE_URL": "KG_DATABASE_URL"}
-_LIBPQ_ENV = ("PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGSERVICE")
 
 
 def load_config(app: Flask, test_config: dict[str, Any] | None = None) -> None:
@@ -43,13 +44,3 @@ def load_config(app: Flask, test_config: dict[str, Any] | None = None) -> None:
     if test_config:
         app.config.update(test_config)
 
-
-def resolve_database_url(configured: str | None) -> str:
-    """Return the conninfo: the configured URL, else libpq's PG* env (""), else the local cluster."""
-    if configured:
-        return configured
-    if any(os.environ.get(v) for v in _LIBPQ_ENV):
-        return ""
-    from kgmigrate.localdb import project_cluster
-
-    return project_cluster().url()

@@ -13,17 +13,20 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from .config import resolve_database_url
+from kgmigrate.settings import resolve_database_url
 
 log = logging.getLogger(__name__)
 
 
 class DatabaseUnavailable(Exception):
-    """The database cannot be reached right now (answered as 503)."""
+    """The database cannot be reached right now."""
+
+    code = "database_unavailable"
+    retry_after = 5  # seconds: the pool keeps reconnecting behind
 
 
 class SchemaMissing(DatabaseUnavailable):
-    """The database has no kg_api.embedding_config yet (answered as 503)."""
+    """The database has no kg_api.embedding_config yet."""
 
     def __init__(self) -> None:
         super().__init__("the database has no kg_api.embedding_config table: apply the "

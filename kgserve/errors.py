@@ -1,4 +1,6 @@
-"""ApiError and the handlers that turn every error into JSON (OpenAI's shape on /v1/*)."""
+"""The one place that turns errors into HTTP: each error's status and headers, and the JSON shape
+(OpenAI's on /v1/*). Errors elsewhere carry facts only: a stable `code`, a message safe to show,
+the `param` at fault, `retry_after` seconds."""
 
 from __future__ import annotations
 
@@ -9,9 +11,10 @@ from flask import Flask, Response, jsonify, request
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
+from .batching import QueueClosed, QueueFull
 from .db import DatabaseUnavailable
 from .manager import NotReady
-from .providers.base import ProviderError
+from .providers.base import InvalidInput, ProviderError, UpstreamError
 from .store import DimensionChangeRefused, NoActiveConfig
 
 log = logging.getLogger(__name__)
@@ -24,31 +27,87 @@ _OPENAI_TYPES = {400: "invalid_request_error", 401: "invalid_request_error",
 
 
 class ApiError(Exception):
-    """An error with an HTTP status, a stable code and a message safe to show."""
+    """A request refused at the edge (body, query, token): a stable code, a message safe to show
+    and the field at fault; its class decides the status (see _STATUS)."""
 
-    def __init__(self, status: int, message: str, code: str, param: str | None = None,
-                 details: dict[str, Any] | None = None, headers: dict[str, str] | None = None):
+    code = "invalid_request"
+
+    def __init__(self, message: str, code: str | None = None, param: str | None = None) -> None:
         super().__init__(message)
-        self.status, self.message, self.code, self.param = status, message, code, param
-        self.details, self.headers = details, headers or {}
+        self.code = code or self.code
+        self.param = param
 
 
-def error_response(err: ApiError) -> Response:
-    """Render `err` in the shape of the URL space it happened in."""
+class InvalidBody(ApiError):
+    """The body is not a JSON object."""
+
+    code = "invalid_json"
+
+
+class InvalidQuery(ApiError):
+    """A query parameter is out of range."""
+
+
+class ModelNotServed(ApiError):
+    """The request names a model other than the one served."""
+
+    code = "model_not_found"
+
+
+class AdminDisabled(ApiError):
+    """No admin token is configured, so the admin API is off."""
+
+    code = "admin_disabled"
+
+
+class Unauthorized(ApiError):
+    """The request lacks the right bearer token."""
+
+    code = "unauthorized"
+
+
+# Status by error class; the nearest class in an error's MRO decides.
+_STATUS: dict[type[Exception], int] = {
+    InvalidBody: 400, InvalidQuery: 422, ModelNotServed: 404, AdminDisabled: 403,
+    Unauthorized: 401,
+    ProviderError: 422, InvalidInput: 400, UpstreamError: 502, QueueFull: 429, QueueClosed: 503,
+    NotReady: 503, DatabaseUnavailable: 503, NoActiveConfig: 503, DimensionChangeRefused: 409,
+}
+
+
+def http_status(exc: Exception) -> int:
+    """The status `exc` is answered with (500 for anything not listed)."""
+    return next((_STATUS[c] for c in type(exc).__mro__ if c in _STATUS), 500)
+
+
+def _answer(status: int, message: str, code: str, param: str | None = None,
+            details: dict[str, Any] | None = None,
+            headers: dict[str, str] | None = None) -> Response:
+    """Render an error in the shape of the URL space it happened in."""
     if request.path.startswith("/v1/"):
         body: dict[str, Any] = {"error": {
-            "message": err.message, "type": _OPENAI_TYPES.get(err.status, "api_error"),
-            "param": err.param, "code": err.code}}
+            "message": message, "type": _OPENAI_TYPES.get(status, "api_error"),
+            "param": param, "code": code}}
     else:
-        body = {"success": False, "error": err.code, "message": err.message}
-        if err.param:
-            body["param"] = err.param
-        if err.details:
-            body["fields"] = err.details
+        body = {"success": False, "error": code, "message": message}
+        if param:
+            body["param"] = param
+        if details:
+            body["fields"] = details
     resp = jsonify(body)
-    resp.status_code = err.status
-    resp.headers.update(err.headers)
+    resp.status_code = status
+    resp.headers.update(headers or {})
     return resp
+
+
+def _known(exc: Exception) -> Response:
+    headers = {}
+    if getattr(exc, "retry_after", None) is not None:
+        headers["Retry-After"] = str(exc.retry_after)
+    if isinstance(exc, Unauthorized):
+        headers["WWW-Authenticate"] = "Bearer"
+    return _answer(http_status(exc), str(exc), exc.code, getattr(exc, "param", None),
+                   headers=headers)
 
 
 def _first_field(messages: Any, prefix: str = "") -> str | None:
@@ -65,12 +124,11 @@ def _first_field(messages: Any, prefix: str = "") -> str | None:
 
 def _validation(exc: ValidationError) -> Response:
     messages = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
-    field = _first_field(messages)
     status = 400 if request.path.startswith("/v1/") else 422
     text = "; ".join(f"{k}: {' '.join(map(str, v)) if isinstance(v, list) else v}"
                      for k, v in messages.items())
-    return error_response(ApiError(status, f"invalid request: {text}", "invalid_request",
-                                   param=field, details=messages))
+    return _answer(status, f"invalid request: {text}", "invalid_request",
+                   param=_first_field(messages), details=messages)
 
 
 def _http(exc: HTTPException) -> Response:
@@ -81,35 +139,19 @@ def _http(exc: HTTPException) -> Response:
         limit = request.max_content_length or 0
         size = f"{limit // 2**20} MB" if limit and limit % 2**20 == 0 else f"{limit} bytes"
         message = f"the request body is larger than the limit ({size}; KG_MAX_CONTENT_LENGTH)"
-    return error_response(ApiError(exc.code or 500, message, codes.get(exc.code, "http_error")))
+    return _answer(exc.code or 500, message, codes.get(exc.code, "http_error"))
 
 
 def _unexpected(exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.path)
-    return error_response(ApiError(500, "internal server error (details are in the server log)",
-                                   "internal_error"))
+    return _answer(500, "internal server error (details are in the server log)",
+                   "internal_error")
 
 
 def init_app(app: Flask) -> None:
     """Register the handlers."""
-    app.register_error_handler(ApiError, error_response)
+    for known in _STATUS:
+        app.register_error_handler(known, _known)
     app.register_error_handler(ValidationError, _validation)
     app.register_error_handler(HTTPException, _http)
-    app.register_error_handler(
-        ProviderError, lambda e: error_response(ApiError(e.status, str(e), e.code,
-                                                         param=getattr(e, "param", None),
-                                                         headers=getattr(e, "headers", None))))
-    app.register_error_handler(
-        DatabaseUnavailable,
-        lambda e: error_response(ApiError(503, str(e), "database_unavailable",
-                                          headers={"Retry-After": "5"})))
-    app.register_error_handler(
-        NotReady, lambda e: error_response(ApiError(503, str(e), "model_not_ready",
-                                                    headers={"Retry-After": "5"})))
-    app.register_error_handler(
-        DimensionChangeRefused,
-        lambda e: error_response(ApiError(409, str(e), "dimension_change_refused",
-                                          param="embedding_dimensions")))
-    app.register_error_handler(
-        NoActiveConfig, lambda e: error_response(ApiError(503, str(e), "not_configured")))
     app.register_error_handler(Exception, _unexpected)

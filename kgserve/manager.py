@@ -9,20 +9,45 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Protocol
 
-from .providers.base import EmbeddingProvider, ProviderConfig, ProviderError
+from .providers.base import ProviderConfig, ProviderError
 
 log = logging.getLogger(__name__)
 
-Builder = Callable[[ProviderConfig], EmbeddingProvider]
+# After a load of a config failed, it is not tried again on its own (first request, listener)
+# for this long; an explicit prepare or reload always tries. KG_LOAD_RETRY_SECONDS overrides it.
+LOAD_RETRY_SECONDS = 10.0
+
+
+class Servable(Protocol):
+    """What the manager serves: an EmbeddingProvider, or a ServedProvider around one."""
+
+    @property
+    def config(self) -> ProviderConfig: ...
+    @property
+    def model(self) -> str: ...
+    @property
+    def dimensions(self) -> int: ...
+    @property
+    def device(self) -> str: ...
+    @property
+    def load_seconds(self) -> float | None: ...
+    def load(self) -> None: ...
+    def close(self) -> None: ...
+
+
+Builder = Callable[[ProviderConfig], Servable]
 
 
 class NotReady(Exception):
-    """No provider is loaded yet (answered as 503); message says why."""
+    """No provider is loaded yet; message says why."""
+
+    code = "model_not_ready"
+    retry_after = 5  # seconds: a load takes a few
 
 
-def _default_builder(cfg: ProviderConfig) -> EmbeddingProvider:
+def _default_builder(cfg: ProviderConfig) -> Servable:
     # Lazy: the providers import torch or openai.
     from .providers import build_provider
 
@@ -32,22 +57,23 @@ def _default_builder(cfg: ProviderConfig) -> EmbeddingProvider:
 class EmbeddingModelManager:
     """Holds the serving provider; swaps it atomically and closes the old one when unborrowed."""
 
-    def __init__(self, builder: Builder | None = None, retry_seconds: float = 10.0) -> None:
+    def __init__(self, builder: Builder | None = None,
+                 retry_seconds: float = LOAD_RETRY_SECONDS) -> None:
         self._build = builder or _default_builder
         self.retry_seconds = retry_seconds
         self._lock = threading.Lock()
-        self._provider: EmbeddingProvider | None = None
+        self._provider: Servable | None = None
         self._config_id: int | None = None
         self._borrowers: dict[int, int] = {}  # id(provider) -> requests using it
-        self._retired: dict[int, EmbeddingProvider] = {}  # swapped out, closed when unborrowed
+        self._retired: dict[int, Servable] = {}  # swapped out, closed when unborrowed
         self._flights: dict[ProviderConfig, Future] = {}
         self._last_error: str | None = None
-        self._failed_at: float | None = None
+        self._failed: dict[int | None, float] = {}  # config id -> when loading it last failed
         # Held across "write the new row + swap" so the listener never races the admin path.
         self.commit_lock = threading.RLock()
 
     # -- loading --------------------------------------------------------------------------
-    def prepare(self, cfg: ProviderConfig) -> EmbeddingProvider:
+    def prepare(self, cfg: ProviderConfig) -> Servable:
         """Build and load a provider for `cfg` without touching the serving one."""
         provider = None
         try:
@@ -68,7 +94,7 @@ class EmbeddingModelManager:
                 self._last_error = str(exc)
             raise
 
-    def swap(self, provider: EmbeddingProvider, config_id: int | None) -> bool:
+    def swap(self, provider: Servable, config_id: int | None) -> bool:
         """Serve `provider` from now on; False (and it is closed) if a newer config is served."""
         with self._lock:
             if (config_id is not None and self._config_id is not None
@@ -77,7 +103,8 @@ class EmbeddingModelManager:
             else:
                 stale = False
                 old, self._provider, self._config_id = self._provider, provider, config_id
-                self._last_error, self._failed_at = None, None
+                self._last_error = None
+                self._failed.pop(config_id, None)
                 if old is not None and old is not provider:
                     self._retired[id(old)] = old
                     old = None if self._borrowers.get(id(old), 0) else self._retired.pop(id(old))
@@ -91,7 +118,7 @@ class EmbeddingModelManager:
                  provider.device)
         return True
 
-    def load(self, cfg: ProviderConfig, force: bool = False) -> EmbeddingProvider:
+    def load(self, cfg: ProviderConfig, force: bool = False) -> Servable:
         """Prepare and swap in `cfg` once, however many threads ask at the same time."""
         with self._lock:
             if not force and self._provider is not None and cfg.id is not None \
@@ -110,7 +137,7 @@ class EmbeddingModelManager:
             return provider
         except BaseException as exc:
             with self._lock:
-                self._failed_at = time.monotonic()
+                self._failed[cfg.id] = time.monotonic()
             flight.set_exception(exc)
             raise
         finally:
@@ -122,8 +149,7 @@ class EmbeddingModelManager:
         with self._lock:
             if self._provider is not None:
                 return
-            recent = (self._failed_at is not None and not self._flights
-                      and time.monotonic() - self._failed_at < self.retry_seconds)
+            recent = not self._flights and any(map(self._recent, self._failed.values()))
             last = self._last_error
         if recent:
             raise NotReady(f"the model failed to load: {last}")
@@ -132,8 +158,24 @@ class EmbeddingModelManager:
         except ProviderError as exc:
             raise NotReady(f"the model failed to load: {exc}") from None
 
+    def follow(self, cfg: ProviderConfig, force: bool = False) -> None:
+        """Serve `cfg` (the listener's change) unless this process serves it or a newer config,
+        or loading it failed less than retry_seconds ago; `force` (a reload) loads it anyway."""
+        with self.commit_lock:  # an admin change in this process finishes its swap first
+            if not force and self._config_id is not None and self._provider is not None \
+                    and self._config_id >= cfg.id:
+                return
+        with self._lock:
+            failed_at = self._failed.get(cfg.id)
+        if not force and failed_at is not None and self._recent(failed_at):
+            return  # do not reload a broken model every poll
+        self.load(cfg, force=force)
+
+    def _recent(self, failed_at: float) -> bool:
+        return time.monotonic() - failed_at < self.retry_seconds
+
     # -- serving --------------------------------------------------------------------------
-    def current(self) -> EmbeddingProvider | None:
+    def current(self) -> Servable | None:
         """Return the serving provider (None before the first load)."""
         return self._provider
 
@@ -144,7 +186,7 @@ class EmbeddingModelManager:
 
     @contextmanager
     def use(self, source: Callable[[], ProviderConfig] | None = None
-            ) -> Iterator[EmbeddingProvider]:
+            ) -> Iterator[Servable]:
         """Borrow the serving provider for one request; a swap waits for borrowers to finish."""
         if self._provider is None and source is not None:
             self.ensure_loaded(source)
@@ -207,20 +249,21 @@ class EmbeddingModelManager:
             self._provider, self._config_id = None, None
             self._retired.clear()
             self._borrowers.clear()
-            self._last_error, self._failed_at = None, None
+            self._last_error = None
+            self._failed.clear()
         for p in providers:
             _close_quietly(p)
 
     close = reset
 
 
-def _accuracy(provider: EmbeddingProvider | None) -> dict[str, Any] | None:
+def _accuracy(provider: Servable | None) -> dict[str, Any] | None:
     """The accuracy guard's figures of an onnx/openvino provider (None for the others)."""
     guard = getattr(provider, "guard", None) if provider is not None else None
     return guard.as_dict() if guard is not None else None
 
 
-def _close_quietly(provider: EmbeddingProvider) -> None:
+def _close_quietly(provider: Servable) -> None:
     try:
         provider.close()
     except Exception:  # a failing close must not break a swap

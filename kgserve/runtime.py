@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 import uuid
 from typing import Any
 
@@ -28,8 +27,8 @@ class Runtime:
         self.db = Database(config["DATABASE_URL"], config["DB_CONNECT_TIMEOUT"],
                            config["DB_POOL_TIMEOUT"], config["DB_STATEMENT_TIMEOUT_MS"])
         # Local models are served through a batching queue (kgserve.batching, issue 5).
-        builder = config.get("PROVIDER_BUILDER") or serving_builder(config)
-        self.manager = EmbeddingModelManager(builder, retry_seconds=config["LOAD_RETRY_SECONDS"])
+        self.manager = EmbeddingModelManager(serving_builder(config),
+                                             retry_seconds=float(config["LOAD_RETRY_SECONDS"]))
         self.channel = config["NOTIFY_CHANNEL"]
         self.poll_interval = float(config["POLL_INTERVAL"])
         self.listener_enabled = bool(config["LISTENER"])
@@ -38,7 +37,6 @@ class Runtime:
         self.listener: ConfigListener | None = None
         self._listener_pid: int | None = None
         self._lock = threading.Lock()
-        self._failed: dict[int, float] = {}  # config id -> when following it last failed
 
     def start_listener(self) -> None:
         """Start this process's listener once (again in a forked child, whose threads are gone)."""
@@ -57,19 +55,9 @@ class Runtime:
         if row is None:
             return
         self.last_row = row
-        mgr = self.manager
-        with mgr.commit_lock:  # an admin change in this process finishes its swap first
-            if not force and mgr.config_id is not None and mgr.config_id >= row["id"] \
-                    and mgr.current() is not None:
-                return
-        failed_at = self._failed.get(row["id"])
-        if not force and failed_at is not None and time.monotonic() - failed_at < 60:
-            return  # do not reload a broken model every poll; an admin reload forces it
         try:
-            mgr.load(ProviderConfig.from_row(row), force=force)
-            self._failed.pop(row["id"], None)
+            self.manager.follow(ProviderConfig.from_row(row), force=force)
         except ProviderError as exc:
-            self._failed[row["id"]] = time.monotonic()
             log.error("cannot serve config %s (%s %s): %s; the previous model keeps serving",
                       row["id"], row["provider"], row["model_name"], exc)
 

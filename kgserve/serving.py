@@ -1,4 +1,4 @@
-"""The provider the manager serves: a batching queue for local models, timings for every kind."""
+"""What the manager serves: a provider, behind a batching queue when it is local, timed."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 
 from . import metrics
 from .batching import BatchedEmbeddings, BatchingQueue, BatchSettings
+from .providers import build_provider
 from .providers.base import EmbeddingProvider, ProviderConfig
 from .providers.guard import AccuracyRefused
 
@@ -25,47 +26,63 @@ def batch_settings(cfg: ProviderConfig, app_config: Mapping[str, Any]) -> BatchS
         call_size=int(app_config.get("BATCH_CALL_SIZE") or defaults.call_size))
 
 
-class ServedProvider(EmbeddingProvider):
-    """Wraps a provider: embed() goes through a BatchingQueue (local) and reports its timings."""
+class ServedProvider:
+    """A provider as the manager serves it: requests go through a BatchingQueue when `batch` is
+    set (local models), else straight to the provider; either way each answer says where its
+    time went."""
 
-    def __init__(self, inner: EmbeddingProvider, settings: BatchSettings | None = None,
-                 batching: bool = True) -> None:
-        # No super().__init__: config, device and load_seconds are the inner provider's.
-        self.inner = inner
-        self.settings = settings
-        self.batching = batching
-        self.queue: BatchingQueue | None = None
+    def __init__(self, provider: EmbeddingProvider, batch: BatchSettings | None) -> None:
+        self.provider = provider
+        self.batch = batch
+        self.queue: BatchingQueue | None = None  # made by load()
 
-    config = property(lambda self: self.inner.config)
-    device = property(lambda self: self.inner.device)
-    load_seconds = property(lambda self: self.inner.load_seconds)
-    model = property(lambda self: self.inner.model)
-    dimensions = property(lambda self: self.inner.dimensions)
+    @property
+    def config(self) -> ProviderConfig:
+        """The config the provider was built from."""
+        return self.provider.config
 
-    def __getattr__(self, name: str) -> Any:
-        # Anything else (prompts, max_seq_length, native_dimensions...) is the inner provider's.
-        if name == "inner":
-            raise AttributeError(name)
-        return getattr(self.inner, name)
+    @property
+    def model(self) -> str:
+        """The model name reported in responses."""
+        return self.provider.model
+
+    @property
+    def dimensions(self) -> int:
+        """The size of the vectors served by default."""
+        return self.provider.dimensions
+
+    @property
+    def device(self) -> str:
+        """Where the model runs ('cpu', 'cuda', ... or 'remote')."""
+        return self.provider.device
+
+    @property
+    def load_seconds(self) -> float | None:
+        """How long the provider took to load."""
+        return self.provider.load_seconds
+
+    @property
+    def guard(self):
+        """The accuracy guard's result of an onnx/openvino provider (None for the others)."""
+        return getattr(self.provider, "guard", None)
 
     def load(self) -> None:
-        """Load the inner provider, then start queueing in front of it."""
+        """Load the provider, record how long it took, then start queueing in front of it."""
         started = time.perf_counter()
-        cfg = self.inner.config
+        cfg = self.provider.config
         try:
-            self.inner.load()
+            self.provider.load()
         except AccuracyRefused:
             metrics.GUARD_REFUSALS.labels(cfg.model_name, cfg.backend, cfg.precision).inc()
             raise
         metrics.observe_load(cfg.provider, cfg.model_name,
-                             self.inner.load_seconds or time.perf_counter() - started)
-        metrics.observe_accuracy(cfg.model_name, cfg.backend, cfg.precision,
-                                 getattr(self.inner, "guard", None))
-        if self.batching:
-            settings = self.settings or BatchSettings(max_batch=cfg.batch_size)
-            if self.inner.device != "cpu":  # accelerators gain from every text in one call
+                             self.provider.load_seconds or time.perf_counter() - started)
+        metrics.observe_accuracy(cfg.model_name, cfg.backend, cfg.precision, self.guard)
+        if self.batch is not None:
+            settings = self.batch
+            if self.provider.device != "cpu":  # accelerators gain from every text in one call
                 settings = replace(settings, call_size=settings.max_batch)
-            self.queue = BatchingQueue(self.inner, settings)
+            self.queue = BatchingQueue(self.provider, settings)
 
     def embed(self, texts: list[str], input_type: str | None = None,
               dimensions: int | None = None) -> BatchedEmbeddings:
@@ -73,35 +90,23 @@ class ServedProvider(EmbeddingProvider):
         if self.queue is not None:
             return self.queue.embed(texts, input_type, dimensions)
         started = time.perf_counter()
-        out = self.inner.embed(texts, input_type, dimensions)
+        out = self.provider.embed(texts, input_type, dimensions)
         elapsed = time.perf_counter() - started
         metrics.INFERENCE.observe(elapsed)
         return BatchedEmbeddings(out.vectors, out.prompt_tokens, 0.0, elapsed)
 
-    def count_tokens(self, texts: list[str], input_type: str | None = None) -> list[int]:
-        """Count tokens with the inner provider."""
-        return self.inner.count_tokens(texts, input_type)
-
-    def check_request(self, input_type: str | None, dimensions: int | None) -> None:
-        """Validate with the inner provider."""
-        self.inner.check_request(input_type, dimensions)
-
     def close(self) -> None:
-        """Drain and stop the queue, then release the inner provider."""
+        """Drain and stop the queue, then release the provider."""
         if self.queue is not None:
             self.queue.close()
-        self.inner.close()
+        self.provider.close()
 
 
-def serving_builder(app_config: Mapping[str, Any],
-                    build: Callable[[ProviderConfig], EmbeddingProvider] | None = None
-                    ) -> Callable[[ProviderConfig], EmbeddingProvider]:
-    """Return a manager builder that wraps each provider; local ones get a batching queue."""
-    if build is None:
-        from .providers import build_provider as build
-
-    def builder(cfg: ProviderConfig) -> EmbeddingProvider:
+def serving_builder(app_config: Mapping[str, Any]) -> Callable[[ProviderConfig], ServedProvider]:
+    """Return the manager's builder: each provider served, local ones behind a batching queue."""
+    def builder(cfg: ProviderConfig) -> ServedProvider:
         batching = cfg.provider == "local" and bool(app_config.get("BATCHING", True))
-        return ServedProvider(build(cfg), batch_settings(cfg, app_config), batching)
+        return ServedProvider(build_provider(cfg),
+                              batch_settings(cfg, app_config) if batching else None)
 
     return builder

@@ -23,9 +23,14 @@ _LOCK_KEY = "kg_api.embedding_config"
 class NoActiveConfig(LookupError):
     """The table has no active row."""
 
+    code = "not_configured"
+
 
 class DimensionChangeRefused(Exception):
     """The new config changes the vector size and the caller did not allow it."""
+
+    code = "dimension_change_refused"
+    param = "embedding_dimensions"
 
     def __init__(self, old: int, new: int) -> None:
         super().__init__(

@@ -9,14 +9,13 @@ import psycopg
 import pytest
 from click.testing import CliRunner
 
+from tests.support.kgm import REPO
 from tests.support.pg import (
     create_database,
     destroy_cluster,
     drop_database,
     make_cluster,
 )
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(autouse=True)
@@ -88,14 +87,6 @@ def kgmigrate(db_url, migrations, tmp_path):
         return CliRunner().invoke(cli, [*base, *args], input=input, catch_exceptions=False)
 
     return run
-
-
-def kgmigrate_argv(url: str, migrations_dir: Path, *args: str) -> list[str]:
-    """Return the argv to run kgmigrate as a separate process (concurrency and kill tests)."""
-    import sys
-
-    return [sys.executable, "-m", "kgmigrate", "--database-url", url,
-            "--migrations-dir", str(migrations_dir), *args]
 
 
 @pytest.fixture

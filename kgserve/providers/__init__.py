@@ -6,6 +6,7 @@ from kgserve.providers.base import (
     DeviceUnavailable,
     EmbeddingProvider,
     Embeddings,
+    InvalidDimensions,
     InvalidInput,
     ModelUnavailable,
     ProviderConfig,
@@ -17,9 +18,9 @@ from kgserve.providers.base import (
 PROVIDERS = ("local", "openai")
 
 __all__ = [
-    "PROVIDERS", "DeviceUnavailable", "EmbeddingProvider", "Embeddings", "InvalidInput",
-    "ModelUnavailable", "ProviderConfig", "ProviderError", "ResourceLimitExceeded",
-    "UpstreamError", "build_provider",
+    "PROVIDERS", "DeviceUnavailable", "EmbeddingProvider", "Embeddings", "InvalidDimensions",
+    "InvalidInput", "ModelUnavailable", "ProviderConfig", "ProviderError",
+    "ResourceLimitExceeded", "UpstreamError", "build_provider",
 ]
 
 

@@ -45,9 +45,8 @@ class Embeddings:
 class ProviderError(Exception):
     """The provider cannot be built or cannot serve; message is safe to show a client."""
 
-    status = 422
     code = "provider_error"
-    param: str | None = None  # the config field at fault, when there is one
+    param: str | None = None  # the request or config field at fault, when there is one
 
 
 class ModelUnavailable(ProviderError):
@@ -71,14 +70,23 @@ class ResourceLimitExceeded(ProviderError):
 class InvalidInput(ProviderError):
     """The request asks for something the provider cannot do (bad `dimensions`, `input_type`)."""
 
-    status = 400
     code = "invalid_request"
+
+
+class InvalidDimensions(InvalidInput):
+    """`dimensions` is outside 1..`limit` for the served model."""
+
+    code = "invalid_dimensions"
+    param = "dimensions"
+
+    def __init__(self, model: str, limit: int) -> None:
+        super().__init__(f"dimensions must be between 1 and {limit} for {model}")
+        self.limit = limit
 
 
 class UpstreamError(ProviderError):
     """The remote API (OpenAI) failed or refused the request."""
 
-    status = 502
     code = "upstream_error"
 
 
@@ -100,6 +108,10 @@ class EmbeddingProvider(ABC):
         """The size of the vectors this provider returns by default."""
         return self.config.embedding_dimensions
 
+    def _dtype(self) -> type:
+        """Return the output vector type for the configured precision."""
+        return np.float16 if self.config.precision == "float16" else np.float32
+
     @abstractmethod
     def load(self) -> None:
         """Build, load and warm the model (or check the remote API); raise ProviderError."""
@@ -113,14 +125,25 @@ class EmbeddingProvider(ABC):
         """Return the token count of each text (after truncation at max_seq_length)."""
         raise NotImplementedError
 
-    def check_request(self, input_type: str | None, dimensions: int | None) -> None:
-        """Raise InvalidInput for an unknown `input_type` or a `dimensions` outside 1..dimensions."""
+    def encode(self, texts: list[str], input_type: str | None = None,
+               dimensions: int | None = None) -> np.ndarray:
+        """Return the vectors of checked, non-empty `texts` in one model call, counting nothing.
+
+        The batching queue's path: it has checked the request and counted its tokens already.
+        """
+        raise NotImplementedError
+
+    def check_request(self, texts: list[str], input_type: str | None,
+                      dimensions: int | None) -> None:
+        """Raise InvalidInput unless `texts` is a list of strings, `input_type` is None, 'query'
+        or 'document' and `dimensions` is None or 1..dimensions (the one check per request)."""
+        if not isinstance(texts, (list, tuple)) or not all(isinstance(t, str) for t in texts):
+            raise InvalidInput("input must be a list of strings")
         if input_type not in (None, "query", "document"):
             raise InvalidInput(f"input_type must be 'query' or 'document', not {input_type!r}")
         if dimensions is not None and (isinstance(dimensions, bool) or not isinstance(dimensions, int)
                                        or not 1 <= dimensions <= self.dimensions):
-            raise InvalidInput(f"dimensions must be an integer from 1 to {self.dimensions} for "
-                               f"model {self.model!r}, not {dimensions!r}")
+            raise InvalidDimensions(self.model, self.dimensions)
 
     def close(self) -> None:
         """Release the model's memory."""

@@ -18,7 +18,6 @@ import torch
 from kgserve.providers.base import (
     EmbeddingProvider,
     Embeddings,
-    InvalidInput,
     ProviderConfig,
     ProviderError,
     ResourceLimitExceeded,
@@ -174,37 +173,45 @@ class LocalProvider(EmbeddingProvider):
     def embed(self, texts: list[str], input_type: str | None = None,
               dimensions: int | None = None) -> Embeddings:
         """Embed `texts` in one model call; truncate to `dimensions` and re-normalise."""
-        self.check_request(input_type, dimensions)
-        _check_texts(texts)
-        size = dimensions or self.dimensions
-        dtype = np.float16 if self.config.precision == "float16" else np.float32
+        self.check_request(texts, input_type, dimensions)
         if not texts:
-            return Embeddings(np.zeros((0, size), dtype=dtype), 0)
-        vectors, tokens = self._encode(texts, input_type)
-        vectors = vectors[:, :size]
+            return Embeddings(np.zeros((0, dimensions or self.dimensions), dtype=self._dtype()), 0)
+        vectors, counts = self._encode(texts, input_type)
+        if counts is None:
+            counts = self.count_tokens(texts, input_type)
+        return Embeddings(self._shape(vectors, dimensions), sum(counts))
+
+    def encode(self, texts: list[str], input_type: str | None = None,
+               dimensions: int | None = None) -> np.ndarray:
+        """Return the vectors of checked `texts`: one model call, truncated, re-normalised."""
+        return self._shape(self._encode(texts, input_type)[0], dimensions)
+
+    def _shape(self, vectors: np.ndarray, dimensions: int | None) -> np.ndarray:
+        """Truncate to `dimensions`, re-normalise if configured, cast to the output type."""
+        vectors = vectors[:, :dimensions or self.dimensions]
         if self.config.normalize_embeddings:
             norms = np.linalg.norm(vectors, axis=1, keepdims=True)
             vectors = vectors / np.maximum(norms, 1e-12)
-        return Embeddings(np.ascontiguousarray(vectors, dtype=dtype), tokens)
+        return np.ascontiguousarray(vectors, dtype=self._dtype())
 
-    def _encode(self, texts: list[str], input_type: str | None) -> tuple[np.ndarray, int]:
-        """Run the model and the tokenizer under the lock; return float32 vectors and tokens."""
+    def _encode(self, texts: list[str], input_type: str | None
+                ) -> tuple[np.ndarray, list[int] | None]:
+        """Run the model under the lock; return float32 vectors, and the token counts when the
+        run gives them for free (the onnx/openvino runtimes read them off the attention mask)."""
         st, cpu = self._st, self._cpu
         if st is None and cpu is None:
             raise ProviderError(f"model {self.model!r} is not loaded")
         prompt = self._prompt(input_type)
         with self._lock:
             if cpu is not None:
-                vectors, counts = cpu.encode([prompt + t for t in texts] if prompt else texts,
-                                             self.config.batch_size)
-                return vectors, sum(counts)
+                return cpu.encode([prompt + t for t in texts] if prompt else texts,
+                                  self.config.batch_size)
             if torch.get_num_threads() != self._threads:  # this config's threads, per call
                 torch.set_num_threads(self._threads)
             out = st.encode(texts, prompt=prompt, batch_size=self.config.batch_size,
                             convert_to_numpy=True, normalize_embeddings=False,
                             show_progress_bar=False)
-            tokens = sum(self._token_counts(texts, prompt))
-        return np.asarray(out, dtype=np.float32), tokens
+        return np.asarray(out, dtype=np.float32), None
 
     def _prompt(self, input_type: str | None) -> str | None:
         """Return the text prepended for `input_type` (None: the model's default, if any)."""
@@ -214,8 +221,6 @@ class LocalProvider(EmbeddingProvider):
 
     def count_tokens(self, texts: list[str], input_type: str | None = None) -> list[int]:
         """Return each text's token count as the model sees it (prefix included, truncated)."""
-        self.check_request(input_type, None)
-        _check_texts(texts)
         if self._st is None and self._cpu is None:
             raise ProviderError(f"model {self.model!r} is not loaded")
         with self._lock:
@@ -272,12 +277,6 @@ def _open(resolved: ResolvedModel, device: str, remote_code: bool = True):
 def _task_prompts(st, resolved: ResolvedModel) -> dict[str, str]:
     """Pick the query/document prefixes: the model's own prompts, else the known-model table."""
     return task_prompts(getattr(st, "prompts", None) or {}, resolved.known)
-
-
-def _check_texts(texts: list[str]) -> None:
-    """Refuse anything but a list of strings."""
-    if not isinstance(texts, (list, tuple)) or not all(isinstance(t, str) for t in texts):
-        raise InvalidInput("input must be a list of strings")
 
 
 def _release(device: str) -> None:

@@ -96,11 +96,7 @@ class OpenAIProvider(EmbeddingProvider):
     def embed(self, texts: list[str], input_type: str | None = None,
               dimensions: int | None = None) -> Embeddings:
         """Embed `texts` in calls of at most 2048 inputs; `input_type` does not apply to OpenAI."""
-        self.check_request(input_type, dimensions)
-        if not isinstance(texts, (list, tuple)) or not all(isinstance(t, str) for t in texts):
-            raise InvalidInput("input must be a list of strings")
-        if any(t == "" for t in texts):
-            raise InvalidInput("input strings must not be empty for the openai provider")
+        self.check_request(texts, input_type, dimensions)
         size = dimensions or self.dimensions
         if not texts:
             return Embeddings(np.zeros((0, size), dtype=self._dtype()), 0)
@@ -117,9 +113,12 @@ class OpenAIProvider(EmbeddingProvider):
                                                1e-12)
         return Embeddings(np.ascontiguousarray(vectors, dtype=self._dtype()), tokens)
 
-    def _dtype(self) -> type:
-        """Return the output vector type for the configured precision."""
-        return np.float16 if self.config.precision == "float16" else np.float32
+    def check_request(self, texts: list[str], input_type: str | None,
+                      dimensions: int | None) -> None:
+        """Check as every provider does; the API also refuses empty strings."""
+        super().check_request(texts, input_type, dimensions)
+        if any(t == "" for t in texts):
+            raise InvalidInput("input strings must not be empty for the openai provider")
 
     def _call(self, texts: list[str], size: int) -> tuple[np.ndarray, int]:
         """Make one embeddings call; return (vectors in input order, prompt tokens)."""

@@ -6,17 +6,16 @@ from typing import Any
 
 from flask import request
 
-from ..errors import ApiError
+from ..errors import InvalidBody
 
 
 def json_body() -> dict[str, Any]:
-    """Return the request's JSON object, or raise a 400 ApiError saying what is wrong."""
+    """Return the request's JSON object, or raise InvalidBody saying what is wrong."""
     if not request.is_json:
-        raise ApiError(400, "send a JSON body with 'Content-Type: application/json'",
-                       "invalid_json")
+        raise InvalidBody("send a JSON body with 'Content-Type: application/json'")
     body = request.get_json(silent=True)
     if body is None:
-        raise ApiError(400, "the request body is not valid JSON", "invalid_json")
+        raise InvalidBody("the request body is not valid JSON")
     if not isinstance(body, dict):
-        raise ApiError(400, "the request body must be a JSON object", "invalid_json")
+        raise InvalidBody("the request body must be a JSON object")
     return body

@@ -6,7 +6,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from .. import ops
 from ..auth import require_admin
-from ..errors import ApiError
+from ..errors import InvalidQuery
 from ..runtime import runtime
 from ..schemas import ConfigRequestSchema
 from . import json_body
@@ -28,8 +28,7 @@ def list_configs() -> Response:
     """Return the config history, newest first."""
     limit = request.args.get("limit", "100")
     if not limit.isdigit() or not 1 <= int(limit) <= 1000:
-        raise ApiError(422, "limit must be an integer from 1 to 1000", "invalid_request",
-                       param="limit")
+        raise InvalidQuery("limit must be an integer from 1 to 1000", param="limit")
     return jsonify({"configs": ops.list_configs(runtime(), int(limit))})
 
 

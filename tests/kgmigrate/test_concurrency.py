@@ -4,23 +4,12 @@ from __future__ import annotations
 
 import json
 import signal
-import time
-
-import pytest
 
 from kgmigrate.locking import LOCK_KEY
 from tests.support.kgm import kgmigrate_proc, run_kgmigrate, table_exists, tracked
+from tests.support.waiting import wait_for
 
 RUNNERS = 6
-
-
-def _wait_for(predicate, what: str, limit: float = 60) -> None:
-    """Poll until `predicate()` holds; fail naming `what` if it never does."""
-    deadline = time.monotonic() + limit
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"gave up waiting for {what}")
-        time.sleep(0.05)
 
 
 def test_six_runners_at_once_apply_each_migration_exactly_once(migrations, db_url, db):
@@ -93,7 +82,7 @@ def test_kill_9_mid_migration_leaves_nothing_and_the_next_run_finishes(migration
                           ).fetchone()[0] == 1
 
     try:
-        _wait_for(sleeping, "the runner to reach pg_sleep")
+        wait_for(sleeping, "the runner to reach pg_sleep", 60)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=30)

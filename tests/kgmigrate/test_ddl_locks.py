@@ -11,15 +11,16 @@ import pytest
 
 from kgmigrate.ddllock import DdlLockPolicy
 from tests.support.kgm import (
+    NO_TX,
     columns,
     env,
-    kgmigrate_proc,
+    kgmigrate_running,
     run_kgmigrate,
     table_exists,
     tracked,
 )
-
-NO_TX = "-- kgmigrate: no-transaction\n"
+from tests.support.procs import read_until
+from tests.support.waiting import join, start_threads, wait_for
 
 
 @pytest.fixture
@@ -44,42 +45,28 @@ class Readers:
     """Sessions querying kgt_busy in a loop; remembers the longest single query."""
 
     def __init__(self, url: str, n: int = 3) -> None:
-        self.url, self.stop, self.worst, self.errors = url, threading.Event(), 0.0, []
-        self.threads = [threading.Thread(target=self._loop, daemon=True) for _ in range(n)]
+        self.url, self.n, self.stop, self.worst = url, n, threading.Event(), 0.0
 
     def _loop(self) -> None:
-        try:
-            with psycopg.connect(self.url, autocommit=True, application_name="kgt-reader") as c:
-                while not self.stop.is_set():
-                    t0 = time.perf_counter()
-                    c.execute("SELECT count(*) FROM kgt_busy").fetchone()
-                    self.worst = max(self.worst, time.perf_counter() - t0)
-                    time.sleep(0.01)
-        except Exception as exc:  # noqa: BLE001 - reported by the test
-            self.errors.append(exc)
+        with psycopg.connect(self.url, autocommit=True, application_name="kgt-reader") as c:
+            while not self.stop.is_set():
+                t0 = time.perf_counter()
+                c.execute("SELECT count(*) FROM kgt_busy").fetchone()
+                self.worst = max(self.worst, time.perf_counter() - t0)
+                time.sleep(0.01)
 
     def __enter__(self) -> Self:
-        for t in self.threads:
-            t.start()
+        self._results, self._threads = start_threads([self._loop] * self.n)
         return self
 
     def __exit__(self, *exc) -> None:
         self.stop.set()
-        for t in self.threads:
-            t.join(timeout=30)
+        join(self._threads, 30)
 
-
-def _wait_for_line(proc, needle: str, limit: float = 90) -> list[str]:
-    """Read the process's stderr until a line holds `needle`; return the lines read."""
-    lines, deadline = [], time.monotonic() + limit
-    while time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        if not line:
-            break
-        lines.append(line)
-        if needle in line:
-            return lines
-    pytest.fail(f"no line with {needle!r}; stderr so far:\n{''.join(lines)}")
+    @property
+    def errors(self) -> list[Exception]:
+        """What the readers raised (each stops at its first error)."""
+        return [r for r in self._results if isinstance(r, Exception)]
 
 
 @pytest.mark.timeout(120)
@@ -116,14 +103,11 @@ def test_up_gives_up_retries_names_the_blocker_and_applies_nothing(busy, blocker
 def test_blocker_that_commits_during_the_retries_lets_the_migration_through(busy, blocker,
                                                                             db_url, db):
     busy.add("002_alter.sql", "ALTER TABLE kgt_busy ADD COLUMN note TEXT;\n")
-    proc = kgmigrate_proc(db_url, busy.path, "up", "-y", "--ddl-lock-timeout", "0.3",
-                          "--retries", "20")
-    try:
-        _wait_for_line(proc, "retry 1 of 20")
+    with kgmigrate_running(db_url, busy.path, "up", "-y", "--ddl-lock-timeout", "0.3",
+                           "--retries", "20") as proc:
+        read_until(proc.stderr, "retry 1 of 20", 90)
         blocker.commit()
         out, err = proc.communicate(timeout=90)
-    finally:
-        proc.kill()
     assert proc.returncode == 0, out + err
     assert "✓ Migration 002 - alter" in out
     assert "note" in columns(db, "kgt_busy") and tracked(db) == [1, 2]
@@ -134,15 +118,12 @@ def test_no_transaction_file_retries_only_the_statement_that_timed_out(busy, blo
     # The CREATE TABLE would fail if it ran twice; it must stay applied and not be retried.
     busy.add("002_split.sql", NO_TX + "CREATE TABLE kgt_once (x BIGINT);\n"
                                       "ALTER TABLE kgt_busy ADD COLUMN note TEXT;\n")
-    proc = kgmigrate_proc(db_url, busy.path, "up", "-y", "--ddl-lock-timeout", "0.3",
-                          "--retries", "20")
-    try:
-        seen = _wait_for_line(proc, "retry 1 of 20")
+    with kgmigrate_running(db_url, busy.path, "up", "-y", "--ddl-lock-timeout", "0.3",
+                           "--retries", "20") as proc:
+        retry_line, _ = read_until(proc.stderr, "retry 1 of 20", 90)
         blocker.commit()
         out, err = proc.communicate(timeout=90)
-    finally:
-        proc.kill()
-    assert "Migration 002 (split) statement 2 (line 3) gave up after waiting 0.3 s" in seen[-1]
+    assert "Migration 002 (split) statement 2 (line 3) gave up after waiting 0.3 s" in retry_line
     assert proc.returncode == 0, out + err
     assert table_exists(db, "kgt_once") and "note" in columns(db, "kgt_busy")
     assert tracked(db) == [1, 2]
@@ -190,21 +171,21 @@ def test_create_index_concurrently_is_not_cut_short(busy, db_url, db):
     writer.execute("INSERT INTO kgt_busy VALUES (1000)")
     busy.add("002_idx.sql", NO_TX + "CREATE INDEX CONCURRENTLY IF NOT EXISTS kgt_busy_id2 "
                                     "ON kgt_busy ((id * 2));\n")
-    proc = kgmigrate_proc(db_url, busy.path, "up", "-y", "--ddl-lock-timeout", "0.2",
-                          "--retries", "0")
+    def waiting_for_a_lock() -> bool:
+        assert proc.poll() is None, proc.communicate()
+        return db.execute("SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE "
+                          "application_name = 'kgmigrate' AND wait_event_type = 'Lock')"
+                          ).fetchone()[0]
+
     try:
-        deadline = time.monotonic() + 60
-        while not db.execute("SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE "
-                             "application_name = 'kgmigrate' AND wait_event_type = 'Lock')"
-                             ).fetchone()[0]:
-            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-            time.sleep(0.05)
-        time.sleep(1.0)  # five times the bound: still waiting, not failed
-        assert proc.poll() is None
-        writer.commit()
-        out, err = proc.communicate(timeout=60)
+        with kgmigrate_running(db_url, busy.path, "up", "-y", "--ddl-lock-timeout", "0.2",
+                               "--retries", "0") as proc:
+            wait_for(waiting_for_a_lock, "kgmigrate to wait for a lock", 60)
+            time.sleep(1.0)  # five times the bound: still waiting, not failed
+            assert proc.poll() is None
+            writer.commit()
+            out, err = proc.communicate(timeout=60)
     finally:
-        proc.kill()
         writer.close()
     assert proc.returncode == 0, out + err
     assert db.execute("SELECT indisvalid FROM pg_index "

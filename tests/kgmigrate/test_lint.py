@@ -14,9 +14,7 @@ from click.testing import CliRunner
 from kgmigrate.cli import cli
 from kgmigrate.errors import LintUnavailable
 from kgmigrate.lint import find_squawk
-from tests.support.kgm import env, run_kgmigrate
-
-NO_TX = "-- kgmigrate: no-transaction\n"
+from tests.support.kgm import NO_TX, env, run_kgmigrate
 
 
 @pytest.fixture

@@ -15,9 +15,9 @@ from click.testing import CliRunner
 from kgmigrate import pgtools
 from kgmigrate.cli import cli
 from kgmigrate.localdb import LocalCluster
-from tests.support.kgm import latest_version
+from tests.support.kgm import REPO, latest_version
 
-SCHEMA = Path(__file__).resolve().parents[2] / "schema" / "migrations"
+SCHEMA = REPO / "schema" / "migrations"
 
 
 def _kg(*args: str):

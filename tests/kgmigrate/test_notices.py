@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-import select
-import time
 
 import psycopg
 
-from tests.support.kgm import kgmigrate_proc, run_kgmigrate
+from tests.support.kgm import kgmigrate_running, run_kgmigrate
+from tests.support.procs import read_until
 
 PROGRESS = """
 CREATE TABLE kgt_n (x int);
@@ -58,17 +57,12 @@ def test_notices_arrive_while_the_file_still_runs(db_url, db, migrations):
                                    "DO $$ BEGIN RAISE NOTICE 'step two done'; END $$;\n")
     with psycopg.connect(db_url, autocommit=True) as blocker:
         blocker.execute("SELECT pg_advisory_lock(4242)")
-        proc = kgmigrate_proc(db_url, migrations.path, "up", "-y", "--no-snapshot")
-        try:
-            # Raw reads: select() cannot see lines a text wrapper has already buffered.
-            fd, seen = proc.stderr.fileno(), b""
-            deadline = time.monotonic() + 60  # a bound against hanging, not a timing
-            while b"step one done" not in seen and time.monotonic() < deadline:
-                if select.select([fd], [], [], 1)[0]:
-                    seen += os.read(fd, 4096)
-            assert b"      NOTICE:  step one done" in seen
-            assert proc.poll() is None and b"step two" not in seen
-        finally:
-            blocker.execute("SELECT pg_advisory_unlock(4242)")
-        assert proc.wait(timeout=120) == 0
-        assert b"      NOTICE:  step two done" in os.read(fd, 4096)
+        with kgmigrate_running(db_url, migrations.path, "up", "-y", "--no-snapshot") as proc:
+            try:
+                _, seen = read_until(proc.stderr, "step one done", 60)
+                assert "      NOTICE:  step one done" in seen
+                assert proc.poll() is None and "step two" not in seen
+            finally:
+                blocker.execute("SELECT pg_advisory_unlock(4242)")
+            assert proc.wait(timeout=120) == 0
+            assert b"      NOTICE:  step two done" in os.read(proc.stderr.fileno(), 4096)

@@ -6,24 +6,24 @@ import datetime as dt
 import os
 import signal
 import subprocess
-import sys
-import time
 import uuid
 
 import psycopg
 import pytest
 from psycopg import sql
 
+from kgmigrate.dbfacts import DbFacts
 from kgmigrate.errors import ToolError
-from kgmigrate.pgclient import DbFacts
 from kgmigrate.snapshots import take_snapshot
-from tests.kgmigrate.test_snapshot_helpers import (
+from tests.support.kgm import kgmigrate_running
+from tests.support.snapshots import (
     MIGRATION_002,
     fingerprint,
     seed,
     snapshot_files,
     take,
 )
+from tests.support.waiting import wait_for
 
 
 def test_snapshot_prints_path_and_size(kgmigrate, migrations, db, tmp_path):
@@ -93,22 +93,15 @@ def test_interrupted_snapshot_leaves_nothing(migrations, kgmigrate, db, db_url, 
     backups = tmp_path / "backups"
     with psycopg.connect(db_url) as locker:
         locker.execute("LOCK TABLE app.things IN ACCESS EXCLUSIVE MODE")
-        proc = subprocess.Popen([sys.executable, "-m", "kgmigrate", "--database-url", db_url,
-                                 "--backups-dir", str(backups), "snapshot"],
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 60
-            while not db.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type "
-                                 "= 'Lock' AND datname = current_database()").fetchone()[0]:
-                assert time.monotonic() < deadline, "pg_dump never reached the lock"
-                time.sleep(0.05)
+        with kgmigrate_running(db_url, None, "--backups-dir", str(backups), "snapshot",
+                               stderr=subprocess.STDOUT) as proc:
+            wait_for(lambda: db.execute("SELECT count(*) FROM pg_stat_activity WHERE "
+                                        "wait_event_type = 'Lock' AND datname = "
+                                        "current_database()").fetchone()[0],
+                     "pg_dump to reach the lock", 60)
             assert any(p.name.startswith(".kgmigrate-partial-") for p in backups.iterdir())
             proc.send_signal(signal.SIGTERM)
             out, _ = proc.communicate(timeout=60)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
     assert proc.returncode == 1, out
     assert snapshot_files(backups) == []
 
@@ -234,21 +227,13 @@ def test_restore_waits_for_a_running_migration(kgmigrate, migrations, db, db_url
     db.execute("INSERT INTO app.things (t) VALUES ('after the snapshot')")
     with psycopg.connect(db_url, autocommit=True) as runner:
         runner.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
-        proc = subprocess.Popen([sys.executable, "-m", "kgmigrate", "--database-url", db_url,
-                                 "restore", "-y", str(path)],
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 60
-            while not db.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
-                                 "AND NOT granted").fetchone()[0]:
-                assert time.monotonic() < deadline, "restore never waited for the lock"
-                time.sleep(0.05)
+        with kgmigrate_running(db_url, None, "restore", "-y", str(path),
+                               stderr=subprocess.STDOUT) as proc:
+            wait_for(lambda: db.execute("SELECT count(*) FROM pg_locks WHERE locktype = "
+                                        "'advisory' AND NOT granted").fetchone()[0],
+                     "restore to wait for the lock", 60)
             assert db.execute("SELECT count(*) FROM app.things").fetchone()[0] == 6
             runner.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
             out, _ = proc.communicate(timeout=120)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
     assert proc.returncode == 0, out
     assert db.execute("SELECT count(*) FROM app.things").fetchone()[0] == 5

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from pathlib import Path
 from urllib.parse import quote
@@ -14,7 +13,8 @@ from psycopg import sql
 from kgmigrate.pgtools import find_binary
 from kgmigrate.restore import Checked, restore_commands
 from kgmigrate.snapshots import dump_command
-from tests.kgmigrate.test_snapshot_helpers import MIGRATION_001, fingerprint
+from tests.support.snapshots import MIGRATION_001, fingerprint
+from tests.support.waiting import wait_for
 
 PASSWORD = "pa:ss@wo/rd?" + uuid.uuid4().hex[:6]
 
@@ -32,14 +32,15 @@ def secured(pg_cluster, db, db_url):
     hba.write_text(f"local all {role} scram-sha-256\n{original}")
     db.execute("SELECT pg_reload_conf()")
     plain = db_url.replace("postgres@", f"{role}@")
-    deadline = time.monotonic() + 30
-    while True:  # the reload is asynchronous: wait until a password is demanded
+
+    def password_demanded() -> bool:
         try:
             psycopg.connect(plain).close()
         except psycopg.OperationalError:
-            break
-        assert time.monotonic() < deadline, "pg_hba.conf reload never took effect"
-        time.sleep(0.05)
+            return True
+        return False
+
+    wait_for(password_demanded, "the pg_hba.conf reload to take effect", 30)  # asynchronous
     try:
         yield role, db_url.replace("postgres@", f"{role}:{quote(PASSWORD, safe='')}@")
     finally:

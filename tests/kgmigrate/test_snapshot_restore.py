@@ -8,7 +8,7 @@ import uuid
 import pytest
 from psycopg import sql
 
-from tests.kgmigrate.test_snapshot_helpers import MIGRATION_002, fingerprint, seed, take
+from tests.support.snapshots import MIGRATION_002, fingerprint, seed, take
 
 FORMATS = ["custom", "plain"]
 

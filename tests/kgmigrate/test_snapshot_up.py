@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.kgmigrate.test_snapshot_helpers import MIGRATION_002, seed, snapshot_files
+from tests.support.snapshots import MIGRATION_002, seed, snapshot_files
 
 QUESTION = "Create snapshot before migrating? [Y/n]"
 

@@ -1,27 +1,12 @@
-"""Fixtures for kgserve: a migrated database, an app per test, a live loopback server."""
+"""Fixtures for kgserve: a migrated database, an app per test, live servers, test stand-ins.
+
+Helpers that are not fixtures live in tests/support/ (kgs, waiting, gate, gunicorn)."""
 
 from __future__ import annotations
 
-import threading
-from contextlib import contextmanager
-from pathlib import Path
-
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-ADMIN_TOKEN = "test-admin-token-0123456789"
-MINILM = "sentence-transformers/all-MiniLM-L6-v2"
-
-
-def migrate(url: str, backups: Path) -> None:
-    """Apply the project's real schema (schema/migrations) to the database at `url`."""
-    from kgmigrate.engine import apply, connect, make_plan
-    from kgmigrate.settings import Settings
-
-    settings = Settings(database_url=url, migrations_dir=REPO / "schema" / "migrations",
-                        backups_dir=backups)
-    with connect(url) as conn:
-        apply(conn, settings, make_plan(conn, settings))
+from tests.support.kgs import ADMIN_TOKEN, MINILM_BODY, make_app, migrate
 
 
 @pytest.fixture
@@ -29,16 +14,6 @@ def kg_url(db_url, tmp_path):
     """A fresh database with the project's schema (the default active row is openai 1536-d)."""
     migrate(db_url, tmp_path / "backups")
     return db_url
-
-
-def make_app(url: str, **overrides):
-    """Create a kgserve app for tests: admin token set, no background listener unless asked."""
-    from kgserve import create_app
-
-    config = {"TESTING": True, "DATABASE_URL": url, "ADMIN_TOKEN": ADMIN_TOKEN,
-              "LISTENER": False}
-    config.update(overrides)
-    return create_app(config)
 
 
 @pytest.fixture
@@ -78,33 +53,12 @@ def admin():
     return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
-MINILM_BODY = {"provider": "local", "model_name": MINILM, "embedding_dimensions": 384,
-               "precision": "float32", "device": "cpu", "allow_dimension_change": True}
-
-ONNX_BODY = {**MINILM_BODY, "backend": "onnx"}
-
-
 @pytest.fixture
 def minilm(client, admin):
     """Switch the app to the bundled MiniLM through the admin API; return the response JSON."""
     resp = client.post("/admin/embedding/config", json=MINILM_BODY, headers=admin)
     assert resp.status_code == 200, resp.get_json()
     return resp.get_json()
-
-
-@contextmanager
-def serve(application):
-    """Serve `application` on a free loopback port in a thread; yield its base URL."""
-    from werkzeug.serving import make_server
-
-    server = make_server("127.0.0.1", 0, application, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(10)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -137,3 +91,12 @@ def openai_stub():
 
     with OpenAIStub() as stub:
         yield stub
+
+
+@pytest.fixture(scope="module")
+def gunicorn_server(tmp_path_factory, openai_stub):
+    """kgserve under real gunicorn with two workers, on a cluster of its own (per module)."""
+    from tests.support.gunicorn import running_gunicorn
+
+    with running_gunicorn(tmp_path_factory.mktemp("gunicorn"), openai_stub) as server:
+        yield server

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import psycopg
 
-from tests.kgserve.conftest import MINILM, MINILM_BODY
+from tests.support.kgs import MINILM, MINILM_BODY, serve
+from tests.support.waiting import join, start_threads, wait_for
 
 
 def active_rows(url):
@@ -126,10 +127,7 @@ def test_history_limit(client, admin, minilm):
 def test_requests_during_a_switch_are_all_answered(app, client, admin, minilm, tiny_nomic_dir):
     import json
     import threading
-    import time
     import urllib.request
-
-    from tests.kgserve.conftest import serve
 
     answers: list[tuple[int, str]] = []
     stop = threading.Event()
@@ -142,21 +140,17 @@ def test_requests_during_a_switch_are_all_answered(app, client, admin, minilm, t
                 answers.append((resp.status, json.loads(resp.read())["model"]))
 
     with serve(app) as base:
-        threads = [threading.Thread(target=hammer, args=(base,)) for _ in range(2)]
-        for t in threads:
-            t.start()
-        deadline = time.monotonic() + 120
-        while not answers and time.monotonic() < deadline and all(t.is_alive() for t in threads):
-            time.sleep(0.05)
+        results, threads = start_threads([lambda: hammer(base)] * 2)
+        # (a client that stops early has its error in results)
+        wait_for(lambda: answers or not all(t.is_alive() for t in threads), "the first answers")
         resp = client.post("/admin/embedding/config", headers=admin, json={
             "provider": "local", "model_name": str(tiny_nomic_dir), "embedding_dimensions": 768,
             "precision": "float32", "device": "cpu", "allow_dimension_change": True})
-        while (not any(m == str(tiny_nomic_dir) for _, m in answers[-4:])
-               and time.monotonic() < deadline and all(t.is_alive() for t in threads)):
-            time.sleep(0.05)
+        wait_for(lambda: any(m == str(tiny_nomic_dir) for _, m in answers[-4:])
+                 or not all(t.is_alive() for t in threads), "answers from the new model")
         stop.set()
-        for t in threads:
-            t.join(60)
+        join(threads)
+    assert results == [None, None]  # neither client saw an error
     assert resp.status_code == 200
     assert {code for code, _ in answers} == {200}
     assert {m for _, m in answers} == {MINILM, str(tiny_nomic_dir)}

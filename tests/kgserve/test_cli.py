@@ -6,7 +6,7 @@ import json
 
 import psycopg
 
-from tests.kgserve.conftest import MINILM
+from tests.support.kgs import MINILM
 
 
 def run(app, *args):

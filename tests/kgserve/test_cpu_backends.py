@@ -11,8 +11,8 @@ import torch
 
 from kgserve.providers import ProviderConfig, ProviderError, build_provider
 from kgserve.providers.guard import AccuracyRefused
-from tests.kgserve.conftest import MINILM, MINILM_BODY, ONNX_BODY
 from tests.support.backends import cosine, cpu, loaded
+from tests.support.kgs import MINILM, MINILM_BODY, ONNX_BODY
 
 TEXTS = ["The quick brown fox jumps over the lazy dog.", "PostgreSQL stores the vectors.",
          "a", "Wie spät ist es?", "北京今天的天气怎么样？"]

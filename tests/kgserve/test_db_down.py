@@ -7,9 +7,9 @@ import time
 import pytest
 
 from kgserve import shutdown
-from tests.kgserve.conftest import MINILM, MINILM_BODY, make_app, migrate
-from tests.kgserve.test_follow import wait_for
+from tests.support.kgs import MINILM, MINILM_BODY, make_app, migrate
 from tests.support.pg import create_database, destroy_cluster, make_cluster
+from tests.support.waiting import wait_for
 
 
 @pytest.fixture

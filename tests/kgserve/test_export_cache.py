@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -23,9 +21,10 @@ from kgserve.providers.export import (
     write_manifest,
 )
 from kgserve.providers.guard import AccuracyRefused
-from tests.kgserve.conftest import ADMIN_TOKEN, ONNX_BODY, REPO, migrate
-from tests.kgserve.test_gunicorn import call, free_port
 from tests.support.backends import cpu, loaded
+from tests.support.gunicorn import start_gunicorn
+from tests.support.kgs import ONNX_BODY, REPO, call, migrate
+from tests.support.waiting import stop_process, wait_for
 
 ONNX32 = ExportSpec("onnx", "float32")
 
@@ -162,31 +161,19 @@ def gunicorn_with_onnx_active(kg_url, tiny_nomic_dir, tmp_path):
                      "embedding_dimensions, precision, backend, device, active) VALUES "
                      "('local', %s, 768, 'float32', 'onnx', 'cpu', TRUE)", (str(tiny_nomic_dir),))
     cache = tmp_path / "fresh-cache"
-    port = free_port()
     log = tmp_path / "gunicorn.log"
-    env = {**os.environ, "KG_DATABASE_URL": kg_url, "KG_ADMIN_TOKEN": ADMIN_TOKEN,
-           "KG_MODEL_CACHE": str(cache), "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [str(Path(sys.executable).parent / "gunicorn"), "-c", "gunicorn.conf.py", "-w", "2",
-             "--bind", f"127.0.0.1:{port}", "kgserve:app"],
-            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+    base, proc = start_gunicorn(kg_url, log, KG_MODEL_CACHE=str(cache))
     try:
-        yield f"http://127.0.0.1:{port}", proc, log, cache
+        yield base, proc, log, cache
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)
 
 
 def test_two_gunicorn_workers_export_once_and_both_serve(gunicorn_with_onnx_active):
     base, proc, log, cache = gunicorn_with_onnx_active
     seen: dict[int, dict] = {}
-    deadline = time.monotonic() + 300  # a generous bound on loading, not a speed assertion
-    while time.monotonic() < deadline and not (
-            len(seen) == 2 and all(s["state"] == "ready" for s in seen.values())):
+
+    def both_ready() -> bool:
         assert proc.poll() is None, log.read_text()[-3000:]
         try:
             code, body = call(base, "GET", "/admin/embedding/config", admin=True)
@@ -194,9 +181,11 @@ def test_two_gunicorn_workers_export_once_and_both_serve(gunicorn_with_onnx_acti
             code = 0
         if code == 200:
             seen[body["model_status"]["pid"]] = body["model_status"]
-        time.sleep(0.1)
-    assert len(seen) == 2 and all(s["state"] == "ready" for s in seen.values()), \
-        log.read_text()[-3000:]
+        return len(seen) == 2 and all(s["state"] == "ready" for s in seen.values())
+
+    # a generous bound on loading, not a speed assertion
+    wait_for(both_ready, lambda: f"both workers to serve onnx\n{log.read_text()[-3000:]}",
+             300, 0.1)
     assert {s["backend"] for s in seen.values()} == {"onnx"}
     text = log.read_text()
     exports = re.findall(r"\] kgserve\S* exporting \S+ to onnx float32", text)
@@ -216,7 +205,9 @@ def test_migration_004_adopts_rows_as_torch(db_url, tmp_path):
     shutil.copytree(REPO / "schema" / "migrations", partial,
                     ignore=shutil.ignore_patterns("004_*"))
     shutil.copy(REPO / "schema" / "00_baseline.sql", tmp_path / "00_baseline.sql")
-    from kgmigrate.engine import apply, connect, make_plan
+    from kgmigrate.engine import apply
+    from kgmigrate.plan import make_plan
+    from kgmigrate.session import connect
     from kgmigrate.settings import Settings
 
     def up(folder: Path) -> None:

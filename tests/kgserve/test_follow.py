@@ -2,25 +2,12 @@
 
 from __future__ import annotations
 
-import time
-
 import psycopg
 import pytest
 
 from kgserve import shutdown
-from tests.kgserve.conftest import MINILM, MINILM_BODY, make_app
-
-BOUND = 120  # generous: a bound on waiting, not a speed assertion
-
-
-def wait_for(predicate, what: str, bound: float = BOUND):
-    deadline = time.monotonic() + bound
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    pytest.fail(f"timed out waiting for {what}")
+from tests.support.kgs import MINILM, MINILM_BODY, make_app
+from tests.support.waiting import wait_for
 
 
 @pytest.fixture

@@ -9,7 +9,8 @@ import pytest
 from kgserve.manager import EmbeddingModelManager, NotReady
 from kgserve.providers import ProviderConfig, build_provider
 from kgserve.providers.base import ModelUnavailable
-from tests.kgserve.conftest import MINILM
+from tests.support.kgs import MINILM
+from tests.support.waiting import join, start_threads
 
 CFG = ProviderConfig(provider="local", model_name=MINILM, embedding_dimensions=384, device="cpu",
                      id=2)
@@ -40,11 +41,9 @@ def test_concurrent_first_requests_load_once():
         with mgr.use(lambda: CFG) as provider:
             models.append(provider)
 
-    threads = [threading.Thread(target=request) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
+    results, threads = start_threads([request] * 4)
+    join(threads)
+    assert results == [None] * 4
     assert builder.calls == 1 and len(models) == 4 and len({id(m) for m in models}) == 1
     status = mgr.status()
     assert status["state"] == "ready" and status["config_id"] == 2 and status["device"] == "cpu"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
@@ -12,17 +10,22 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from kgserve import shutdown
 from kgserve.runtime import runtime
-from tests.kgserve.conftest import MINILM_BODY, make_app
-from tests.kgserve.test_gunicorn import call
-from tests.kgserve.test_gunicorn import server as gunicorn_server  # noqa: F401 - a fixture
+from tests.support.gate import Gate
+from tests.support.kgs import MINILM_BODY, call, make_app
+from tests.support.waiting import join, start_threads, wait_for
 
 
 def scrape(client) -> dict[tuple[str, tuple], float]:
     """GET /metrics and return {(sample name, sorted labels): value}."""
     resp = client.get("/metrics")
     assert resp.status_code == 200 and resp.mimetype == "text/plain"
+    return samples_of(resp.get_data(as_text=True))
+
+
+def samples_of(text: str) -> dict[tuple[str, tuple], float]:
+    """Parse Prometheus' text format into {(sample name, sorted labels): value}."""
     samples = {}
-    for family in text_string_to_metric_families(resp.get_data(as_text=True)):
+    for family in text_string_to_metric_families(text):
         for s in family.samples:
             samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
     return samples
@@ -43,33 +46,25 @@ def small_queue_app(kg_url, admin):
     shutdown(app)
 
 
-def post_in_threads(app, bodies: list) -> tuple[list, list[threading.Thread]]:
-    """POST each body to /v1/embeddings from its own thread (own test client)."""
-    results: list = [None] * len(bodies)
+def gated_queue(app, monkeypatch) -> tuple[Gate, object]:
+    """Put a Gate in front of the model of `app`'s batching queue; return (gate, queue)."""
+    queue = runtime(app).manager.current().queue
+    monkeypatch.setattr(queue, "provider", Gate(queue.provider))
+    return queue.provider, queue
 
-    def call(i: int) -> None:
-        body = bodies[i]
+
+def post_in_threads(app, bodies: list):
+    """POST each body to /v1/embeddings from its own thread (own test client)."""
+    def post(body):
         kw = {"data": body, "content_type": "application/json"} if isinstance(body, str) \
             else {"json": body}
-        results[i] = app.test_client().post("/v1/embeddings", **kw)
+        return lambda: app.test_client().post("/v1/embeddings", **kw)
 
-    threads = [threading.Thread(target=call, args=(i,), daemon=True) for i in range(len(bodies))]
-    for t in threads:
-        t.start()
-    return results, threads
+    return start_threads([post(b) for b in bodies])
 
 
 def wait_queued(queue, n: int) -> None:
-    deadline = time.monotonic() + 60
-    while queue.queued != n:
-        assert time.monotonic() < deadline, f"queue holds {queue.queued}, not {n}"
-        time.sleep(0.005)
-
-
-def join(threads) -> None:
-    for t in threads:
-        t.join(120)
-        assert not t.is_alive()
+    wait_for(lambda: queue.queued == n, f"{n} texts in the queue")
 
 
 def test_timing_headers_and_metrics(client, minilm):
@@ -110,9 +105,9 @@ def test_timing_headers_and_metrics(client, minilm):
                  method="GET", status="404") >= 1
 
 
-def test_a_full_queue_answers_429_with_retry_after(small_queue_app):
-    queue = runtime(small_queue_app).manager.current().queue
-    with queue.paused():
+def test_a_full_queue_answers_429_with_retry_after(small_queue_app, monkeypatch):
+    gate, queue = gated_queue(small_queue_app, monkeypatch)
+    with gate.held(queue):
         first, threads = post_in_threads(small_queue_app, [{"input": ["one", "two"]}])
         wait_queued(queue, 2)
         refused = small_queue_app.test_client().post("/v1/embeddings", json={"input": "three"})
@@ -126,11 +121,11 @@ def test_a_full_queue_answers_429_with_retry_after(small_queue_app):
     assert again.status_code == 200
 
 
-def test_a_bad_input_fails_only_its_request(client, minilm, app):
-    queue = runtime(app).manager.current().queue
+def test_a_bad_input_fails_only_its_request(client, minilm, app, monkeypatch):
+    gate, queue = gated_queue(app, monkeypatch)
     good = {"input": ["a good query", "another"]}
     bad = '{"input": ["fine", "broken \\ud800 text"]}'  # a lone surrogate: valid JSON, bad text
-    with queue.paused():
+    with gate.held(queue):
         results, threads = post_in_threads(app, [good, bad, {"input": "third"}])
         wait_queued(queue, 5)
     join(threads)
@@ -143,7 +138,7 @@ def test_a_bad_input_fails_only_its_request(client, minilm, app):
         solo["data"][1]["embedding"], abs=1e-5)
 
 
-def test_metrics_add_up_across_gunicorn_workers(gunicorn_server):  # noqa: F811 - the fixture
+def test_metrics_add_up_across_gunicorn_workers(gunicorn_server):
     srv = gunicorn_server
     code, body = call(srv.base, "POST", "/admin/embedding/config", MINILM_BODY, admin=True)
     assert code == 200, body
@@ -156,11 +151,7 @@ def test_metrics_add_up_across_gunicorn_workers(gunicorn_server):  # noqa: F811 
                                  range(32)))
     assert codes == [200] * 40
     with urllib.request.urlopen(srv.base + "/metrics", timeout=60) as resp:
-        text = resp.read().decode()
-    samples = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
+        samples = samples_of(resp.read().decode())
     ok = {"endpoint": "/v1/embeddings", "method": "POST", "status": "200"}
     assert len(set(statuses)) == 2  # two processes answered...
     assert value(samples, "kgserve_http_requests_total", **ok) == 40  # ...and /metrics adds up

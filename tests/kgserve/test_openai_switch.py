@@ -6,11 +6,7 @@ import numpy as np
 import psycopg
 import pytest
 
-from tests.kgserve.conftest import MINILM, MINILM_BODY
-
-OPENAI_BODY = {"provider": "openai", "model_name": "text-embedding-3-small",
-               "embedding_dimensions": 1536, "precision": "float32",
-               "allow_dimension_change": True}
+from tests.support.kgs import MINILM, MINILM_BODY, OPENAI_BODY
 
 
 @pytest.fixture

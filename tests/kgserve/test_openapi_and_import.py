@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from tests.kgserve.conftest import REPO
+from tests.support.kgs import REPO
 
 PATHS = {"/embedding/config", "/admin/embedding/config", "/admin/embedding/configs",
          "/admin/embedding/config/reload", "/v1/embeddings", "/v1/models", "/healthz",

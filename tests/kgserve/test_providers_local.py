@@ -5,13 +5,12 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from kgserve.errors import http_status
 from kgserve.providers import (
     DeviceUnavailable,
     InvalidInput,
@@ -22,11 +21,11 @@ from kgserve.providers import (
     build_provider,
 )
 from kgserve.providers.resolve import resolve_model
-from tests.support.backends import cosine, loaded
+from tests.support.backends import loaded
+from tests.support.kgs import MINILM, REPO, cosine
 from tests.support.tiny_models import build_nomic_model, minilm_dir
+from tests.support.waiting import join, start_threads
 
-REPO = Path(__file__).resolve().parents[2]
-MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 NOMIC = "nomic-ai/nomic-embed-text-v1.5"
 TEXTS = ["The quick brown fox jumps over the lazy dog.", "PostgreSQL stores the vectors.",
          "a", "Embeddings map text to points in a vector space."]
@@ -159,13 +158,13 @@ def test_dimensions_per_request(minilm):
     for bad in (0, -1, 385, True, "12"):
         with pytest.raises(InvalidInput) as err:
             minilm.embed(TEXTS, dimensions=bad)
-        assert err.value.status == 400 and "dimensions" in str(err.value)
+        assert http_status(err.value) == 400 and "dimensions" in str(err.value)
 
 
 def test_bad_input_type_and_texts_are_refused(minilm):
     with pytest.raises(InvalidInput) as err:
         minilm.embed(TEXTS, input_type="passage")
-    assert err.value.status == 400 and "input_type" in str(err.value)
+    assert http_status(err.value) == 400 and "input_type" in str(err.value)
     with pytest.raises(InvalidInput):
         minilm.embed(["ok", 3])
 
@@ -185,7 +184,7 @@ def test_too_large_embedding_dimensions_is_refused():
     provider = build_provider(local(dims=512))
     with pytest.raises(ProviderError) as err:
         provider.load()
-    assert err.value.status == 422 and "384" in str(err.value)
+    assert http_status(err.value) == 422 and "384" in str(err.value)
 
 
 def test_unknown_model_names_what_was_looked_for(tmp_path, monkeypatch):
@@ -194,7 +193,7 @@ def test_unknown_model_names_what_was_looked_for(tmp_path, monkeypatch):
     with pytest.raises(ModelUnavailable) as err:
         provider.load()
     message = str(err.value)
-    assert err.value.status == 422 and err.value.code == "model_not_available"
+    assert http_status(err.value) == 422 and err.value.code == "model_not_available"
     assert "acme/no-such-model" in message
     assert str(tmp_path / "hub" / "models--acme--no-such-model") in message
     assert "local model directory" in message
@@ -209,7 +208,7 @@ def test_unavailable_device_is_refused():
     missing = f"cuda:{torch.cuda.device_count()}" if torch.cuda.is_available() else "cuda"
     with pytest.raises(DeviceUnavailable) as err:
         build_provider(local(device=missing)).load()
-    assert err.value.status == 422 and missing in str(err.value) and "cpu" in str(err.value)
+    assert http_status(err.value) == 422 and missing in str(err.value) and "cpu" in str(err.value)
     with pytest.raises(DeviceUnavailable, match="unknown device"):
         build_provider(local(device="tpu")).load()
 
@@ -217,7 +216,7 @@ def test_unavailable_device_is_refused():
 def test_max_memory_mb_refuses_a_model_that_does_not_fit():
     with pytest.raises(ResourceLimitExceeded) as err:
         build_provider(local(max_memory_mb=20)).load()
-    assert err.value.status == 422 and "max_memory_mb=20" in str(err.value)
+    assert http_status(err.value) == 422 and "max_memory_mb=20" in str(err.value)
     provider = loaded(local(max_memory_mb=200))
     provider.close()
 
@@ -274,23 +273,16 @@ def test_nomic_from_the_hf_cache_uses_the_known_prompts(tmp_path, monkeypatch):
 
 def test_embed_is_thread_safe(minilm):
     expected = [minilm.embed([t]).vectors for t in TEXTS]
-    results: dict[int, np.ndarray] = {}
-    errors: list[BaseException] = []
 
-    def work(i: int) -> None:
-        try:
-            for _ in range(5):
-                results[i] = minilm.embed([TEXTS[i % 4]]).vectors
-        except Exception as exc:  # noqa: BLE001 - surfaced by the assertion below
-            errors.append(exc)
+    def work(i: int) -> np.ndarray:
+        for _ in range(5):
+            vectors = minilm.embed([TEXTS[i % 4]]).vectors
+        return vectors
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
-    for i, vec in results.items():
+    results, threads = start_threads([lambda i=i: work(i) for i in range(8)])
+    join(threads)
+    assert not [r for r in results if isinstance(r, Exception)]
+    for i, vec in enumerate(results):
         assert cosine(vec, expected[i % 4])[0] >= 0.999
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import openai
 import pytest
 
+from kgserve.errors import http_status
 from kgserve.providers import (
     InvalidInput,
     ProviderConfig,
@@ -82,7 +83,7 @@ def test_dimensions_are_passed_upstream(stub):
     for bad in (0, 513):
         with pytest.raises(InvalidInput) as err:
             provider.embed(TEXTS, dimensions=bad)
-        assert err.value.status == 400
+        assert http_status(err.value) == 400
 
 
 def test_ada_is_shortened_locally(stub):
@@ -120,7 +121,7 @@ def test_server_errors_exhausted_are_an_upstream_error(stub):
     stub.fail_next(5, status=500)
     with pytest.raises(UpstreamError) as err:
         provider.embed(TEXTS)
-    assert err.value.status == 502 and "500" in str(err.value)
+    assert http_status(err.value) == 502 and "500" in str(err.value)
     assert len(stub.embedding_requests()) == 3  # one call and two retries
 
 
@@ -128,7 +129,7 @@ def test_missing_key_is_refused_without_a_call(stub, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY")
     with pytest.raises(ProviderError) as err:
         build_provider(remote()).load()
-    assert err.value.status == 422 and "OPENAI_API_KEY" in str(err.value)
+    assert http_status(err.value) == 422 and "OPENAI_API_KEY" in str(err.value)
     assert stub.requests == []
 
 
@@ -139,7 +140,7 @@ def test_bad_key_is_refused_and_never_shown(stub, monkeypatch, caplog):
     with pytest.raises(ProviderError) as err:
         build_provider(remote()).load()
     message = str(err.value)
-    assert err.value.status == 422 and "401" in message and "Incorrect API key" in message
+    assert http_status(err.value) == 422 and "401" in message and "Incorrect API key" in message
     assert bad not in message and "sk-wron" not in message
     assert bad not in caplog.text and API_KEY not in caplog.text
 
@@ -150,7 +151,7 @@ def test_key_revoked_at_run_time_is_an_upstream_error(stub, caplog):
     caplog.set_level(logging.DEBUG)
     with pytest.raises(UpstreamError) as err:
         provider.embed(TEXTS)
-    assert err.value.status == 502 and "401" in str(err.value)
+    assert http_status(err.value) == 502 and "401" in str(err.value)
     assert API_KEY not in str(err.value) and API_KEY[:7] not in str(err.value)
     assert API_KEY not in caplog.text
 
@@ -158,13 +159,13 @@ def test_key_revoked_at_run_time_is_an_upstream_error(stub, caplog):
 def test_unknown_model_is_refused_with_the_upstream_reason(stub):
     with pytest.raises(ProviderError) as err:
         build_provider(remote("text-embedding-9-huge", 1024)).load()
-    assert err.value.status == 422 and "does not exist" in str(err.value)
+    assert http_status(err.value) == 422 and "does not exist" in str(err.value)
 
 
 def test_too_large_dimensions_are_refused_before_any_call(stub):
     with pytest.raises(ProviderError) as err:
         build_provider(remote(dims=2000)).load()
-    assert err.value.status == 422 and "1536" in str(err.value)
+    assert http_status(err.value) == 422 and "1536" in str(err.value)
     assert stub.requests == []
 
 
@@ -175,7 +176,7 @@ def test_unreachable_endpoint_is_refused(stub, monkeypatch):
     monkeypatch.setenv("OPENAI_BASE_URL", f"http://127.0.0.1:{port}/v1")
     with pytest.raises(ProviderError) as err:
         OpenAIProvider(remote(), max_retries=0, timeout=5).load()
-    assert err.value.status == 422 and "could not reach" in str(err.value)
+    assert http_status(err.value) == 422 and "could not reach" in str(err.value)
 
 
 def test_bad_inputs_are_client_errors(stub):
@@ -186,7 +187,7 @@ def test_bad_inputs_are_client_errors(stub):
         provider.embed(TEXTS, input_type="summary")
     with pytest.raises(InvalidInput) as err:
         provider.embed(["word " * 9000])  # over the model's context: the API's 400 passes on
-    assert err.value.status == 400 and "context length" in str(err.value)
+    assert http_status(err.value) == 400 and "context length" in str(err.value)
     assert provider.embed([]).vectors.shape == (0, 1536)
 
 

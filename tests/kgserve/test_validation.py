@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from tests.kgserve.conftest import MINILM_BODY
+from tests.support.kgs import MINILM_BODY
 
 CONFIG = "/admin/embedding/config"
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import numpy as np
+from tests.support.kgs import MINILM, cosine
 
-MINILM = "sentence-transformers/all-MiniLM-L6-v2"
+__all__ = ["MINILM", "cosine", "cpu", "loaded"]
 
 
 def cpu(backend: str, precision: str = "float32", model: str = MINILM, dims: int = 384, **kw):
@@ -22,9 +22,3 @@ def loaded(cfg):
     provider = build_provider(cfg)
     provider.load()
     return provider
-
-
-def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Row-wise cosine similarity."""
-    a, b = a.astype(np.float64), b.astype(np.float64)
-    return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))

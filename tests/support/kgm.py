@@ -5,11 +5,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
 
+from tests.support.procs import reaped
+
 REPO = Path(__file__).resolve().parents[2]
+NO_TX = "-- kgmigrate: no-transaction\n"  # the directive that runs a file outside a transaction
 
 
 def latest_version(migrations_dir: Path | None = None) -> int:
@@ -61,26 +66,40 @@ def env(**extra: str) -> dict[str, str]:
     return out
 
 
-def kgmigrate_proc(url: str, migrations_dir: Path, *args: str, **popen) -> subprocess.Popen:
+def kgmigrate_argv(url: str | None, migrations_dir: Path | None, *args: str) -> list[str]:
+    """Return the argv that runs kgmigrate as a separate process."""
+    argv = [sys.executable, "-m", "kgmigrate"]
+    if url is not None:
+        argv += ["--database-url", url]
+    if migrations_dir is not None:
+        argv += ["--migrations-dir", str(migrations_dir)]
+    return [*argv, *args]
+
+
+def kgmigrate_proc(url: str | None, migrations_dir: Path | None, *args: str,
+                   **popen) -> subprocess.Popen:
     """Start kgmigrate as a separate process (concurrency and kill tests)."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "kgmigrate", "--database-url", url,
-         "--migrations-dir", str(migrations_dir), *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
-        env=popen.pop("env", None) or env(), **popen)
+    options = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True, "cwd": REPO,
+               **popen}
+    options["env"] = options.get("env") or env()
+    return subprocess.Popen(kgmigrate_argv(url, migrations_dir, *args), **options)
+
+
+@contextmanager
+def kgmigrate_running(url: str | None, migrations_dir: Path | None, *args: str,
+                      **popen) -> Iterator[subprocess.Popen]:
+    """Start kgmigrate as a process for the block; it is killed if still running after it."""
+    with reaped(kgmigrate_proc(url, migrations_dir, *args, **popen)) as proc:
+        yield proc
 
 
 def run_kgmigrate(url: str | None, migrations_dir: Path | None, *args: str,
                   environ: dict[str, str] | None = None,
                   timeout: float = 120) -> subprocess.CompletedProcess:
     """Run kgmigrate as a process to completion (for exit codes and stderr exactly as a user sees)."""
-    argv = [sys.executable, "-m", "kgmigrate"]
-    if url is not None:
-        argv += ["--database-url", url]
-    if migrations_dir is not None:
-        argv += ["--migrations-dir", str(migrations_dir)]
-    return subprocess.run([*argv, *args], capture_output=True, text=True, check=False, cwd=REPO,
-                          env=environ or env(), timeout=timeout)
+    return subprocess.run(kgmigrate_argv(url, migrations_dir, *args), capture_output=True,
+                          text=True, check=False, cwd=REPO, env=environ or env(),
+                          timeout=timeout)
 
 
 def old_runner(url: str, schema_dir: Path) -> None:

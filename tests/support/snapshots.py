@@ -1,4 +1,4 @@
-"""Shared helpers for the snapshot tests: awkward seed data and a fingerprint of a database."""
+"""Shared by the snapshot tests: awkward seed data, a fingerprint of a database, snapshot files."""
 
 from __future__ import annotations
 
