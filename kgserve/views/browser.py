@@ -15,7 +15,7 @@ from pathlib import Path
 from flask import Blueprint, Response, send_file
 
 from .. import ops
-from ..errors import ApiError
+from ..errors import NotFound, RuntimeMissing
 from ..providers import browser_export
 from ..providers.convert import ONNX_QUANTIZED
 from ..providers.export import MANIFEST
@@ -67,7 +67,7 @@ def static_file(name: str) -> Response:
     """kgembed.js, the page's script and style, and the service worker."""
     path = STATIC / name
     if not name or name.startswith(".") or not path.is_file():
-        raise ApiError(404, f"no file {name!r} under /browser/", "not_found")
+        raise NotFound(f"no file {name!r} under /browser/")
     return _send(path)
 
 
@@ -75,12 +75,11 @@ def static_file(name: str) -> Response:
 def vendor_file(name: str) -> Response:
     """transformers.js and ONNX Runtime Web, as installed from npm."""
     if name not in VENDOR:
-        raise ApiError(404, f"no vendor file {name!r} (served: {', '.join(VENDOR)})",
-                       "not_found")
+        raise NotFound(f"no vendor file {name!r} (served: {', '.join(VENDOR)})")
     path = NODE_MODULES / VENDOR[name]
     if not path.is_file():
-        raise ApiError(503, "transformers.js is not installed: run `make install` (npm ci in "
-                            "kgserve/browser)", "browser_runtime_missing")
+        raise RuntimeMissing("transformers.js is not installed: run `make install` (npm ci in "
+                             "kgserve/browser)", "browser_runtime_missing")
     return _send(path)
 
 
@@ -91,20 +90,19 @@ def model_file(model_id: str, name: str) -> Response:
     try:
         model = browser_export.describe(row)
         if model_id != model.model_id:
-            raise ApiError(404, f"{model_id!r} is not the active config's browser model "
-                                f"({model.model_id!r}); read /embedding/config again",
+            raise NotFound(f"{model_id!r} is not the active config's browser model "
+                           f"({model.model_id!r}); read /embedding/config again",
                            "browser_model_not_active")
         export = browser_export.ensure(model)
     except browser_export.NotForBrowser as exc:
-        raise ApiError(404, str(exc), "browser_not_supported") from None
+        raise NotFound(str(exc), "browser_not_supported") from None
     info = export.files.get(name)
     if info is None or name == MANIFEST:
-        raise ApiError(404, f"the browser export of {model.name!r} has no file {name!r}",
-                       "not_found")
+        raise NotFound(f"the browser export of {model.name!r} has no file {name!r}")
     if name == ONNX_QUANTIZED and not export.quantized:
         accuracy = export.accuracy
-        raise ApiError(404, f"the quantized graph of {model.name!r} is not offered: min cosine "
-                            f"{accuracy.get('min_cosine')} to torch float32 on the probe set, "
-                            f"below {accuracy.get('bound')}; load onnx/model.onnx",
+        raise NotFound(f"the quantized graph of {model.name!r} is not offered: min cosine "
+                       f"{accuracy.get('min_cosine')} to torch float32 on the probe set, "
+                       f"below {accuracy.get('bound')}; load onnx/model.onnx",
                        "quantized_refused")
     return _send(export.folder / name, immutable_etag=info["sha256"])

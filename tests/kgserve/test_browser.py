@@ -16,8 +16,8 @@ import pytest
 
 from kgserve.providers import browser_export
 from kgserve.providers.probes import probe_texts
-from tests.kgserve.conftest import ADMIN_TOKEN, MINILM, MINILM_BODY, make_app, migrate, serve
 from tests.support.browser import Page, launch
+from tests.support.kgs import ADMIN_TOKEN, MINILM, MINILM_BODY, make_app, migrate, serve
 from tests.support.pg import create_database, drop_database
 from tests.support.tiny_models import model_variant
 
@@ -189,7 +189,7 @@ def test_rank_and_rerank_put_the_right_document_first(minilm_site, page):
           return out;
         }""", {"docs": DOCS, "labelled": LABELLED})
     for (query, expected), got in zip(LABELLED, result):
-        assert [r["index"] for r in got["ranked"]][0] == expected, (query, got)
+        assert got["ranked"][0]["index"] == expected, (query, got)
         assert len(got["ranked"]) == 3 and got["ranked"][0]["score"] >= got["ranked"][1]["score"]
         reranked = got["reranked"]
         assert reranked[0]["index"] == expected, (query, reranked)

@@ -9,8 +9,8 @@ import pytest
 
 from kgserve.providers import ProviderConfig, browser_export, resolve
 from kgserve.providers.convert import ONNX_MODEL, ONNX_QUANTIZED
-from tests.kgserve.conftest import MINILM, MINILM_BODY
 from tests.support.backends import loaded
+from tests.support.kgs import MINILM, MINILM_BODY
 from tests.support.tiny_models import model_variant
 
 
