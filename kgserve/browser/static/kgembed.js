@@ -61,16 +61,20 @@ export async function serverConfig() {
 
 /** Load the active config's model now (embed() does it on first use); returns info(). */
 export async function ready() {
-  await current();
-  return info();
+  let m = await current();
+  // The config may change while a model loads (the follow timer): wait for the newest one.
+  while (loading && loading.settled !== m) m = await current();
+  return describeLoaded(m);
 }
 
 /** What is loaded: config id, model, model id, quantized, dimensions, load time in ms. */
 export function info() {
-  const loaded = loading && loading.settled ? loading.settled : null;
-  return loaded ? { configId: loaded.config.config_id, model: loaded.config.model,
-    modelId: loaded.browser.model_id, quantized: loaded.quantized,
-    dimensions: loaded.browser.dimensions, loadMs: loaded.loadMs, offline: loaded.offline } : null;
+  return loading && loading.settled ? describeLoaded(loading.settled) : null;
+}
+
+function describeLoaded(m) {
+  return { configId: m.config.config_id, model: m.config.model, modelId: m.browser.model_id,
+    quantized: m.quantized, dimensions: m.browser.dimensions, loadMs: m.loadMs, offline: m.offline };
 }
 
 /** Read the config again now; load the new model if it changed. Returns true on a change. */
