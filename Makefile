@@ -25,6 +25,9 @@ $(STAMP): setup.cfg pyproject.toml
 # --ignore-scripts: kgserve serves their browser files only; the Node.js runtimes they also pull
 # in (onnxruntime-node, sharp) would run install scripts that download binaries.
 $(WEB_STAMP): $(WEB)/package.json $(WEB)/package-lock.json
+	@command -v $(NPM) >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get install -y npm || { apt-get update && apt-get install -y npm; }; fi; }
 	@command -v $(NPM) >/dev/null || { echo "npm is missing: run 'sudo apt-get install -y npm'"; exit 1; }
 	$(NPM) ci --prefix $(WEB) --ignore-scripts --no-audit --no-fund
 	touch $(WEB_STAMP)
