@@ -109,8 +109,9 @@ class ResourceAllocationSchema(Schema):
     batch_size = fields.Integer(allow_none=True)
 
 
-class BrowserAccuracySchema(Schema):
-    """The quantized browser graph on the probe set against torch float32 (once measured)."""
+class AccuracySchema(Schema):
+    """The accuracy guard's figures for an onnx/openvino backend (null for torch);
+    also the browser's quantized graph against torch float32, once measured."""
 
     min_cosine = fields.Float()
     mean_cosine = fields.Float()
@@ -137,7 +138,7 @@ class BrowserSchema(Schema):
     max_seq_length = fields.Integer(allow_none=True)
     model_id = fields.String()
     exported = fields.Boolean(metadata={"description": "false: made on the first download"})
-    accuracy = fields.Nested(BrowserAccuracySchema, allow_none=True)
+    accuracy = fields.Nested(AccuracySchema, allow_none=True)
 
 
 class ConfigSummarySchema(Schema):
@@ -153,17 +154,6 @@ class ConfigSummarySchema(Schema):
     browser_unavailable = fields.String(metadata={"description": "why not, when "
                                                                  "supports_browser is false"})
     resource_allocation = fields.Nested(ResourceAllocationSchema)
-
-
-class AccuracySchema(Schema):
-    """The accuracy guard's figures for an onnx/openvino backend (null for torch)."""
-
-    min_cosine = fields.Float()
-    mean_cosine = fields.Float()
-    bound = fields.Float()
-    probes = fields.Integer()
-    reference = fields.String()
-    passed = fields.Boolean()
 
 
 class ModelStatusSchema(Schema):
