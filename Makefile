@@ -6,13 +6,16 @@ PIP     := $(PY) -m pip --quiet
 STAMP   := $(VENV)/.installed
 # CPU wheel on these machines; a bare `torch` would pull the newest CUDA build (GBs).
 TORCH   ?= torch==2.13.0
+NPM     ?= npm
+WEB     := kgserve/browser
+WEB_STAMP := $(WEB)/node_modules/.installed
 
 # The test suite runs deploy/nginx.conf with Debian's nginx (tests/kgserve/test_nginx.py).
 NGINX_PKG ?= nginx-light
 
-.PHONY: install test run clean system-packages
+.PHONY: install test run clean system-packages chromium
 
-install: $(STAMP) system-packages
+install: $(STAMP) $(WEB_STAMP) system-packages
 
 # Debian packages the suite needs, installed when missing (as root; else it says what to run).
 system-packages:
@@ -32,8 +35,28 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PIP) install -e '.[serve,test,dev]'
 	touch $(STAMP)
 
-test: install
+# transformers.js and ONNX Runtime Web for /browser/, at the versions in package-lock.json.
+# --ignore-scripts: kgserve serves their browser files only; the Node.js runtimes they also pull
+# in (onnxruntime-node, sharp) would run install scripts that download binaries.
+$(WEB_STAMP): $(WEB)/package.json $(WEB)/package-lock.json
+	@command -v $(NPM) >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get install -y npm || { apt-get update && apt-get install -y npm; }; fi; }
+	@command -v $(NPM) >/dev/null || { echo "npm is missing: run 'sudo apt-get install -y npm'"; exit 1; }
+	$(NPM) ci --prefix $(WEB) --ignore-scripts --no-audit --no-fund
+	touch $(WEB_STAMP)
+
+test: install chromium
 	$(VENV)/bin/pytest
+
+# The browser tests drive Debian's chromium (playwright cannot download its own browser here).
+# Installed when missing and this runs as root; otherwise the tests fail saying what to run.
+chromium:
+	@command -v chromium >/dev/null || [ -n "$$KG_CHROMIUM" ] || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get install -y chromium || { apt-get update && apt-get install -y chromium; } \
+	      || echo "could not install chromium: run 'sudo apt-get install -y chromium'"; \
+	  else echo "chromium is missing for the browser tests: run 'sudo apt-get install -y chromium'"; fi; }
 
 run: install
 	$(VENV)/bin/kgmigrate localdb start
@@ -41,6 +64,7 @@ run: install
 	$(VENV)/bin/flask --app kgserve embedding set --if-changed --allow-dimension-change \
 	  --provider local --model-name sentence-transformers/all-MiniLM-L6-v2 --dimensions 384 \
 	  --fastest-backend
+	-$(VENV)/bin/flask --app kgserve embedding browser
 	$(VENV)/bin/python -m kgserve.devserver
 
 clean:

@@ -25,7 +25,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the app: config, error handlers, runtime (no I/O), blueprints, CLI."""
     from . import cli, errors, metrics, openapi, runtime
     from .config import load_config
-    from .views import admin, health, openai_api, public, tokenize
+    from .views import admin, browser, health, openai_api, public, tokenize
 
     app = Flask(__name__, static_folder=None)
     app.json_provider_class = _JSON
@@ -34,7 +34,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     errors.init_app(app)
     metrics.init_app(app)
     runtime.init_app(app)
-    for module in (public, admin, openai_api, tokenize, health):
+    for module in (public, admin, openai_api, tokenize, health, browser):
         app.register_blueprint(module.bp)
     openapi.init_app(app)
     cli.init_app(app)

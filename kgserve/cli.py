@@ -103,6 +103,19 @@ def _fastest(rt, data: dict[str, Any]) -> dict[str, Any]:
     return {**data, "backend": winner.backend, "precision": winner.precision}
 
 
+@embedding.command("browser")
+def browser_() -> None:
+    """Export the active model for browsers (transformers.js) now, not on the first page load."""
+    from .providers import browser_export
+
+    row, _ = _run(ops.active_row, runtime(), allow_stale=False)
+    click.echo(f"preparing the browser export of {row['model_name']} ...", err=True)
+    try:
+        _echo(_run(browser_export.prepare, row))
+    except browser_export.NotForBrowser as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 @embedding.command("reload")
 def reload_() -> None:
     """Tell every worker to rebuild its provider from the active configuration."""

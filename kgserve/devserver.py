@@ -32,6 +32,19 @@ def _ready(base: str) -> dict | None:
         return None
 
 
+def _browser_line(base: str) -> str:
+    """Where the browser page is, or why this config has none (GET /embedding/config)."""
+    try:
+        with urllib.request.urlopen(f"{base}/embedding/config", timeout=5) as resp:
+            body = json.loads(resp.read())
+    except (OSError, ValueError):
+        return ""
+    if body.get("supports_browser"):
+        return (f"  open {base}/browser/  (the same vectors computed in your browser with "
+                "transformers.js; offline after the first load)\n\n")
+    return f"  /browser/: not for this config ({body.get('browser_unavailable')})\n\n"
+
+
 def _status(base: str, token: str) -> dict:
     """This worker's model_status from the admin API ({} when it cannot be read)."""
     req = urllib.request.Request(f"{base}/admin/embedding/config",
@@ -54,7 +67,8 @@ def describe_backend(status: dict) -> str:
     return text
 
 
-def banner(base: str, model: str, token: str, generated: bool, backend: str = "") -> str:
+def banner(base: str, model: str, token: str, generated: bool, backend: str = "",
+           browser: str = "") -> str:
     """Return the examples printed once the server is ready."""
     where = "generated for this run" if generated else "from KG_ADMIN_TOKEN"
     python = os.path.relpath(sys.executable) if sys.executable.startswith(str(REPO)) else "python"
@@ -69,7 +83,7 @@ print(len(c.embeddings.create(model="{model}", input="hello").data[0].embedding)
 
   curl -s {base}/admin/embedding/config -H "Authorization: Bearer {token}"
 
-  KG_ADMIN_TOKEN={token}   ({where})
+{browser}  KG_ADMIN_TOKEN={token}   ({where})
 
 Stop with Ctrl-C.
 """
@@ -95,7 +109,8 @@ def main() -> int:
             body = _ready(base)
             if body:
                 print(banner(base, body["model"], token, generated,
-                             describe_backend(_status(base, token))), file=sys.stderr, flush=True)
+                             describe_backend(_status(base, token)), _browser_line(base)),
+                      file=sys.stderr, flush=True)
                 break
             time.sleep(0.5)
         else:

@@ -102,10 +102,23 @@ class Unauthorized(ApiError):
     code = "unauthorized"
 
 
+class NotFound(ApiError):
+    """The path names a file or model that is not served (e.g. under /browser/)."""
+
+    code = "not_found"
+
+
+class RuntimeMissing(ApiError):
+    """A part installed beside kgserve (transformers.js from npm) is missing."""
+
+    code = "runtime_missing"
+
+
 # Status by error class; the nearest class in an error's MRO decides.
 _STATUS: dict[type[Exception], int] = {
     InvalidBody: 400, InvalidQuery: 422, ModelNotServed: 404, AdminDisabled: 403,
     Unauthorized: 401, InvalidHeader: 400, ConfigMismatch: 409,
+    NotFound: 404, RuntimeMissing: 503,
     ProviderError: 422, InvalidInput: 400, UpstreamError: 502, QueueFull: 429, QueueClosed: 503,
     NotReady: 503, DatabaseUnavailable: 503, NoActiveConfig: 503, DimensionChangeRefused: 409,
     TokenizerUnavailable: 501, RequestTimeout: 503, ClientGone: 499,

@@ -90,6 +90,19 @@ def _paths() -> dict[str, dict[str, Any]]:
                             "schema": {"type": "string"}}],
             "responses": {"200": _json("Model"),
                           **_errors(401, 404, 503, schema="OpenAIError")}}},
+        "/browser/": {"get": {
+            "summary": "A page embedding in the browser next to the server (transformers.js)",
+            "tags": ["browser"], "responses": {"200": {"description": "HTML"}}}},
+        "/browser/kgembed.js": {"get": {
+            "summary": "ES module: embed(), rank(), rerank() with the server's vectors",
+            "tags": ["browser"], "responses": {"200": {"description": "JavaScript"}}}},
+        "/browser/models/{model_id}/{file}": {"get": {
+            "summary": "A file of the active model's browser export (immutable; ETag = sha256)",
+            "tags": ["browser"],
+            "parameters": [{"name": n, "in": "path", "required": True,
+                            "schema": {"type": "string"}} for n in ("model_id", "file")],
+            "responses": {"200": {"description": "the file (206 for a Range)"},
+                          "304": {"description": "not modified"}, **_errors(404, 503)}}},
         "/healthz": {"get": {"summary": "Liveness", "tags": ["health"],
                              "responses": {"200": _json("Health")}}},
         "/readyz": {"get": {"summary": "Readiness: 200 only when the provider can serve",

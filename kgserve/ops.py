@@ -36,13 +36,15 @@ def active_config(rt: Runtime) -> ProviderConfig:
 
 def summary(row: dict[str, Any]) -> dict[str, Any]:
     """Return the public summary of a config row (GET /embedding/config)."""
+    from .providers.browser_export import summary as browser_summary
+
     return {
+        "config_id": row.get("id"),  # a page running the model itself reloads when this changes
         "provider": row["provider"],
         "model": row["model_name"],
         "dimensions": row["embedding_dimensions"],
         "precision": row["precision"],
-        # A local model can also run in a browser (transformers.js); OpenAI needs a secret key.
-        "supports_browser": row["provider"] == "local",
+        **browser_summary(row),  # supports_browser, browser (transformers.js, issue 15)
         "resource_allocation": {"backend": row.get("backend") or "torch",
                                 **{k: row.get(k) for k in
                                    ("max_memory_mb", "num_threads", "device", "batch_size")}},

@@ -165,19 +165,9 @@ class ResourceAllocationSchema(Schema):
     batch_size = fields.Integer(allow_none=True)
 
 
-class ConfigSummarySchema(Schema):
-    """GET /embedding/config: the public summary."""
-
-    provider = fields.String()
-    model = fields.String()
-    dimensions = fields.Integer()
-    precision = fields.String()
-    supports_browser = fields.Boolean()
-    resource_allocation = fields.Nested(ResourceAllocationSchema)
-
-
 class AccuracySchema(Schema):
-    """The accuracy guard's figures for an onnx/openvino backend (null for torch)."""
+    """The accuracy guard's figures for an onnx/openvino backend (null for torch);
+    also the browser's quantized graph against torch float32, once measured."""
 
     min_cosine = fields.Float()
     mean_cosine = fields.Float()
@@ -185,6 +175,41 @@ class AccuracySchema(Schema):
     probes = fields.Integer()
     reference = fields.String()
     passed = fields.Boolean()
+
+
+class BrowserSchema(Schema):
+    """Where a page finds the active model for transformers.js, and how to match the server."""
+
+    model_url = fields.String(metadata={"description": "the model's folder, transformers.js layout"})
+    quantized = fields.Boolean(metadata={"description": "pages load onnx/model_quantized.onnx "
+                                                        "(int8 weights) rather than onnx/model.onnx"})
+    prefixes = fields.Dict(keys=fields.String(), values=fields.String(),
+                           metadata={"description": "task prefix per input_type"})
+    dimensions = fields.Integer()
+    default_prefix = fields.String()
+    pooling = fields.String(metadata={"enum": ["mean", "cls", "max", "lasttoken"]})
+    model_normalize = fields.Boolean(metadata={"description": "the model normalises before any "
+                                                              "Matryoshka truncation"})
+    normalize = fields.Boolean(metadata={"description": "normalise after truncation"})
+    max_seq_length = fields.Integer(allow_none=True)
+    model_id = fields.String()
+    exported = fields.Boolean(metadata={"description": "false: made on the first download"})
+    accuracy = fields.Nested(AccuracySchema, allow_none=True)
+
+
+class ConfigSummarySchema(Schema):
+    """GET /embedding/config: the public summary."""
+
+    config_id = fields.Integer(allow_none=True)
+    provider = fields.String()
+    model = fields.String()
+    dimensions = fields.Integer()
+    precision = fields.String()
+    supports_browser = fields.Boolean()
+    browser = fields.Nested(BrowserSchema, allow_none=True)
+    browser_unavailable = fields.String(metadata={"description": "why not, when "
+                                                                 "supports_browser is false"})
+    resource_allocation = fields.Nested(ResourceAllocationSchema)
 
 
 class ModelStatusSchema(Schema):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
 import shutil
 import warnings
 from collections.abc import Iterable
@@ -41,6 +42,15 @@ def copy_side_files(source: Path, dest: Path) -> None:
     for name in SIDE_FILES:
         if (source / name).is_file():
             shutil.copyfile(source / name, dest / name)
+
+
+def link_or_copy(source: Path, dest: Path) -> None:
+    """Hard-link `source` to `dest` (same disk: no second copy of a large graph), else copy it."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(source, dest)
+    except OSError:
+        shutil.copyfile(source, dest)
 
 
 def input_names(transformer, tokenizer) -> list[str]:

@@ -28,20 +28,28 @@ class Layout:
 
 def layout(st) -> Layout:
     """Read Transformer -> Pooling -> (Normalize) from a loaded SentenceTransformer, or refuse."""
-    kinds = [type(m).__name__ for m in st]
+    pooling = st[1] if len(st) > 1 else None
+    return check_layout([type(m).__name__ for m in st], getattr(pooling, "pooling_mode", None),
+                        getattr(pooling, "include_prompt", True),
+                        getattr(pooling, "embedding_dimension", 0))
+
+
+def check_layout(kinds: list[str], mode, include_prompt: bool, dimensions: int) -> Layout:
+    """The Layout of modules `kinds` with this pooling, or UnsupportedModel saying why not.
+
+    Also used on a model's files alone (kgserve.providers.browser_export): one rule for both.
+    """
     if len(kinds) not in (2, 3) or kinds[0] != "Transformer" or kinds[1] != "Pooling" \
             or kinds[2:] not in ([], ["Normalize"]):
-        raise UnsupportedModel(f"its modules are {' -> '.join(kinds)}; the onnx and openvino "
-                               "backends run Transformer -> Pooling (-> Normalize) only")
-    pooling = st[1]
-    mode = pooling.pooling_mode
+        raise UnsupportedModel(f"its modules are {' -> '.join(kinds)}; exports run "
+                               "Transformer -> Pooling (-> Normalize) only")
     if not isinstance(mode, str) or mode not in POOLINGS:
-        raise UnsupportedModel(f"pooling mode {mode!r} is not supported by the onnx and openvino "
-                               f"backends (supported: {', '.join(POOLINGS)})")
-    if not pooling.include_prompt:
+        raise UnsupportedModel(f"pooling mode {mode!r} is not supported by exports "
+                               f"(supported: {', '.join(POOLINGS)})")
+    if not include_prompt:
         raise UnsupportedModel("its pooling excludes prompt tokens (include_prompt=False), which "
-                               "the onnx and openvino backends do not do")
-    return Layout(mode, len(kinds) == 3, int(pooling.embedding_dimension))
+                               "exports do not do")
+    return Layout(mode, len(kinds) == 3, int(dimensions))
 
 
 class OnnxSession:

@@ -11,7 +11,7 @@ look again, export into a hidden temporary folder, write the manifest last, fsyn
 the folder into place. A crash leaves only a `.tmp-*` folder, which no load ever reads and the
 next exporter removes; an entry whose files do not match its manifest is moved aside and made
 again. Entries derive from each other (ONNX float32 -> ONNX int8, -> OpenVINO float32 -> OpenVINO
-int8), so every conversion runs once per model.
+int8, -> the browser's folder), so every conversion runs once per model.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from . import convert
+from . import convert, weights_int8
 
 log = logging.getLogger(__name__)
 
@@ -42,13 +42,17 @@ FORMAT = 1  # bump when the layout or a recipe changes: old entries are then nev
 MANIFEST = "kgserve-export.json"
 _SMALL = 1 << 20  # files up to this size are hashed whole in the model fingerprint
 _IGNORED_DIRS = {"onnx", "openvino", ".git", ".cache"}
-_LIBRARIES = {"onnx": ("torch", "transformers", "onnx"),
+_LIBRARIES = {"onnx": ("torch", "transformers", "onnx"), "browser": ("torch", "transformers", "onnx"),
               "openvino": ("torch", "transformers", "onnx", "openvino", "nncf")}
 
 
 @dataclass(frozen=True)
 class ExportSpec:
-    """What to export: backend 'onnx'|'openvino', precision 'float32'|'int8'."""
+    """What to export: backend 'onnx'|'openvino', precision 'float32'|'int8'.
+
+    ('browser', 'int8') is the folder transformers.js loads: the ONNX float32 model (a hard link to
+    that entry's) and `onnx/model_quantized.onnx` with int8 weights (kgserve.providers.weights_int8).
+    """
 
     backend: str
     precision: str
@@ -58,12 +62,13 @@ class ExportSpec:
         """The graph's path inside an entry."""
         return {("onnx", "float32"): convert.ONNX_MODEL, ("onnx", "int8"): convert.ONNX_QUANTIZED,
                 ("openvino", "float32"): convert.OPENVINO_MODEL,
-                ("openvino", "int8"): convert.OPENVINO_QUANTIZED}[(self.backend, self.precision)]
+                ("openvino", "int8"): convert.OPENVINO_QUANTIZED,
+                ("browser", "int8"): convert.ONNX_QUANTIZED}[(self.backend, self.precision)]
 
     @property
     def parent(self) -> ExportSpec | None:
         """The entry this one is made from (None: made from the torch model)."""
-        if self.backend == "onnx":
+        if self.backend in ("onnx", "browser"):
             return ExportSpec("onnx", "float32") if self.precision == "int8" else None
         return ExportSpec("openvino", "float32") if self.precision == "int8" \
             else ExportSpec("onnx", "float32")
@@ -120,7 +125,9 @@ def library_versions(backend: str) -> dict[str, str]:
 def export_key(model_fingerprint: str, spec: ExportSpec) -> dict[str, Any]:
     """Everything an entry depends on (hashed into its name, kept in its manifest)."""
     recipe: dict[str, Any] = {"opset": convert.OPSET}
-    if spec.precision == "int8":
+    if spec.backend == "browser":
+        recipe["quantization"] = weights_int8.RECIPE
+    elif spec.precision == "int8":
         recipe["quantization"] = convert.onnx_int8_recipe() if spec.backend == "onnx" \
             else {"method": "nncf static mixed", "keep_float": list(convert.KEEP_FLOAT),
                   "calibration": _calibration_digest()}
@@ -212,6 +219,9 @@ class Exporter:
         if parent is None:
             transformer, tokenizer = self.load_torch()
             convert.export_onnx(transformer, tokenizer, out)
+        elif spec.backend == "browser":
+            convert.link_or_copy(parent.model_path, out / convert.ONNX_MODEL)
+            weights_int8.quantize_weights(parent.model_path, out / spec.model_file)
         elif spec.backend == "onnx":
             convert.quantize_onnx(parent.model_path, out / spec.model_file)
         elif spec.precision == "float32":

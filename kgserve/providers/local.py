@@ -25,7 +25,7 @@ from kgserve.providers.base import (
 )
 from kgserve.providers.devices import model_threads, pick_device
 from kgserve.providers.options import FLOAT16_ON_CPU, problem
-from kgserve.providers.resolve import ResolvedModel, resolve_model
+from kgserve.providers.resolve import ResolvedModel, resolve_model, task_prompts
 
 log = logging.getLogger(__name__)
 
@@ -304,11 +304,7 @@ def _open(resolved: ResolvedModel, device: str, remote_code: bool = True):
 
 def _task_prompts(st, resolved: ResolvedModel) -> dict[str, str]:
     """Pick the query/document prefixes: the model's own prompts, else the known-model table."""
-    own = {k: v for k, v in (getattr(st, "prompts", None) or {}).items() if v}
-    prompts = {}
-    for task, alias in (("query", "query"), ("document", "passage")):
-        prompts[task] = own.get(task) or own.get(alias) or resolved.known.prompts.get(task, "")
-    return prompts
+    return task_prompts(getattr(st, "prompts", None) or {}, resolved.known)
 
 
 def _release(device: str) -> None:

@@ -50,6 +50,13 @@ KNOWN_MODELS: dict[str, KnownModel] = {
 }
 
 
+def task_prompts(own: dict[str, str], known: KnownModel) -> dict[str, str]:
+    """The query/document prefixes: the model's own prompts, else the known-model table."""
+    own = {k: v for k, v in own.items() if v}
+    return {task: own.get(task) or own.get(alias) or known.prompts.get(task, "")
+            for task, alias in (("query", "query"), ("document", "passage"))}
+
+
 @dataclass(frozen=True)
 class ResolvedModel:
     """Where a model's files are and how they were found."""

@@ -18,8 +18,10 @@ def test_public_summary_has_the_seed_shape(client):
     resp = client.get("/embedding/config")
     assert resp.status_code == 200
     assert resp.get_json() == {
-        "provider": "openai", "model": "text-embedding-3-small", "dimensions": 1536,
-        "precision": "float32", "supports_browser": False,
+        "config_id": 1, "provider": "openai", "model": "text-embedding-3-small",
+        "dimensions": 1536, "precision": "float32", "supports_browser": False, "browser": None,
+        "browser_unavailable": "the openai provider computes vectors with a secret key on its "
+                               "own servers; only local models run in a browser",
         "resource_allocation": {"backend": "torch", "max_memory_mb": None, "num_threads": None,
                                 "device": None, "batch_size": 8}}
 

@@ -42,6 +42,11 @@ def test_cli_set_then_devserver_serves_and_prints_the_examples(kg_url):
     again = subprocess.run(set_cmd, cwd=REPO, env=env, capture_output=True, text=True,
                            timeout=BOUND, check=False)
     assert again.returncode == 0 and "already the active config" in again.stdout
+    prepared = subprocess.run([str(bindir / "flask"), "--app", "kgserve", "embedding", "browser"],
+                              cwd=REPO, env=env, capture_output=True, text=True, timeout=BOUND,
+                              check=False)  # as `make run` does next
+    assert prepared.returncode == 0, prepared.stderr
+    assert json.loads(prepared.stdout)["model_url"].startswith("/browser/models/all-MiniLM-L6-v2.")
 
     port = free_port()
     env["KG_BIND"] = f"127.0.0.1:{port}"
@@ -61,8 +66,11 @@ def test_cli_set_then_devserver_serves_and_prints_the_examples(kg_url):
         assert "Stop with Ctrl-C" in seen, seen[-3000:]
         base = f"http://127.0.0.1:{port}"
         assert f"kgserve is ready on {base}" in seen and f"curl -s {base}/v1/embeddings" in seen
-        assert f"backend {winner[0]} {winner[1]}" in seen
+        assert f"backend {winner[0]} {winner[1]}" in seen, seen[-1500:]
         assert "OpenAI(base_url=" in seen
+        assert f"open {base}/browser/" in seen  
+        with urllib.request.urlopen(f"{base}/browser/", timeout=30) as resp:
+            assert resp.status == 200 and b"page.js" in resp.read()
         token = re.search(r"KG_ADMIN_TOKEN=(\S+)\s+\(generated for this run\)", seen).group(1)
         code, body = call(base, "POST", "/v1/embeddings", {"input": "hello", "model": MINILM})
         assert code == 200 and len(body["data"][0]["embedding"]) == 384

@@ -10,8 +10,8 @@ from tests.support.kgs import REPO
 
 PATHS = {"/embedding/config", "/admin/embedding/config", "/admin/embedding/configs",
          "/admin/embedding/config/reload", "/v1/embeddings", "/v1/models", "/v1/models/{model}",
-         "/metrics", "/healthz", "/v1/tokenize", "/tokenize",
-         "/readyz", "/openapi.json"}
+         "/metrics", "/healthz", "/v1/tokenize", "/tokenize", "/readyz", "/openapi.json",
+         "/browser/", "/browser/kgembed.js", "/browser/models/{model_id}/{file}"}
 
 
 def test_openapi_document_is_valid_and_lists_every_path(client):

@@ -62,3 +62,28 @@ def parameter_count(folder: Path) -> int:
 
     model = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
     return sum(p.numel() for p in model.parameters())
+
+
+def model_variant(source: Path, target: Path, *, pooling: str | None = None,
+                  normalize: bool = True, drop: tuple[str, ...] = (),
+                  st_config: dict | None = None, pooling_config: dict | None = None) -> Path:
+    """Copy a saved model and change its pooling mode, Normalize module or files (no weights)."""
+    import json
+
+    shutil.copytree(source, target)
+    pool_file = target / "1_Pooling" / "config.json"
+    pool = json.loads(pool_file.read_text())
+    if pooling:
+        pool["pooling_mode"] = pooling
+    pool.update(pooling_config or {})
+    pool_file.write_text(json.dumps(pool))
+    if not normalize:
+        modules = json.loads((target / "modules.json").read_text())
+        (target / "modules.json").write_text(json.dumps(
+            [m for m in modules if not m["type"].endswith("Normalize")]))
+    if st_config:
+        path = target / "config_sentence_transformers.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), **st_config}))
+    for name in drop:
+        (target / name).unlink()
+    return target

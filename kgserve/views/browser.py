@@ -1,0 +1,108 @@
+"""/browser/: the page, the kgembed.js module, transformers.js and the active model's files.
+
+Everything a page needs comes from this origin: the module and page (kgserve/browser/static),
+transformers.js and ONNX Runtime Web's WebAssembly build (installed from npm by `make install`
+into kgserve/browser/node_modules), and the model exported for browsers
+(kgserve.providers.browser_export). Model files live under a content-addressed id, so they are
+cached for a year and never revalidated; the rest is revalidated with ETags (a 304 when unchanged).
+"""
+
+from __future__ import annotations
+
+import mimetypes
+from pathlib import Path
+
+from flask import Blueprint, Response, send_file
+
+from .. import ops
+from ..errors import NotFound, RuntimeMissing
+from ..providers import browser_export
+from ..providers.convert import ONNX_QUANTIZED
+from ..providers.export import MANIFEST
+from ..runtime import runtime
+
+bp = Blueprint("browser", __name__, url_prefix="/browser")
+
+HERE = Path(__file__).resolve().parent.parent / "browser"
+STATIC = HERE / "static"
+NODE_MODULES = HERE / "node_modules"
+# The files a page may load from the npm packages (pinned in kgserve/browser/package-lock.json):
+# transformers.js as one ES module with ONNX Runtime Web inside, and the WebAssembly build that
+# this ONNX Runtime Web loads (the asyncify one, what transformers.js picks for the CPU).
+VENDOR = {
+    "transformers.min.js": "@huggingface/transformers/dist/transformers.min.js",
+    "ort-wasm-simd-threaded.asyncify.mjs": "onnxruntime-web/dist/ort-wasm-simd-threaded.asyncify.mjs",
+    "ort-wasm-simd-threaded.asyncify.wasm":
+        "onnxruntime-web/dist/ort-wasm-simd-threaded.asyncify.wasm",
+}
+TYPES = {".js": "text/javascript", ".mjs": "text/javascript", ".wasm": "application/wasm",
+         ".json": "application/json", ".onnx": "application/octet-stream",
+         ".html": "text/html; charset=utf-8", ".css": "text/css"}
+YEAR = 365 * 24 * 3600
+
+
+def _send(path: Path, immutable_etag: str | None = None) -> Response:
+    """Send `path` with its type, Range and conditional support, and the right caching."""
+    mimetype = TYPES.get(path.suffix) or mimetypes.guess_type(path.name)[0] \
+        or "application/octet-stream"
+    resp = send_file(path, mimetype=mimetype, conditional=True, etag=immutable_etag or True,
+                     max_age=YEAR if immutable_etag else None)
+    if immutable_etag:
+        resp.cache_control.public = True
+        resp.cache_control.immutable = True
+    else:
+        resp.cache_control.no_cache = True  # use the copy after a 304; offline: the service worker
+    resp.headers["X-Content-Type-Options"] = "nosniff"
+    return resp
+
+
+@bp.get("/")
+def page() -> Response:
+    """The demo page: browser and server vectors side by side."""
+    return _send(STATIC / "index.html")
+
+
+@bp.get("/<name>")
+def static_file(name: str) -> Response:
+    """kgembed.js, the page's script and style, and the service worker."""
+    path = STATIC / name
+    if not name or name.startswith(".") or not path.is_file():
+        raise NotFound(f"no file {name!r} under /browser/")
+    return _send(path)
+
+
+@bp.get("/vendor/<name>")
+def vendor_file(name: str) -> Response:
+    """transformers.js and ONNX Runtime Web, as installed from npm."""
+    if name not in VENDOR:
+        raise NotFound(f"no vendor file {name!r} (served: {', '.join(VENDOR)})")
+    path = NODE_MODULES / VENDOR[name]
+    if not path.is_file():
+        raise RuntimeMissing("transformers.js is not installed: run `make install` (npm ci in "
+                             "kgserve/browser)", "browser_runtime_missing")
+    return _send(path)
+
+
+@bp.get("/models/<model_id>/<path:name>")
+def model_file(model_id: str, name: str) -> Response:
+    """A file of the active config's browser export (exported on first request if needed)."""
+    row, _ = ops.active_row(runtime())
+    try:
+        model = browser_export.describe(row)
+        if model_id != model.model_id:
+            raise NotFound(f"{model_id!r} is not the active config's browser model "
+                           f"({model.model_id!r}); read /embedding/config again",
+                           "browser_model_not_active")
+        export = browser_export.ensure(model)
+    except browser_export.NotForBrowser as exc:
+        raise NotFound(str(exc), "browser_not_supported") from None
+    info = export.files.get(name)
+    if info is None or name == MANIFEST:
+        raise NotFound(f"the browser export of {model.name!r} has no file {name!r}")
+    if name == ONNX_QUANTIZED and not export.quantized:
+        accuracy = export.accuracy
+        raise NotFound(f"the quantized graph of {model.name!r} is not offered: min cosine "
+                       f"{accuracy.get('min_cosine')} to torch float32 on the probe set, "
+                       f"below {accuracy.get('bound')}; load onnx/model.onnx",
+                       "quantized_refused")
+    return _send(export.folder / name, immutable_etag=info["sha256"])
