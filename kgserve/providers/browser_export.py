@@ -265,7 +265,8 @@ def ensure(model: BrowserModel) -> Export:
 
 def _guard(model: BrowserModel, folder: Path, st) -> dict[str, Any]:
     """The quantized graph on the probe set against torch float32, at the config's dimensions."""
-    from .cpu_runtime import CpuEncoder, Layout, default_threads, open_session
+    from .cpu_runtime import CpuEncoder, Layout, open_session
+    from .devices import default_threads
     from .guard import compare, reference_vectors
     from .probes import probe_texts
 
