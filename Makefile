@@ -17,14 +17,15 @@ NGINX_PKG ?= nginx-light
 
 install: $(STAMP) $(WEB_STAMP) system-packages
 
-# Debian packages the suite needs, installed when missing (as root; else it says what to run).
+# Debian packages the suite needs, installed when missing (as root; otherwise it says what to
+# run, and only test_nginx.py fails without them: `make run` does not need nginx).
 system-packages:
 	@if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    apt-get install -y -q $(NGINX_PKG) || { apt-get update -q && apt-get install -y -q $(NGINX_PKG); }; \
 	  else \
-	    echo "nginx is missing (the suite runs deploy/nginx.conf): sudo apt-get install -y $(NGINX_PKG)" >&2; \
-	    exit 1; \
+	    echo "WARNING: nginx is missing; the suite runs deploy/nginx.conf with it:" \
+	         "sudo apt-get install -y $(NGINX_PKG)" >&2; \
 	  fi; \
 	fi
 

@@ -21,10 +21,12 @@ import numpy as np
 from . import metrics
 from .batchpolicy import (
     BatchSettings,
+    DrainRate,
     Item,
     Request,
     by_owner,
     last_call,
+    learn_rate,
     owners,
     padded_tokens,
     retry_after,
@@ -86,7 +88,7 @@ class BatchingQueue:
         self._inbox: list[Request] = []  # submitted, not yet seen by the worker
         self._queued = 0  # texts submitted and not yet in a batch: the admission limit
         self._thread: threading.Thread | None = None
-        self._rate = 0.0  # texts/s of recent model calls, for Retry-After (set by the worker)
+        self._rate = DrainRate()  # how fast the queue empties, for Retry-After (the worker's)
         # The worker thread's own:
         self._waiting: list[Request] = []  # counted, with texts not in a batch yet; oldest first
         self._busy = (0.0, 0.0)  # when the last batch's model calls started and ended
@@ -115,7 +117,7 @@ class BatchingQueue:
                 metrics.QUEUE_REJECTED.inc()
                 raise QueueFull(f"{self._queued} texts are waiting for the model in this worker "
                                 f"(limit {self.settings.max_queue}); retry later",
-                                retry_after(self._queued, self._rate))
+                                retry_after(self._queued, self._rate.per_second))
             self._inbox.append(request)
             self._queued += len(request.texts)
             metrics.QUEUE_SIZE.set(self._queued)
@@ -315,8 +317,7 @@ class BatchingQueue:
         metrics.INFERENCE.observe(elapsed)
         for r in owners(items):
             r.inference += elapsed
-        rate = len(items) / elapsed if elapsed > 0 else 0.0
-        self._rate = rate if not self._rate else 0.8 * self._rate + 0.2 * rate
+        self._rate = learn_rate(self._rate, len(items), elapsed, self.settings.call_size)
 
 
 def _result(request: Request) -> BatchedEmbeddings:

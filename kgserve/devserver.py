@@ -107,9 +107,12 @@ def main() -> int:
         deadline = time.monotonic() + READY_WAIT
         while proc.poll() is None and time.monotonic() < deadline:
             body = _ready(base)
-            if body:
-                print(banner(base, body["model"], token, generated,
-                             describe_backend(_status(base, token)), _browser_line(base)),
+            # /readyz and the admin status may reach different workers (each reports itself):
+            # describe the backend only once the worker answering the status is ready too.
+            status = _status(base, token) if body else {}
+            if body and status.get("state") == "ready":
+                print(banner(base, body["model"], token, generated, describe_backend(status),
+                             _browser_line(base)),
                       file=sys.stderr, flush=True)
                 break
             time.sleep(0.5)

@@ -65,31 +65,19 @@ def minilm(client, admin):
 def state_home(tmp_path_factory):
     """XDG_STATE_HOME for the session: where kgserve keeps the last known config (and gunicorn
     servers started by tests, which inherit the environment)."""
-    import os
-
-    folder = tmp_path_factory.mktemp("state")
-    previous = os.environ.get("XDG_STATE_HOME")
-    os.environ["XDG_STATE_HOME"] = str(folder)
-    yield folder
-    if previous is None:
-        os.environ.pop("XDG_STATE_HOME", None)
-    else:
-        os.environ["XDG_STATE_HOME"] = previous
+    with pytest.MonkeyPatch.context() as env:
+        folder = tmp_path_factory.mktemp("state")
+        env.setenv("XDG_STATE_HOME", str(folder))
+        yield folder
 
 
 @pytest.fixture(scope="session", autouse=True)
 def model_cache(tmp_path_factory):
     """One export cache (KG_MODEL_CACHE) for the whole session: each export is made once."""
-    import os
-
-    folder = tmp_path_factory.mktemp("model-cache")
-    previous = os.environ.get("KG_MODEL_CACHE")
-    os.environ["KG_MODEL_CACHE"] = str(folder)
-    yield folder
-    if previous is None:
-        os.environ.pop("KG_MODEL_CACHE", None)
-    else:
-        os.environ["KG_MODEL_CACHE"] = previous
+    with pytest.MonkeyPatch.context() as env:
+        folder = tmp_path_factory.mktemp("model-cache")
+        env.setenv("KG_MODEL_CACHE", str(folder))
+        yield folder
 
 
 @pytest.fixture(scope="session")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from kgserve.batchpolicy import (
+    DrainRate,
     Request,
     by_owner,
     last_call,
+    learn_rate,
     padded_tokens,
     retry_after,
     split_calls,
@@ -98,3 +100,18 @@ def test_retry_after_is_bounded():
     assert retry_after(500, 0.0) == 10  # 50 texts/s until a rate is known
     assert retry_after(500, 100.0) == 5
     assert retry_after(10**6, 1.0) == 60
+
+
+def test_retry_after_counts_on_the_full_calls_a_backed_up_queue_runs():
+    # A quiet spell of one-text calls (30 ms each: 33 texts/s), then the queue backs up and runs
+    # full calls of 8 (55 ms each: 145 texts/s). 2048 waiting texts take 14 s, not 41.
+    rate = DrainRate()
+    for _ in range(20):
+        rate = learn_rate(rate, 1, 0.030, call_size=8)
+    assert retry_after(2048, rate.per_second) == 60  # 61 s, at the 60 s cap
+    for _ in range(3):
+        rate = learn_rate(rate, 8, 0.055, call_size=8)
+    assert retry_after(2048, rate.per_second) == 15  # ceil(2048 / 145.45)
+    # Later small calls do not drag it back up.
+    rate = learn_rate(rate, 1, 0.030, call_size=8)
+    assert retry_after(2048, rate.per_second) == 15
