@@ -1,12 +1,13 @@
 """Time `kgmigrate up -y` on N generated migrations against a psql-per-file runner, dbmate and yoyo.
 
-Usage: .venv/bin/python bench/bench_migrate.py [-n 200] [--repeat 3] [--lint-repeat 11]
+Usage: .venv/bin/python bench/bench_migrate.py [-n 200] [--repeat 3] [--lint-repeat 11] [--down-only]
 
 Starts its own PostgreSQL cluster in a /tmp folder with normal durability (fsync on), gives every
 run a fresh database, and times each tool end to end as a subprocess (interpreter start included).
 dbmate (npm) and yoyo (PyPI) are optional: found on PATH, or named with --dbmate/--yoyo.
 Also: `up` with lint on (the default) against `--lint=off` (goal: lint adds at most 10%), and
-`kgmigrate lint` of the N files against squawk run directly on them (goal: at most 1.2x).
+`kgmigrate lint` of the N files against squawk run directly on them (goal: at most 1.2x); and
+`down` of the N migrations against `dbmate rollback` N times, yoyo and psql (migrate_down.py).
 """
 
 from __future__ import annotations
@@ -203,20 +204,30 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="runs per tool; the median is shown")
     ap.add_argument("--lint-repeat", type=int, default=11, help="runs of each lint command")
     ap.add_argument("--lint-only", action="store_true", help="time only lint against squawk")
-    ap.add_argument("--dbmate", help="path to dbmate (default: PATH, /tmp/benchtools)")
-    ap.add_argument("--yoyo", help="path to yoyo (default: PATH, /tmp/benchtools)")
+    ap.add_argument("--down-only", action="store_true", help="time only `down` against peers")
+    ap.add_argument("--dbmate", help="path to dbmate (default: PATH, /work/benchtools, "
+                                     "/tmp/benchtools)")
+    ap.add_argument("--yoyo", help="path to yoyo (default: PATH, /work/benchtools, /tmp/benchtools)")
     args = ap.parse_args()
     n = args.n
     # npm's `dbmate` is a node script spawning the Go binary: time the Go binary itself.
-    native = sorted(glob.glob("/tmp/benchtools/node_modules/@dbmate/*/bin/dbmate"))
+    native = sorted(glob.glob("/work/benchtools/dbmate/node_modules/@dbmate/*/bin/dbmate")
+                    + glob.glob("/tmp/benchtools/node_modules/@dbmate/*/bin/dbmate"))
     dbmate = find_tool(args.dbmate, "dbmate", [*native, "/tmp/benchtools/node_modules/.bin/dbmate"])
-    yoyo = find_tool(args.yoyo, "yoyo", ["/tmp/benchtools/venv/bin/yoyo"])
+    yoyo = find_tool(args.yoyo, "yoyo", ["/work/benchtools/yoyo/venv/bin/yoyo",
+                                         "/tmp/benchtools/venv/bin/yoyo"])
 
     if args.lint_only:
         with tempfile.TemporaryDirectory(prefix="kgbench-lint-") as root:
             print_lint(lint_runs(generate(Path(root), n), args.lint_repeat), n)
         return
     bench = Bench()
+    if args.down_only:
+        try:
+            print_down(down_runs(bench, n, args.repeat, dbmate, yoyo), n)
+        finally:
+            bench.close()
+        return
     try:
         dirs = generate(bench.root / "migrations", n)
         print(f"{n} migrations, 3 statements each + own tracking row; fresh database per run; "
@@ -249,9 +260,12 @@ def main() -> None:
               f"(goal <= +10%)")
         print(f"  kgmigrate --help startup: {help_startup():.3f} s (goal < 0.3 s)")
         print_lint(lint_runs(dirs, args.lint_repeat), n)
+        print_down(down_runs(bench, n, args.repeat, dbmate, yoyo), n)
     finally:
         bench.close()
 
 
 if __name__ == "__main__":
+    from migrate_down import down_runs, print_down  # it imports this module's helpers
+
     main()

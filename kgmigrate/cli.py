@@ -9,15 +9,25 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .cli_lint import LINT_MODES, UpLint, ddl_lock_timeout_option, lint
+from .cli_down import down, mark, new, unmark
+from .cli_lint import UpLint, lint
 from .cli_localdb import localdb
+from .cli_options import (
+    ddl_lock_timeout_option,
+    lint_mode_option,
+    lock_timeout_option,
+    quiet_option,
+    retries_option,
+    snapshot_option,
+    verbose_option,
+)
 from .cli_snapshot import restore, snapshot, snapshot_before_up
 from .errors import KgMigrateError, one_line
 from .output import (
     TerminalReporter,
     arrow,
+    command_header,
     confirm,
-    header,
     ok_mark,
     say,
     version_label,
@@ -28,7 +38,6 @@ from .settings import (
     TRACKING_TABLE,
     Settings,
     TableName,
-    describe_target,
 )
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -91,11 +100,6 @@ def cli(ctx: click.Context, database_url: str | None, migrations_dir: Path, no_b
                        backups_dir=backups_dir, no_baseline=no_baseline, table=table)
 
 
-def _header(settings: Settings, conninfo: str, title: str) -> None:
-    header(title, [f"Database:   {describe_target(settings, conninfo)}",
-                   f"Migrations: {settings.migrations_dir}"])
-
-
 def _print_plan(plan) -> None:
     say(f"Applied: {len(plan.state.applied)} migration(s)")
     extra = 1 if plan.baseline else 0
@@ -107,30 +111,23 @@ def _print_plan(plan) -> None:
             + ("  [no-transaction]" if not m.transactional else ""), fg="cyan")
     for w in plan.warnings:
         warn(w)
+    if plan.down_drifted:
+        warn(f"down file(s) changed since their migration was applied: "
+             f"{', '.join(f'{v:03d}' for v in plan.down_drifted)}; `kgmigrate down` refuses "
+             f"them until `kgmigrate repair` accepts the edits")
 
 
 @cli.command()
 @click.option("--dry-run", is_flag=True, help="Show the plan; write nothing at all.")
 @click.option("-y", "--yes", is_flag=True, help="Apply without asking.")
-@click.option("-v", "--verbose", is_flag=True, help="Say more (on stderr).")
-@click.option("-q", "--quiet", is_flag=True,
-              help="Hide the server's NOTICE and INFO messages (WARNINGs still show).")
+@verbose_option
+@quiet_option
 @click.option("--target", type=click.IntRange(min=0), metavar="N", help="Stop after version N.")
-@click.option("--lock-timeout", type=click.FloatRange(min=0), default=60, show_default=True,
-              metavar="SECONDS",
-              help="How long to wait for another kgmigrate runner's migration lock (advisory "
-                   "lock; not about table locks, see --ddl-lock-timeout).")
+@lock_timeout_option
 @ddl_lock_timeout_option
-@click.option("--retries", type=click.IntRange(min=0), default=5, show_default=True, metavar="N",
-              help="How often a file that gave up waiting for a table lock is rolled back and "
-                   "retried, after a jittered backoff.")
-@click.option("--lint", "lint_mode", type=click.Choice(LINT_MODES), default="warn",
-              show_default=True, envvar="KG_LINT",
-              help="Lint pending files with squawk first: print findings (warn), also refuse to "
-                   "apply on an error finding (error), or skip (off) [env KG_LINT].")
-@click.option("--snapshot/--no-snapshot", default=None,
-              help="Snapshot before applying, without asking / never ask [default: ask when "
-                   "interactive and the database holds data].")
+@retries_option
+@lint_mode_option("pending files")
+@snapshot_option("applying")
 @click.pass_obj
 def up(settings: Settings, dry_run: bool, yes: bool, verbose: bool, quiet: bool,
        target: int | None, lock_timeout: float, ddl_lock_timeout: float, retries: int,
@@ -143,7 +140,7 @@ def up(settings: Settings, dry_run: bool, yes: bool, verbose: bool, quiet: bool,
 
     conninfo, conn = open_database(settings, read_only=dry_run)
     with conn, UpLint(lint_mode, ddl_lock_timeout) as pending_lint:
-        _header(settings, conninfo, "Dry run" if dry_run else "apply migrations")
+        command_header(settings, conninfo, "Dry run" if dry_run else "apply migrations")
         plan = make_plan(conn, settings, target=target, on_pending=pending_lint.start)
         _print_plan(plan)
         if plan.drifted:  # a dry run predicts `up`, refusal included
@@ -192,31 +189,40 @@ def status(settings: Settings, as_json: bool) -> None:
     with conn:
         plan = make_plan(conn, settings, parse=False)
     applied = sorted(plan.state.applied.values(), key=lambda r: r.version)
+    reversible = {mf.version for mf in plan.files if mf.down is not None}
     if as_json:
         click.echo(json.dumps({
             "current_version": plan.current_version,
             "applied": [{"version": r.version, "name": r.name, "checksum": r.checksum,
                          "applied_at": r.applied_at.isoformat() if r.applied_at else None,
-                         "execution_ms": r.execution_ms} for r in applied],
+                         "execution_ms": r.execution_ms,
+                         "reversible": r.version in reversible} for r in applied],
             "pending": [{"version": m.version, "name": m.name} for m in plan.pending],
             "drifted": plan.drifted,
+            "down_drifted": plan.down_drifted,
         }, indent=2))
         return
-    _header(settings, conninfo, "status")
+    command_header(settings, conninfo, "status")
     say(f"Current version: {version_label(plan.current_version)}", bold=True)
     say(f"Applied: {len(applied)} migration(s)")
     for r in applied:
         when = f"{r.applied_at:%Y-%m-%d %H:%M:%S}" if r.applied_at else "?"
         ms = f" ({r.execution_ms} ms)" if r.execution_ms is not None else ""
-        mark = "!" if r.version in plan.drifted else ok_mark()
-        say(f"  {mark} Migration {r.version:03d} - {r.name}  {when}{ms}",
-            fg="red" if r.version in plan.drifted else None)
+        bad = r.version in plan.drifted or r.version in plan.down_drifted
+        mark = "!" if bad else ok_mark()
+        undo = "  [reversible]" if r.version in reversible else ""
+        say(f"  {mark} Migration {r.version:03d} - {r.name}  {when}{ms}{undo}",
+            fg="red" if bad else None)
     say(f"Pending: {len(plan.pending)} migration(s)")
     for m in plan.pending:
         say(f"  {arrow()} Migration {m.version:03d} - {m.name}", fg="cyan")
     if plan.drifted:
         say(f"Drifted: {', '.join(f'{v:03d}' for v in plan.drifted)} changed since applied; "
             f"`kgmigrate repair` accepts the edits", fg="red")
+    if plan.down_drifted:
+        say(f"Drifted down files: {', '.join(f'{v:03d}' for v in plan.down_drifted)} changed "
+            f"since applied; `kgmigrate down` refuses them, `kgmigrate repair` accepts the edits",
+            fg="red")
     if plan.missing_files:
         warn(f"applied version(s) without a file: "
              f"{', '.join(f'{v:03d}' for v in plan.missing_files)}")
@@ -241,6 +247,10 @@ def repair(settings: Settings, versions: tuple[int, ...], lock_timeout: float) -
         say("Nothing to repair: no applied file has changed.")
 
 
+cli.add_command(down)
+cli.add_command(new)
+cli.add_command(mark)
+cli.add_command(unmark)
 cli.add_command(localdb)
 cli.add_command(lint)
 cli.add_command(snapshot)

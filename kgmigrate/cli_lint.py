@@ -1,4 +1,4 @@
-"""`kgmigrate lint`, the lint step of `up`, and the options both share."""
+"""`kgmigrate lint`, and the lint step of `up` and `down`."""
 
 from __future__ import annotations
 
@@ -8,22 +8,13 @@ from typing import TYPE_CHECKING, Self
 
 import click
 
+from .cli_options import ddl_lock_timeout_option
 from .errors import LintRefused, LintUnavailable, MigrationFileError
 from .output import say, say_lines, warn
 from .settings import Settings
 
 if TYPE_CHECKING:
     from .lint import Finding, LintReport, SquawkRun
-
-LINT_MODES = ("warn", "error", "off")
-
-ddl_lock_timeout_option = click.option(
-    "--ddl-lock-timeout", type=click.FloatRange(min=0), default=5, show_default=True,
-    envvar="KG_DDL_LOCK_TIMEOUT", metavar="SECONDS",
-    help="How long each statement may wait for a table lock before it gives up and its file is "
-         "retried; only the wait is bounded, never the statement. 0 = the database's own "
-         "lock_timeout [env KG_DDL_LOCK_TIMEOUT].")
-
 
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
@@ -61,11 +52,13 @@ def print_report(report: LintReport) -> None:
 
 
 class UpLint:
-    """The lint step of `up`: squawk starts as soon as the pending files are known, so it runs
+    """The lint step of `up` (and `down`): squawk starts as soon as the pending files are known, so it runs
     while kgmigrate parses them; its findings print after the plan, before the apply question."""
 
-    def __init__(self, mode: str, ddl_lock_timeout: float) -> None:
+    def __init__(self, mode: str, ddl_lock_timeout: float, files: str = "pending migrations",
+                 outcome: str = "nothing was applied") -> None:
         self.mode, self.lock_timeout_on = mode, ddl_lock_timeout > 0
+        self.files, self.outcome = files, outcome
         self._run: SquawkRun | None = None
         self._failure: LintUnavailable | None = None
 
@@ -76,14 +69,15 @@ class UpLint:
         if self._run is not None:
             self._run.stop()
 
-    def start(self, pending: list) -> None:
-        """Start squawk on the pending files (make_plan calls this before it parses them)."""
+    def start(self, pending: list, down: bool = False) -> None:
+        """Start squawk on the pending files (make_plan calls this before it parses them), or on
+        the down files of the chosen ones with `down`."""
         if self.mode == "off" or not pending:
             return
         from .lint import SquawkRun, read_files
 
         try:
-            self._run = SquawkRun(read_files([mf.path for mf in pending]))
+            self._run = SquawkRun(read_files([mf.down if down else mf.path for mf in pending]))
         except LintUnavailable as exc:
             self._failure = exc
         except MigrationFileError:
@@ -108,8 +102,8 @@ class UpLint:
         say()
         print_report(report)
         if self.mode == "error" and report.errors:
-            raise LintRefused(f"--lint=error: {_plural(len(report.errors), 'error')} in pending "
-                              f"migrations; nothing was applied. Fix them, or ignore one with a "
+            raise LintRefused(f"--lint=error: {_plural(len(report.errors), 'error')} in "
+                              f"{self.files}; {self.outcome}. Fix them, or ignore one with a "
                               f"`-- squawk-ignore RULE` comment above the statement saying why")
 
 

@@ -16,7 +16,7 @@ from . import session, tracking
 from .ddllock import DdlLockPolicy, DdlLocks
 from .errors import MigrationFailed, MigrationFileError
 from .locking import advisory_lock
-from .migrations import Migration, discover, file_checksum, load
+from .migrations import Migration, MigrationFile, discover, file_checksum, load
 from .plan import Plan, check_drift, drift, parse_baseline, pending_files
 from .progress import Reporter
 from .runfile import OWN_QUIET, SqlFile, StatementFailed, run_file, run_transaction
@@ -37,7 +37,7 @@ class ApplyResult:
 
 
 @contextmanager
-def _notices_to(conn: psycopg.Connection, rep: Reporter) -> Iterator[list[str]]:
+def notices_to(conn: psycopg.Connection, rep: Reporter) -> Iterator[list[str]]:
     """Forward the server's notices to `rep` while a file runs; yield where to name that file."""
     running: list[str] = []
 
@@ -52,6 +52,16 @@ def _notices_to(conn: psycopg.Connection, rep: Reporter) -> Iterator[list[str]]:
         conn.remove_notice_handler(forward)
 
 
+def run_labelled(conn: psycopg.Connection, running: list[str], label: str, file: SqlFile,
+                 ddl: DdlLocks) -> int:
+    """Run `file` (runfile.run_file) with the server's notices shown under `label`."""
+    running.append(label)
+    try:
+        return run_file(conn, file, ddl)
+    finally:
+        running.clear()
+
+
 def _apply_baseline(conn: psycopg.Connection, path: Path, statements: list[Statement],
                     lines: LineMap, table: TableName) -> None:
     """Run the baseline and create the tracking table in one transaction."""
@@ -64,12 +74,39 @@ def _apply_baseline(conn: psycopg.Connection, path: Path, statements: list[State
 
 
 def migration_file(conn: psycopg.Connection, mig: Migration, table: TableName,
-                   by: str) -> SqlFile:
-    """Return `mig` ready to run with the row that records it."""
+                   by: str, down_checksum: str | None = None) -> SqlFile:
+    """Return `mig` ready to run with the row that records it (and its down file's checksum)."""
     return SqlFile(f"Migration {mig.version:03d} ({mig.name})", mig.path, mig.lines,
                    mig.statements, mig.transactional,
                    partial(tracking.record_sql, conn, table, mig.version, mig.name, mig.checksum,
-                           by))
+                           by, down_checksum=down_checksum))
+
+
+def settle(conn: psycopg.Connection, table: TableName, files: list[MigrationFile],
+           rep: Reporter, down_too: bool = False) -> tracking.DbState:
+    """Under the lock: refuse drift (of down files too with `down_too`), fill missing checksums.
+
+    Return the state read under the lock. Checksums not recorded yet (a database the old runner
+    built, a down file added after its migration ran) are adopted here.
+    """
+    state = tracking.read_state(conn, table)
+    missing = tracking.ensure_sql(conn, table, state)
+    if missing:  # an old runner's table gains kgmigrate's columns
+        with conn.transaction():
+            for stmt in missing:
+                conn.execute(stmt)
+        state = tracking.read_state(conn, table)
+    found = drift(state, files)
+    check_drift(found.drifted, files, found.down_drifted if down_too else ())
+    if found.unfilled or found.down_unfilled:
+        with conn.transaction():
+            for version, checksum in found.unfilled.items():
+                tracking.set_checksum(conn, table, version, checksum)
+            for version, checksum in found.down_unfilled.items():
+                tracking.set_checksum(conn, table, version, checksum, "down_checksum")
+        rep.checksums_filled(sorted({*found.unfilled, *found.down_unfilled}))
+        state = tracking.read_state(conn, table)
+    return state
 
 
 def apply(conn: psycopg.Connection, settings: Settings, plan: Plan,
@@ -85,7 +122,7 @@ def apply(conn: psycopg.Connection, settings: Settings, plan: Plan,
     parsed = {m.version: m for m in plan.parsed or ()}
     baseline_done = False
     applied: list[tuple[Migration, int]] = []
-    with advisory_lock(conn, lock_timeout), _notices_to(conn, rep) as running:
+    with advisory_lock(conn, lock_timeout), notices_to(conn, rep) as running:
         state = tracking.read_state(conn, table)  # another runner may have finished meanwhile
         if state.fresh and plan.baseline is not None:
             statements, lines = parse_baseline(plan.baseline)
@@ -97,27 +134,15 @@ def apply(conn: psycopg.Connection, settings: Settings, plan: Plan,
                 running.clear()
             baseline_done = True
             rep.baseline_applied(plan.baseline, round((time.perf_counter() - t0) * 1000))
-        else:
-            with conn.transaction():
-                tracking.ensure_table(conn, table, state)
-        state = tracking.read_state(conn, table)
-        drifted, unfilled = drift(state, plan.files)
-        check_drift(drifted, plan.files)
-        if unfilled:
-            with conn.transaction():
-                for version, checksum in unfilled.items():
-                    tracking.set_checksum(conn, table, version, checksum)
-            rep.checksums_filled(sorted(unfilled))
+        state = settle(conn, table, plan.files, rep)
         ddl = DdlLocks(conn, ddl_policy or DdlLockPolicy(), on_retry=rep.lock_retry)
         try:
             for mf in pending_files(plan.files, state, plan.target):
                 mig = parsed.get(mf.version) or load(mf)
                 rep.migration_started(mig)
-                running.append(f"Migration {mig.version:03d} - {mig.name}")
-                try:
-                    ms = run_file(conn, migration_file(conn, mig, table, by), ddl)
-                finally:
-                    running.clear()
+                down = file_checksum(mf.down) if mf.down is not None else None
+                ms = run_labelled(conn, running, f"Migration {mig.version:03d} - {mig.name}",
+                                  migration_file(conn, mig, table, by, down), ddl)
                 applied.append((mig, ms))
                 rep.migration_applied(mig, ms)
         finally:
@@ -146,9 +171,13 @@ def repair(conn: psycopg.Connection, settings: Settings, versions: list[int],
                                          f"{', '.join(map(str, nofile))}")
             chosen = versions
         else:
-            chosen, _ = drift(state, list(files.values()))
+            found = drift(state, list(files.values()))
+            chosen = sorted({*found.drifted, *found.down_drifted, *found.down_unfilled})
         with conn.transaction():
             tracking.ensure_table(conn, table, state)
             for v in chosen:
-                tracking.set_checksum(conn, table, v, file_checksum(files[v].path))
+                mf = files[v]
+                tracking.set_checksum(conn, table, v, file_checksum(mf.path))
+                tracking.set_checksum(conn, table, v, None if mf.down is None
+                                      else file_checksum(mf.down), "down_checksum")
     return sorted(chosen)

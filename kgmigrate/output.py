@@ -49,6 +49,14 @@ def header(title: str, lines: Iterable[str]) -> None:
     say()
 
 
+def command_header(settings, conninfo: str, title: str) -> None:
+    """Print the header of a command that works on the migrations: database and folder."""
+    from .settings import describe_target
+
+    header(title, [f"Database:   {describe_target(settings, conninfo)}",
+                   f"Migrations: {settings.migrations_dir}"])
+
+
 def confirm(question: str, default: bool) -> bool:
     """Ask on stdin; EOF counts as the default answer."""
     try:
@@ -109,6 +117,9 @@ class TerminalReporter(Reporter):
 
     def migration_applied(self, mig, ms: int) -> None:
         say(f"  {ok_mark()} Migration {mig.version:03d} - {mig.name} ({ms} ms)", fg="green")
+
+    def migration_reversed(self, mig, ms: int) -> None:
+        say(f"  {ok_mark()} Reversed {mig.version:03d} - {mig.name} ({ms} ms)", fg="green")
 
     def notice(self, label: str, diag) -> None:
         # On stderr as psql prints them, under the file they came from, as they arrive.

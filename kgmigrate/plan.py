@@ -39,6 +39,7 @@ class Plan:
     drifted: list[int]
     missing_files: list[int]
     target: int | None = None
+    down_drifted: list[int] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -53,30 +54,56 @@ def pending_files(files: list[MigrationFile], state: tracking.DbState,
             and (target is None or mf.version <= target)]
 
 
-def drift(state: tracking.DbState, files: list[MigrationFile]) -> tuple[list[int], dict[int, str]]:
-    """Return drifted versions and the checksums of applied files that have none recorded yet."""
-    drifted, unfilled = [], {}
+@dataclass
+class Drift:
+    """Applied files edited since (up and down files apart), and checksums not recorded yet."""
+
+    drifted: list[int] = field(default_factory=list)
+    down_drifted: list[int] = field(default_factory=list)
+    unfilled: dict[int, str] = field(default_factory=dict)
+    down_unfilled: dict[int, str] = field(default_factory=dict)
+
+
+def drift(state: tracking.DbState, files: list[MigrationFile]) -> Drift:
+    """Compare the applied files (and their down files) with the checksums recorded for them.
+
+    A checksum not recorded yet (a database the old runner built, a down file added after its
+    migration ran) is to be filled, not drift. A down file removed since is no drift: the
+    migration is then simply not reversible.
+    """
+    out = Drift()
     for mf in files:
         row = state.applied.get(mf.version)
         if row is None:
             continue
         current = file_checksum(mf.path)
         if row.checksum is None:
-            unfilled[mf.version] = current
+            out.unfilled[mf.version] = current
         elif row.checksum != current:
-            drifted.append(mf.version)
-    return drifted, unfilled
+            out.drifted.append(mf.version)
+        if mf.down is None:
+            continue
+        down = file_checksum(mf.down)
+        if row.down_checksum is None:
+            out.down_unfilled[mf.version] = down
+        elif row.down_checksum != down:
+            out.down_drifted.append(mf.version)
+    return out
 
 
-def check_drift(drifted: list[int], files: list[MigrationFile]) -> None:
+def check_drift(drifted: list[int], files: list[MigrationFile],
+                down_drifted: list[int] = ()) -> None:
     """Raise DriftError naming the drifted files and the `repair` command that accepts them."""
-    if not drifted:
+    if not drifted and not down_drifted:
         return
-    names = {mf.version: mf.path.name for mf in files}
-    listed = ", ".join(names.get(v, str(v)) for v in drifted)
+    ups = {mf.version: mf.path.name for mf in files}
+    downs = {mf.version: mf.down.name for mf in files if mf.down is not None}
+    listed = ", ".join([ups.get(v, str(v)) for v in drifted]
+                       + [downs.get(v, str(v)) for v in down_drifted])
+    versions = sorted({*drifted, *down_drifted})
     raise DriftError(f"applied migration(s) changed since they were applied: {listed}. "
                      f"Restore the files, or accept the edits with `kgmigrate repair "
-                     f"{' '.join(str(v) for v in drifted)}`")
+                     f"{' '.join(str(v) for v in versions)}`")
 
 
 def make_plan(conn: psycopg.Connection, settings: Settings, target: int | None = None,
@@ -96,11 +123,12 @@ def make_plan(conn: psycopg.Connection, settings: Settings, target: int | None =
     use_baseline = (state.fresh and not settings.no_baseline and baseline.is_file())
     if use_baseline and parse:
         parse_baseline(baseline)
-    drifted, _ = drift(state, files)
+    found = drift(state, files)
     on_disk = {mf.version for mf in files}
     plan = Plan(state=state, files=files, baseline=baseline if use_baseline else None,
-                pending=pending, parsed=parsed, drifted=drifted,
-                missing_files=[v for v in state.applied if v not in on_disk], target=target)
+                pending=pending, parsed=parsed, drifted=found.drifted,
+                missing_files=[v for v in state.applied if v not in on_disk], target=target,
+                down_drifted=found.down_drifted)
     current = state.current_version
     for mf in pending:
         if current is not None and mf.version < current:

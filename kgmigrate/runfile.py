@@ -105,6 +105,8 @@ class SqlFile:
     # The SQL of the tracking change, given the file's run time in ms; None inside the file's
     # own transaction, where the server measures it.
     track: Callable[[int | None], str] = field(repr=False)
+    # What a no-transaction file that failed half-way leaves of its tracking change.
+    unrecorded: str = "it is not recorded"
 
 
 def run_file(conn: psycopg.Connection, file: SqlFile, ddl: DdlLocks) -> int:
@@ -132,7 +134,7 @@ def run_file(conn: psycopg.Connection, file: SqlFile, ddl: DdlLocks) -> int:
                if exc.index else f"no statement of {total} ran")
         raise MigrationFailed(
             f"{exc.message}\n{ddl.explain(exc)}{file.what} runs without a transaction: "
-            f"{ran}; it is not recorded. Fix the file (make the statements idempotent, "
+            f"{ran}; {file.unrecorded}. Fix the file (make the statements idempotent, "
             f"e.g. IF NOT EXISTS) and run again.") from None
     ms = round((time.perf_counter() - t0) * 1000)
     session.reset(conn)

@@ -20,8 +20,9 @@ _TEXT = {"text", "character varying"}
 _TIMESTAMP = {"timestamp without time zone", "timestamp with time zone"}
 REQUIRED = {"version": _INTEGER, "name": _TEXT, "applied_at": _TIMESTAMP}
 ADDED = {"checksum": ("TEXT", _TEXT), "execution_ms": ("INTEGER", _INTEGER),
-         "applied_by": ("TEXT", _TEXT)}
-COLUMNS = ("version", "name", "applied_at", "checksum", "execution_ms", "applied_by")
+         "applied_by": ("TEXT", _TEXT), "down_checksum": ("TEXT", _TEXT)}
+COLUMNS = ("version", "name", "applied_at", "checksum", "execution_ms", "applied_by",
+           "down_checksum")
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class AppliedRow:
     checksum: str | None
     execution_ms: int | None
     applied_by: str | None
+    down_checksum: str | None = None  # of the down file, when it had one
 
 
 @dataclass(frozen=True)
@@ -141,7 +143,8 @@ def ensure_sql(conn: psycopg.Connection, table: TableName,
             out.append(f"CREATE SCHEMA IF NOT EXISTS {sql.Identifier(table.schema).as_string(conn)}")
         out.append(f"CREATE TABLE IF NOT EXISTS {name} (version INTEGER PRIMARY KEY, "
                    f"name TEXT NOT NULL, applied_at TIMESTAMP NOT NULL DEFAULT NOW(), "
-                   f"checksum TEXT, execution_ms INTEGER, applied_by TEXT)")
+                   f"checksum TEXT, execution_ms INTEGER, applied_by TEXT, "
+                   f"down_checksum TEXT)")
     missing = [c for c in ADDED if state is None or (state.has_table and c not in state.columns)]
     out += [f"ALTER TABLE {name} ADD COLUMN IF NOT EXISTS {c} {ADDED[c][0]}" for c in missing]
     return out
@@ -154,18 +157,21 @@ def ensure_table(conn: psycopg.Connection, table: TableName, state: DbState) -> 
 
 
 _RECORD = """
-INSERT INTO {table} (version, name, checksum, execution_ms, applied_by)
+INSERT INTO {table} (version, name, checksum, execution_ms, applied_by, down_checksum)
 VALUES (%s, %s, %s,
         -- None: the time this transaction has run so far, i.e. the file's statements
-        COALESCE(%s, round(extract(epoch FROM clock_timestamp() - now()) * 1000)::integer), %s)
+        COALESCE(%s, round(extract(epoch FROM clock_timestamp() - now()) * 1000)::integer), %s,
+        %s)
 ON CONFLICT (version) DO UPDATE
    SET checksum = EXCLUDED.checksum,
        execution_ms = EXCLUDED.execution_ms,
-       applied_by = EXCLUDED.applied_by"""
+       applied_by = EXCLUDED.applied_by,
+       down_checksum = EXCLUDED.down_checksum"""
 
 
 def record_sql(conn: psycopg.Connection, table: TableName, version: int, name: str,
-               checksum: str, by: str, execution_ms: int | None = None) -> str:
+               checksum: str, by: str, execution_ms: int | None = None,
+               down_checksum: str | None = None) -> str:
     """Return the SQL recording an applied file (or completing the row the file inserted itself).
 
     With execution_ms None the server measures it: the time the current transaction has run, i.e.
@@ -179,11 +185,18 @@ def record_sql(conn: psycopg.Connection, table: TableName, version: int, name: s
         return esc.escape_literal(text.encode(enc)).decode(enc)
 
     ms = "NULL" if execution_ms is None else str(int(execution_ms))
+    down = "NULL" if down_checksum is None else literal(down_checksum)
     return (_RECORD.replace("{table}", quoted(conn, table))
-            % (int(version), literal(name), literal(checksum), ms, literal(by)))
+            % (int(version), literal(name), literal(checksum), ms, literal(by), down))
 
 
-def set_checksum(conn: psycopg.Connection, table: TableName, version: int, checksum: str) -> None:
-    """Store the checksum of an applied file."""
-    conn.execute(sql.SQL("UPDATE {} SET checksum = %s WHERE version = %s").format(
-        sql.Identifier(table.schema, table.name)), (checksum, version))
+def delete_sql(conn: psycopg.Connection, table: TableName, version: int) -> str:
+    """Return the SQL forgetting a reversed file (run in the down file's own transaction)."""
+    return f"DELETE FROM {quoted(conn, table)} WHERE version = {int(version)}"
+
+
+def set_checksum(conn: psycopg.Connection, table: TableName, version: int, checksum: str,
+                 column: str = "checksum") -> None:
+    """Store the checksum of an applied file (`column` down_checksum: of its down file)."""
+    conn.execute(sql.SQL("UPDATE {} SET {} = %s WHERE version = %s").format(
+        sql.Identifier(table.schema, table.name), sql.Identifier(column)), (checksum, version))

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from kgmigrate.migrations import file_checksum
-from tests.support.kgm import REPO, columns, old_runner, tracked
+from tests.support.kgm import REPO, columns, old_runner, table_exists, tracked
 from tests.support.pg import create_database, drop_database
 
 OLD_COLUMNS = ["version", "name", "applied_at"]
@@ -49,11 +49,17 @@ def test_up_adopts_adds_columns_and_fills_checksums(schema, db_url, db, kgmigrat
     assert "Nothing to do. Current schema version: 003" in result.output
     assert "Baseline" not in result.output  # the database is not fresh
     assert columns(db, "public.schema_migrations") == OLD_COLUMNS + [
-        "checksum", "execution_ms", "applied_by"]
-    rows = db.execute("SELECT version, checksum FROM public.schema_migrations ORDER BY 1")
-    for version, checksum in rows:
-        path = next((schema / "migrations").glob(f"{version:03d}_*.sql"))
+        "checksum", "execution_ms", "applied_by", "down_checksum"]
+    rows = db.execute("SELECT version, checksum, down_checksum FROM public.schema_migrations "
+                      "ORDER BY 1").fetchall()
+    for version, checksum, down_checksum in rows:
+        path = next(p for p in (schema / "migrations").glob(f"{version:03d}_*.sql")
+                    if not p.name.endswith(".down.sql"))
         assert checksum == file_checksum(path)
+        # The shipped down files, added after the old runner applied 002 and 003, are adopted.
+        down = path.with_name(path.name[:-4] + ".down.sql")
+        assert down_checksum == (file_checksum(down) if down.exists() else None)
+    assert [r[0] for r in rows] == [1, 2, 3]
     # History is kept as the old runner wrote it.
     assert db.execute("SELECT version, applied_at FROM public.schema_migrations "
                       "ORDER BY 1").fetchall() == applied_at
@@ -110,3 +116,15 @@ def test_fresh_database_gets_the_same_schema_as_the_old_runner(schema, pg_cluste
             assert db.execute(query).fetchall() == old.execute(query).fetchall()
     finally:
         drop_database(pg_cluster, old_url)
+
+
+def test_old_database_reverses_with_the_shipped_down_files(schema, db_url, db, kgmigrate):
+    old_runner(db_url, schema)
+    mdir = schema / "migrations"
+    result = kgmigrate("down", "--to", "1", "-y", migrations_dir=mdir)
+    assert result.exit_code == 0, result.output
+    assert tracked(db) == [1]
+    assert not table_exists(db, "kg_api.embedding_config")
+    assert not table_exists(db, "kg_api.query_cache")
+    assert kgmigrate("up", "-y", migrations_dir=mdir).exit_code == 0
+    assert tracked(db) == [1, 2, 3]

@@ -6,7 +6,13 @@ import json
 import signal
 
 from kgmigrate.locking import LOCK_KEY
-from tests.support.kgm import kgmigrate_proc, run_kgmigrate, table_exists, tracked
+from tests.support.kgm import (
+    kgmigrate_proc,
+    run_kgmigrate,
+    runner_sleeping,
+    table_exists,
+    tracked,
+)
 from tests.support.waiting import wait_for
 
 RUNNERS = 6
@@ -75,14 +81,8 @@ def test_kill_9_mid_migration_leaves_nothing_and_the_next_run_finishes(migration
                                    "INSERT INTO kgt_long VALUES (1);\n"
                                    "SELECT pg_sleep((SELECT sleep_s FROM kgt_control));\n")
     proc = kgmigrate_proc(db_url, migrations.path, "up", "-y")
-
-    def sleeping() -> bool:
-        return db.execute("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
-                          "AND application_name = 'kgmigrate' AND query LIKE '%pg_sleep%'"
-                          ).fetchone()[0] == 1
-
     try:
-        wait_for(sleeping, "the runner to reach pg_sleep", 60)
+        wait_for(lambda: runner_sleeping(db), "the runner to reach pg_sleep", 60)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=30)
