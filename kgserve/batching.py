@@ -117,7 +117,7 @@ class BatchingQueue:
                 metrics.QUEUE_REJECTED.inc()
                 raise QueueFull(f"{self._queued} texts are waiting for the model in this worker "
                                 f"(limit {self.settings.max_queue}); retry later",
-                                retry_after(self._queued, self._rate.per_second))
+                                self.retry_after())
             self._inbox.append(request)
             self._queued += len(request.texts)
             metrics.QUEUE_SIZE.set(self._queued)
@@ -135,7 +135,7 @@ class BatchingQueue:
 
     def retry_after(self) -> int:
         """Seconds until what is queued now is likely done."""
-        return retry_after(self._queued, self._rate)
+        return retry_after(self._queued, self._rate.per_second)
 
     def close(self) -> None:
         """Finish what is queued, stop the worker thread and refuse new requests."""
