@@ -37,7 +37,7 @@ VENDOR = {
 }
 TYPES = {".js": "text/javascript", ".mjs": "text/javascript", ".wasm": "application/wasm",
          ".json": "application/json", ".onnx": "application/octet-stream",
-         ".html": "text/html; charset=utf-8", ".css": "text/css"}
+         ".html": "text/html", ".css": "text/css"}  # werkzeug adds charset=utf-8 to text/*
 YEAR = 365 * 24 * 3600
 
 

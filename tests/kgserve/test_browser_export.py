@@ -114,6 +114,7 @@ def test_the_page_module_and_runtime_are_served_with_their_types(client):
         resp = client.get(path)
         assert resp.status_code == 200, (path, resp.data[:200])
         assert resp.mimetype == mimetype and "no-cache" in resp.headers["Cache-Control"]
+        assert resp.headers["Content-Type"].count("charset") <= 1, resp.headers["Content-Type"]
         assert resp.headers["X-Content-Type-Options"] == "nosniff"
         assert client.get(path, headers={"If-None-Match": resp.headers["ETag"]}).status_code == 304
     assert client.get("/browser").status_code in (301, 308)  # to /browser/
