@@ -245,7 +245,7 @@ def main() -> None:
     print(f"load average before: {os.getloadavg()}; gunicorn args from env: "
           f"{os.environ.get('GUNICORN_CMD_ARGS', '(none)')}", flush=True)
     sample = lib.texts()
-    from kgserve.providers.probes import probe_texts
+    from kgserve.providers.export.probes import probe_texts
 
     probes = list(probe_texts())
     with tempfile.TemporaryDirectory(prefix="kgbench-", dir="/tmp") as tmp:
@@ -291,7 +291,7 @@ def fastembed_run(python: str, ours: dict, dims: int, sample, probes, ref, secon
     served = ours.get(("onnx", "float32"))
     if not isinstance(served, dict):
         return "no onnx float32 export to load"
-    from kgserve.providers.export import Exporter, ExportSpec
+    from kgserve.providers.export.cache import Exporter, ExportSpec
 
     folder = served["folder"]
     entry = Exporter(str(folder), folder, lambda: None).entry_dir(ExportSpec("onnx", "float32"))

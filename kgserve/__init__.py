@@ -24,13 +24,13 @@ class _JSON(DefaultJSONProvider):
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the app: config, error handlers, runtime (no I/O), blueprints, CLI."""
     from . import cli, errors, metrics, openapi, runtime
-    from .config import load_config
+    from .settings import load_settings
     from .views import admin, browser, health, openai_api, public, tokenize
 
     app = Flask(__name__, static_folder=None)
     app.json_provider_class = _JSON
     app.json = _JSON(app)
-    load_config(app, test_config)
+    load_settings(app, test_config)
     errors.init_app(app)
     metrics.init_app(app)
     runtime.init_app(app)

@@ -11,11 +11,11 @@ from flask.cli import AppGroup
 from marshmallow import ValidationError
 
 from . import ops
+from .configs.store import DimensionChangeRefused, NoActiveConfig
 from .db import DatabaseUnavailable
 from .providers.base import ProviderError
 from .runtime import runtime
 from .schemas import ConfigRequestSchema
-from .store import DimensionChangeRefused, NoActiveConfig
 
 embedding = AppGroup("embedding", help="Show and change the embedding configuration.")
 _FAILURES = (DatabaseUnavailable, ProviderError, DimensionChangeRefused, NoActiveConfig)
@@ -106,7 +106,7 @@ def _fastest(rt, data: dict[str, Any]) -> dict[str, Any]:
 @embedding.command("browser")
 def browser_() -> None:
     """Export the active model for browsers (transformers.js) now, not on the first page load."""
-    from .providers import browser_export
+    from .browser import export as browser_export
 
     row, _ = _run(ops.active_row, runtime(), allow_stale=False)
     click.echo(f"preparing the browser export of {row['model_name']} ...", err=True)

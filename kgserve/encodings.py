@@ -7,7 +7,7 @@
   steps, q = clip(floor((x - lo_j) / step_j), 0, 255) as uint8, minus 128 for int8.
 - binary/ubinary: the signs (x > 0), 8 dimensions per byte, first dimension in the highest bit
   (numpy.packbits), zero bits padding the last byte; ubinary as is, binary minus 128 (int8).
-The ranges come from the shipped calibration set (kgserve/providers/data/calibration_texts.txt),
+The ranges come from the shipped calibration set (kgserve/providers/export/data/calibration_texts.txt),
 embedded by the served model at the requested `dimensions` (see ServedProvider.ranges).
 """
 

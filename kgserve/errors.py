@@ -11,17 +11,17 @@ from flask import Flask, Response, jsonify, request
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from .batching import QueueClosed, QueueFull
+from .configs.store import DimensionChangeRefused, NoActiveConfig
 from .db import DatabaseUnavailable
-from .deadlines import ClientGone, RequestTimeout
-from .manager import NotReady
 from .providers.base import (
     InvalidInput,
     ProviderError,
     TokenizerUnavailable,
     UpstreamError,
 )
-from .store import DimensionChangeRefused, NoActiveConfig
+from .serve.batching import QueueClosed, QueueFull
+from .serve.deadlines import ClientGone, RequestTimeout
+from .serve.manager import NotReady
 
 log = logging.getLogger(__name__)
 

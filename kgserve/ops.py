@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from . import store
+from .configs import store
 from .db import DatabaseUnavailable
 from .providers.base import ProviderConfig
 from .runtime import Runtime
@@ -36,7 +36,7 @@ def active_config(rt: Runtime) -> ProviderConfig:
 
 def summary(row: dict[str, Any]) -> dict[str, Any]:
     """Return the public summary of a config row (GET /embedding/config)."""
-    from .providers.browser_export import summary as browser_summary
+    from .browser.export import summary as browser_summary
 
     return {
         "config_id": row.get("id"),  # a page running the model itself reloads when this changes

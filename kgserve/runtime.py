@@ -11,12 +11,12 @@ from typing import Any
 
 from flask import Flask, current_app
 
-from . import lastknown
+from .configs import lastknown
+from .configs.listener import ConfigListener
 from .db import Database
-from .manager import EmbeddingModelManager
-from .notify import ConfigListener
 from .providers.base import ProviderConfig, ProviderError
-from .serving import serving_builder
+from .serve.manager import EmbeddingModelManager
+from .serve.served import serving_builder
 
 log = logging.getLogger(__name__)
 EXT = "kgserve"
@@ -28,7 +28,6 @@ class Runtime:
     def __init__(self, config: dict[str, Any]) -> None:
         self.db = Database(config["DATABASE_URL"], config["DB_CONNECT_TIMEOUT"],
                            config["DB_POOL_TIMEOUT"], config["DB_STATEMENT_TIMEOUT_MS"])
-        # Local models are served through a batching queue (kgserve.batching, issue 5).
         self.manager = EmbeddingModelManager(serving_builder(config),
                                              retry_seconds=float(config["LOAD_RETRY_SECONDS"]))
         self.channel = config["NOTIFY_CHANNEL"]

@@ -141,7 +141,7 @@ class LocalProvider(EmbeddingProvider):
 
     def _prepare_cpu(self, st, resolved: ResolvedModel) -> None:
         """Export (or find) the onnx/openvino model, open it and run the accuracy guard."""
-        from .cpu_backend import prepare
+        from .export.backend import prepare
 
         ready = prepare(self.config, resolved, st, self.max_seq_length, self._threads)
         self._cpu, self.guard, self.export_path = ready.encoder, ready.guard, ready.entry.path

@@ -3,7 +3,7 @@
 Everything a page needs comes from this origin: the module and page (kgserve/browser/static),
 transformers.js and ONNX Runtime Web's WebAssembly build (installed from npm by `make install`
 into kgserve/browser/node_modules), and the model exported for browsers
-(kgserve.providers.browser_export). Model files live under a content-addressed id, so they are
+(kgserve.browser.export). Model files live under a content-addressed id, so they are
 cached for a year and never revalidated; the rest is revalidated with ETags (a 304 when unchanged).
 """
 
@@ -15,10 +15,10 @@ from pathlib import Path
 from flask import Blueprint, Response, send_file
 
 from .. import ops
+from ..browser import export as browser_export
 from ..errors import NotFound, RuntimeMissing
-from ..providers import browser_export
-from ..providers.convert import ONNX_QUANTIZED
-from ..providers.export import MANIFEST
+from ..providers.export.cache import MANIFEST
+from ..providers.export.convert import ONNX_QUANTIZED
 from ..runtime import runtime
 
 bp = Blueprint("browser", __name__, url_prefix="/browser")

@@ -8,7 +8,6 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from .. import encodings, ops
 from ..auth import require_api_token
-from ..deadlines import Waiting, connection_closed, parse_timeout
 from ..errors import (
     CONFIG_ID_HEADER,
     DIMENSIONS_HEADER,
@@ -18,6 +17,7 @@ from ..errors import (
 )
 from ..runtime import runtime
 from ..schemas import EmbeddingsRequestSchema
+from ..serve.deadlines import Waiting, connection_closed, parse_timeout
 from . import json_body
 
 bp = Blueprint("openai_api", __name__, url_prefix="/v1")

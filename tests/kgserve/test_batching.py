@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from prometheus_client import REGISTRY
 
-from kgserve.batching import BatchingQueue, BatchSettings, QueueClosed, QueueFull
 from kgserve.errors import http_status
 from kgserve.providers import InvalidInput, ProviderConfig, build_provider
+from kgserve.serve.batching import BatchingQueue, BatchSettings, QueueClosed, QueueFull
 from tests.support.gate import Gate
 from tests.support.kgs import MINILM, cosine
 from tests.support.tiny_models import minilm_dir

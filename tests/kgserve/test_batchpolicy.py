@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kgserve.batchpolicy import (
+from kgserve.serve.batchpolicy import (
     DrainRate,
     Request,
     by_owner,

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kgserve.providers import browser_export
-from kgserve.providers.probes import probe_texts
+from kgserve.browser import export as browser_export
+from kgserve.providers.export.probes import probe_texts
 from tests.support.browser import Page, launch
 from tests.support.kgs import ADMIN_TOKEN, MINILM, MINILM_BODY, make_app, migrate, serve
 from tests.support.pg import create_database, drop_database

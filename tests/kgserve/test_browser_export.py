@@ -7,8 +7,9 @@ import re
 
 import pytest
 
-from kgserve.providers import ProviderConfig, browser_export, resolve
-from kgserve.providers.convert import ONNX_MODEL, ONNX_QUANTIZED
+from kgserve.browser import export as browser_export
+from kgserve.providers import ProviderConfig, resolve
+from kgserve.providers.export.convert import ONNX_MODEL, ONNX_QUANTIZED
 from tests.support.backends import loaded
 from tests.support.kgs import MINILM, MINILM_BODY
 from tests.support.tiny_models import model_variant
@@ -42,7 +43,7 @@ def test_a_local_config_says_where_its_browser_model_is(client, admin, minilm):
 @pytest.mark.parametrize("variant", ["minilm", "nomic", "nomic-cls-default-prompt"])
 def test_what_the_page_is_told_matches_the_loaded_model(variant, tiny_nomic_dir, tmp_path):
     """The facts read from the model's files are the ones the server computes with."""
-    from kgserve.providers.cpu_runtime import layout
+    from kgserve.providers.export.encoder import layout
 
     folder = {"minilm": MINILM, "nomic": str(tiny_nomic_dir)}.get(variant)
     if folder is None:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from prometheus_client import REGISTRY
 
-from kgserve.cache import EmbeddingCache
+from kgserve.serve.cache import EmbeddingCache
 from tests.support.kgs import MINILM_BODY
 
 TEXTS = ["The quick brown fox", "PostgreSQL LISTEN/NOTIFY", "Embeddings map text to vectors."]

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from kgserve.providers import ProviderConfig, ProviderError, build_provider
-from kgserve.providers.guard import AccuracyRefused
+from kgserve.providers.export.guard import AccuracyRefused
 from tests.support.backends import cosine, cpu, loaded
 from tests.support.kgs import MINILM, MINILM_BODY, ONNX_BODY
 

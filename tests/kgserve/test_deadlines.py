@@ -10,8 +10,8 @@ from urllib.parse import urlsplit
 import pytest
 from prometheus_client import REGISTRY
 
-from kgserve.deadlines import parse_timeout
 from kgserve.runtime import runtime
+from kgserve.serve.deadlines import parse_timeout
 from tests.support.gate import Gate
 from tests.support.kgs import serve
 from tests.support.waiting import wait_for

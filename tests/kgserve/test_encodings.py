@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sentence_transformers.util.quantization import quantize_embeddings
 
-from kgserve.providers.probes import calibration_texts
+from kgserve.providers.export.probes import calibration_texts
 from tests.support.kgs import ADMIN_TOKEN, MINILM, MINILM_BODY, serve
 
 TEXTS = ["The quick brown fox jumps over the lazy dog.", "PostgreSQL LISTEN/NOTIFY",

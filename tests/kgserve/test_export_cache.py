@@ -13,14 +13,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kgserve.providers.export import (
+from kgserve.providers.export.cache import (
     MANIFEST,
     Exporter,
     ExportSpec,
     verify,
     write_manifest,
 )
-from kgserve.providers.guard import AccuracyRefused
+from kgserve.providers.export.guard import AccuracyRefused
 from tests.support.backends import cpu, loaded
 from tests.support.gunicorn import start_gunicorn
 from tests.support.kgs import ONNX_BODY, REPO, call, migrate
@@ -82,8 +82,8 @@ def test_a_corrupt_entry_is_detected_and_rebuilt(tiny_nomic_dir, tmp_path, caplo
 _CRASH = """
 import os, sys
 from pathlib import Path
-from kgserve.providers import convert
-from kgserve.providers.export import Exporter, ExportSpec
+from kgserve.providers.export import convert
+from kgserve.providers.export.cache import Exporter, ExportSpec
 
 def half_then_die(transformer, tokenizer, dest):
     target = dest / convert.ONNX_MODEL

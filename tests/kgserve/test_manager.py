@@ -6,9 +6,9 @@ import threading
 
 import pytest
 
-from kgserve.manager import EmbeddingModelManager, NotReady
 from kgserve.providers import ProviderConfig, build_provider
 from kgserve.providers.base import ModelUnavailable
+from kgserve.serve.manager import EmbeddingModelManager, NotReady
 from tests.support.kgs import MINILM
 from tests.support.waiting import join, start_threads
 

@@ -10,7 +10,7 @@ _SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+|(?<=[。！？])")
 
 
 def _lines(name: str) -> list[str]:
-    text = resources.files("kgserve.providers").joinpath("data", name).read_text("utf-8")
+    text = resources.files(__package__).joinpath("data", name).read_text("utf-8")
     return [line.strip() for line in text.splitlines()
             if line.strip() and not line.lstrip().startswith("#")]
 

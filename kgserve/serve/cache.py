@@ -16,9 +16,9 @@ from collections.abc import Callable, Hashable
 
 import numpy as np
 
-from . import metrics
+from .. import metrics
+from ..providers.base import InputTooLong
 from .batching import BatchedEmbeddings
-from .providers.base import InputTooLong
 
 _OVERHEAD = 200  # bytes per entry besides the vector and the text: key tuple, dict slot, array
 

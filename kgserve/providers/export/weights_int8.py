@@ -1,6 +1,6 @@
 """Weight-only int8 for a download: the quantized ONNX model a browser loads (transformers.js).
 
-The server's int8 recipes (kgserve.providers.convert) quantize activations too, to compute in int8;
+The server's int8 recipes (convert.py) quantize activations too, to compute in int8;
 ONNX Runtime's dynamic int8 kept MiniLM's worst probe at only 0.979 cosine to torch. A browser
 needs something else from `onnx/model_quantized.onnx`: a download about four times smaller, with
 vectors that stay interchangeable with the server's. So only the weights are stored in int8,

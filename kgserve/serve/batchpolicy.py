@@ -1,6 +1,6 @@
 """What goes into a batch, as pure functions over waiting requests (no threads, no model).
 
-kgserve.batching runs them in its worker thread; tests call them directly. The rules follow
+batching.py runs them in its worker thread; tests call them directly. The rules follow
 huggingface/text-embeddings-inference's queue (a padded-token budget per batch) and
 michaelfeil/infinity's (length-sorted model calls), with a round-robin take so that one large
 request cannot hold up small ones.

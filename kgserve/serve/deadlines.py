@@ -18,8 +18,8 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import metrics
-from .providers.base import ProviderError
+from .. import metrics
+from ..providers.base import ProviderError
 
 POLL_SECONDS = 0.1  # how often a waiting request looks at its client's connection
 MAX_TIMEOUT = 3600.0

@@ -2,7 +2,7 @@
 
 Client threads hand a Request to the worker through an inbox and wait on its Future. One worker
 thread per process owns the requests from then on: it counts their tokens (the one tokenizer
-pass before the model), chooses batches with kgserve.batchpolicy and runs them.
+pass before the model), chooses batches with batchpolicy.py and runs them.
 """
 
 from __future__ import annotations
@@ -18,7 +18,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import metrics
+from .. import metrics
+from ..providers.base import (
+    EmbeddingProvider,
+    Embeddings,
+    InputTooLong,
+    InvalidInput,
+    ProviderError,
+    check_lengths,
+)
 from .batchpolicy import (
     BatchSettings,
     DrainRate,
@@ -32,14 +40,6 @@ from .batchpolicy import (
     retry_after,
     split_calls,
     take_batch,
-)
-from .providers.base import (
-    EmbeddingProvider,
-    Embeddings,
-    InputTooLong,
-    InvalidInput,
-    ProviderError,
-    check_lengths,
 )
 
 __all__ = ["BatchSettings", "BatchedEmbeddings", "BatchingQueue", "QueueClosed", "QueueFull"]

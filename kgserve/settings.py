@@ -7,8 +7,8 @@ from typing import Any
 
 from flask import Flask
 
-from .manager import LOAD_RETRY_SECONDS
 from .schemas import MAX_INPUT_CHARS
+from .serve.manager import LOAD_RETRY_SECONDS
 
 DEFAULTS: dict[str, Any] = {
     "DATABASE_URL": None,          # KG_DATABASE_URL; else libpq PG* env; else the local cluster
@@ -26,7 +26,7 @@ DEFAULTS: dict[str, Any] = {
     # KG_LAST_CONFIG_FILE: the last known active config, for workers started during an outage
     # (default $XDG_STATE_HOME/kgserve/last-config-<hash of the database URL>.json)
     "LAST_CONFIG_FILE": None,  # a config that failed to load waits this long
-    # Micro-batching of local models (kgserve.batching); the size limit is the config's batch_size.
+    # Micro-batching of local models (kgserve.serve.batching); the size limit is the config's batch_size.
     "BATCHING": True,              # KG_BATCHING=false: one model call per request
     "BATCH_MAX_TOKENS": 8192,      # padded tokens (longest x count) per model call
     "BATCH_MAX_WAIT_MS": 2.0,      # top-up wait for a fuller batch, only right after a busy model
@@ -41,7 +41,7 @@ _SECRETS = {"ADMIN_TOKEN": "KG_ADMIN_TOKEN", "API_TOKEN": "KG_API_TOKEN",
             "DATABASE_URL": "KG_DATABASE_URL"}
 
 
-def load_config(app: Flask, test_config: dict[str, Any] | None = None) -> None:
+def load_settings(app: Flask, test_config: dict[str, Any] | None = None) -> None:
     """Fill app.config from the defaults, the KG_* environment and `test_config`."""
     app.config.from_mapping(DEFAULTS)
     app.config.from_prefixed_env("KG")

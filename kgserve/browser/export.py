@@ -7,7 +7,7 @@ Transformer -> Pooling (-> Normalize) sentence-transformers model (the same rule
 backend), has a `tokenizer.json` (transformers.js reads no other tokenizer format) and its
 weights fit a browser (under 2 GB); OpenAI's models never can.
 
-`ensure(model)` makes the folder a page downloads (kgserve.providers.export, spec
+`ensure(model)` makes the folder a page downloads (the export cache, spec
 ('browser', 'int8'): config, tokenizer, `onnx/model.onnx`, `onnx/model_quantized.onnx`), once per
 model and library versions, then checks the quantized graph on the accuracy guard's probe set
 against torch float32 at the config's dimensions (bound 0.99). Only a quantized graph that passes
@@ -28,11 +28,11 @@ from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
-from .base import ProviderConfig, ProviderError
-from .convert import ONNX_QUANTIZED, UnsupportedModel
-from .cpu_runtime import check_layout
-from .export import MANIFEST, Exporter, ExportSpec
-from .resolve import resolve_model, task_prompts
+from ..providers.base import ProviderConfig, ProviderError
+from ..providers.export.cache import MANIFEST, Exporter, ExportSpec
+from ..providers.export.convert import ONNX_QUANTIZED, UnsupportedModel
+from ..providers.export.encoder import check_layout
+from ..providers.resolve import resolve_model, task_prompts
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +142,7 @@ def _describe(provider: str, name: str, dims: int, max_seq_length: int | None, n
     if missing:
         raise NotForBrowser(f"model {name!r} has no {', '.join(missing)}; transformers.js "
                             "needs a fast tokenizer's tokenizer.json and its config")
-    from .local import weight_bytes_on_disk
+    from ..providers.local import weight_bytes_on_disk
 
     if weight_bytes_on_disk(folder) > MAX_WEIGHT_BYTES:
         raise NotForBrowser(f"model {name!r} has more than 2 GB of weights, too large for a "
@@ -210,7 +210,7 @@ class _Torch:
 
     def __call__(self):
         if self.st is None:
-            from .local import _open
+            from ..providers.local import _open
 
             self.st = _open(resolve_model(self.name), "cpu", remote_code=False)
         return self.st
@@ -265,10 +265,10 @@ def ensure(model: BrowserModel) -> Export:
 
 def _guard(model: BrowserModel, folder: Path, st) -> dict[str, Any]:
     """The quantized graph on the probe set against torch float32, at the config's dimensions."""
-    from .cpu_runtime import CpuEncoder, Layout, open_session
-    from .devices import default_threads
-    from .guard import compare, reference_vectors
-    from .probes import probe_texts
+    from ..providers.devices import default_threads
+    from ..providers.export.encoder import CpuEncoder, Layout, open_session
+    from ..providers.export.guard import compare, reference_vectors
+    from ..providers.export.probes import probe_texts
 
     reference = reference_vectors(st, model.exporter.root, model.exporter.fingerprint,
                                   model.max_seq_length)

@@ -12,8 +12,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from ..db import DatabaseUnavailable
 from . import store
-from .db import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from concurrent.futures import Future
 from contextlib import contextmanager
 from typing import Any, Protocol
 
-from .providers.base import ProviderConfig, ProviderError
+from ..providers.base import ProviderConfig, ProviderError
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ class NotReady(Exception):
 
 def _default_builder(cfg: ProviderConfig) -> Servable:
     # Lazy: the providers import torch or openai.
-    from .providers import build_provider
+    from ..providers import build_provider
 
     return build_provider(cfg)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import ProviderError
+from ..base import ProviderError
 from .probes import probe_texts
 
 log = logging.getLogger(__name__)

@@ -10,14 +10,14 @@ from typing import Any
 
 import numpy as np
 
-from . import encodings, metrics
+from .. import encodings, metrics
+from ..providers import build_provider
+from ..providers.base import EmbeddingProvider, ProviderConfig, check_lengths
+from ..providers.export.guard import AccuracyRefused
+from ..providers.export.probes import calibration_texts
 from .batching import BatchedEmbeddings, BatchingQueue, BatchSettings
 from .cache import EmbeddingCache, embed_cached
 from .deadlines import Waiting, wait
-from .providers import build_provider
-from .providers.base import EmbeddingProvider, ProviderConfig, check_lengths
-from .providers.guard import AccuracyRefused
-from .providers.probes import calibration_texts
 
 
 def batch_settings(cfg: ProviderConfig, app_config: Mapping[str, Any]) -> BatchSettings:

@@ -7,13 +7,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .base import ProviderConfig, ProviderError, ResourceLimitExceeded
+from ..base import ProviderConfig, ProviderError, ResourceLimitExceeded
+from ..resolve import ResolvedModel
+from .cache import Entry, Exporter, ExportSpec
 from .convert import UnsupportedModel, input_names
-from .cpu_runtime import CpuEncoder, layout, open_session
-from .export import Entry, Exporter, ExportSpec
+from .encoder import CpuEncoder, layout, open_session
 from .guard import AccuracyRefused, GuardResult, bound_for, compare, reference_vectors
 from .probes import calibration_texts, probe_texts
-from .resolve import ResolvedModel
 
 log = logging.getLogger(__name__)
 MB = 1024 * 1024

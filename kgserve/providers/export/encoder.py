@@ -1,6 +1,6 @@
 """Run an exported model with ONNX Runtime or OpenVINO: tokenize, run the graph, pool, normalise.
 
-The graph computes the transformer's last hidden state (kgserve.providers.convert); pooling and
+The graph computes the transformer's last hidden state (convert.py); pooling and
 normalisation follow the sentence-transformers modules of the model (checked by `layout()`), in
 numpy. Threads are set in each runtime's own options, never through torch.
 """
@@ -37,7 +37,7 @@ def layout(st) -> Layout:
 def check_layout(kinds: list[str], mode, include_prompt: bool, dimensions: int) -> Layout:
     """The Layout of modules `kinds` with this pooling, or UnsupportedModel saying why not.
 
-    Also used on a model's files alone (kgserve.providers.browser_export): one rule for both.
+    Also used on a model's files alone (kgserve.browser.export): one rule for both.
     """
     if len(kinds) not in (2, 3) or kinds[0] != "Transformer" or kinds[1] != "Pooling" \
             or kinds[2:] not in ([], ["Normalize"]):

@@ -51,7 +51,7 @@ class ExportSpec:
     """What to export: backend 'onnx'|'openvino', precision 'float32'|'int8'.
 
     ('browser', 'int8') is the folder transformers.js loads: the ONNX float32 model (a hard link to
-    that entry's) and `onnx/model_quantized.onnx` with int8 weights (kgserve.providers.weights_int8).
+    that entry's) and `onnx/model_quantized.onnx` with int8 weights (weights_int8.py).
     """
 
     backend: str
