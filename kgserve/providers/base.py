@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -34,6 +35,50 @@ class ProviderConfig:
         return cls(**values)
 
 
+@dataclass(frozen=True)
+class TokenCounts:
+    """Each input's tokens before truncation (`raw`) against the model's `limit` (None: none).
+
+    The one owner of what truncation does to a count: the model reads min(n, limit) tokens of an
+    input, and an input over the limit is cut, or refused when the request says `truncate: false`.
+    """
+
+    raw: tuple[int, ...] = ()
+    limit: int | None = None
+
+    @classmethod
+    def of(cls, raw: Iterable[int], limit: int | None) -> TokenCounts:
+        """Counts from any iterable of untruncated token counts."""
+        return cls(tuple(raw), limit or None)
+
+    @property
+    def exceeds(self) -> list[bool]:
+        """For each input: is it longer than the model reads?"""
+        limit = self.limit
+        return [n > limit for n in self.raw] if limit else [False] * len(self.raw)
+
+    @property
+    def seen(self) -> list[int]:
+        """The tokens the model reads of each input."""
+        return [min(n, self.limit) for n in self.raw] if self.limit else list(self.raw)
+
+    @property
+    def prompt_tokens(self) -> int:
+        """The tokens the model reads of all inputs (usage.prompt_tokens)."""
+        return sum(self.seen)
+
+    @property
+    def truncated(self) -> int:
+        """How many inputs are cut at the limit."""
+        return sum(self.exceeds)
+
+    def refuse_truncation(self) -> None:
+        """Raise InputTooLong for the first input longer than the model reads."""
+        for i, (n, over) in enumerate(zip(self.raw, self.exceeds)):
+            if over:
+                raise InputTooLong(i, n, self.limit)
+
+
 @dataclass
 class Embeddings:
     """The vectors for a list of texts, in input order, and the tokens they cost."""
@@ -41,14 +86,22 @@ class Embeddings:
     vectors: np.ndarray  # shape (n, d), float32 (float16 when precision is float16)
     prompt_tokens: int  # tokens the model saw: after truncation, without padding
     truncated: int = 0  # inputs cut at the model's max_seq_length
-    lengths: list[int] | None = None  # tokens per input before truncation, when known
+    tokens: TokenCounts | None = None  # each input's count, when the provider knows them
+
+    @classmethod
+    def counted(cls, vectors: np.ndarray, tokens: TokenCounts, **more: Any) -> Self:
+        """Embeddings whose usage follows from each input's `tokens`."""
+        return cls(vectors, tokens.prompt_tokens, tokens.truncated, tokens, **more)
 
 
-def shaped_embeddings(vectors: np.ndarray, raw: list[int], limit: int | None) -> Embeddings:
-    """Embeddings for `vectors` from untruncated token counts `raw` and the model's `limit`."""
-    seen = sum(min(n, limit) for n in raw) if limit else sum(raw)
-    truncated = sum(n > limit for n in raw) if limit else 0
-    return Embeddings(vectors, seen, truncated, list(raw))
+@dataclass(frozen=True)
+class Capabilities:
+    """What serving may do around a provider (the provider states it; serving never asks which
+    provider it is)."""
+
+    batched: bool = False  # concurrent requests gain from sharing model calls (a queue in front)
+    counts_tokens: bool = False  # counts exactly before embedding: `truncate: false` checked here
+    cacheable: bool = False  # each input's vector and token count stand alone: answers can be kept
 
 
 class ProviderError(Exception):
@@ -105,14 +158,6 @@ class InputTooLong(InvalidInput):
         self.index, self.tokens, self.limit = index, tokens, limit
 
 
-def check_lengths(lengths: list[int], limit: int | None) -> None:
-    """Raise InputTooLong for the first of `lengths` (untruncated) above `limit`."""
-    if limit:
-        for i, n in enumerate(lengths):
-            if n > limit:
-                raise InputTooLong(i, n, limit)
-
-
 class TokenizerUnavailable(ProviderError):
     """The provider cannot count tokens on this machine (e.g. no offline tiktoken encoding)."""
 
@@ -127,6 +172,8 @@ class UpstreamError(ProviderError):
 
 class EmbeddingProvider(ABC):
     """A loaded model or remote API that turns texts into vectors. Thread-safe once loaded."""
+
+    capabilities = Capabilities()  # a remote API: no queue, no token counts of its own, no cache
 
     def __init__(self, config: ProviderConfig) -> None:
         self.config = config
@@ -160,12 +207,6 @@ class EmbeddingProvider(ABC):
     def max_tokens(self) -> int | None:
         """The most tokens of one input the model reads (its max_seq_length); None: unknown."""
         return None
-
-    def count_tokens(self, texts: list[str], input_type: str | None = None) -> list[int]:
-        """Return the token count of each text (after truncation at max_seq_length)."""
-        limit = self.max_tokens
-        lengths = self.token_lengths(texts, input_type)
-        return [min(n, limit) for n in lengths] if limit else lengths
 
     def token_lengths(self, texts: list[str], input_type: str | None = None) -> list[int]:
         """Return each text's token count before truncation (task prefix and special tokens

@@ -16,12 +16,13 @@ import numpy as np
 import torch
 
 from kgserve.providers.base import (
+    Capabilities,
     EmbeddingProvider,
     Embeddings,
     ProviderConfig,
     ProviderError,
     ResourceLimitExceeded,
-    shaped_embeddings,
+    TokenCounts,
 )
 from kgserve.providers.devices import model_threads, pick_device
 from kgserve.providers.options import FLOAT16_ON_CPU, problem
@@ -73,6 +74,8 @@ def _field_error(field: str, message: str) -> ProviderError:
 
 class LocalProvider(EmbeddingProvider):
     """A sentence-transformers model in this process; embed() is serialised by a lock."""
+
+    capabilities = Capabilities(batched=True, counts_tokens=True, cacheable=True)
 
     def __init__(self, config: ProviderConfig) -> None:
         super().__init__(config)
@@ -184,9 +187,9 @@ class LocalProvider(EmbeddingProvider):
         self.check_request(texts, input_type, dimensions)
         if not texts:
             return Embeddings(np.zeros((0, dimensions or self.dimensions), dtype=self._dtype()), 0)
-        raw = self.token_lengths(texts, input_type)
+        tokens = TokenCounts.of(self.token_lengths(texts, input_type), self.max_tokens)
         vectors, _ = self._encode(texts, input_type)
-        return shaped_embeddings(self._shape(vectors, dimensions), raw, self.max_tokens)
+        return Embeddings.counted(self._shape(vectors, dimensions), tokens)
 
     def encode(self, texts: list[str], input_type: str | None = None,
                dimensions: int | None = None) -> np.ndarray:

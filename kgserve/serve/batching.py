@@ -19,14 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import metrics
-from ..providers.base import (
-    EmbeddingProvider,
-    Embeddings,
-    InputTooLong,
-    InvalidInput,
-    ProviderError,
-    check_lengths,
-)
+from ..providers.base import EmbeddingProvider, Embeddings, ProviderError, TokenCounts
 from .batchpolicy import (
     BatchSettings,
     DrainRate,
@@ -41,6 +34,7 @@ from .batchpolicy import (
     split_calls,
     take_batch,
 )
+from .tokens import count_tokens
 
 __all__ = ["BatchSettings", "BatchedEmbeddings", "BatchingQueue", "QueueClosed", "QueueFull"]
 
@@ -95,20 +89,23 @@ class BatchingQueue:
 
     # -- client side ----------------------------------------------------------------------
     def embed(self, texts: list[str], input_type: str | None = None,
-              dimensions: int | None = None, truncate: bool = True) -> BatchedEmbeddings:
+              dimensions: int | None = None, tokens: TokenCounts | None = None
+              ) -> BatchedEmbeddings:
         """Embed `texts` in order, sharing model calls with concurrent requests."""
-        return self.submit(texts, input_type, dimensions, truncate).result()
+        return self.submit(texts, input_type, dimensions, tokens).result()
 
     def submit(self, texts: list[str], input_type: str | None = None,
-               dimensions: int | None = None, truncate: bool = True) -> Future:
-        """Queue `texts`; the Future gives their BatchedEmbeddings. A client that stops waiting
-        cancels it: the request then gets no more model time. With `truncate` false a text
-        longer than the model reads fails the request (InputTooLong) before any model call."""
-        self.provider.check_request(texts, input_type, dimensions)
-        request = Request(list(texts), (input_type, dimensions), truncate=truncate)
+               dimensions: int | None = None, tokens: TokenCounts | None = None) -> Future:
+        """Queue `texts`, checked by the caller (ServedProvider); the Future gives their
+        BatchedEmbeddings. `tokens`, when the caller counted them already, spares the worker
+        counting them again. A client that stops waiting cancels the Future: the request then
+        gets no more model time."""
+        request = Request(list(texts), (input_type, dimensions))
+        if tokens is not None:
+            request.counted(tokens)
         if not texts:
             empty = self.provider.embed([], input_type, dimensions)
-            request.future.set_result(BatchedEmbeddings(empty.vectors, 0, lengths=[]))
+            request.future.set_result(BatchedEmbeddings.counted(empty.vectors, TokenCounts()))
             return request.future
         with self._cond:
             if self._closed:
@@ -215,7 +212,9 @@ class BatchingQueue:
         """Count tokens (one tokenizer call per kind of request); bad input fails its owner."""
         groups: dict[tuple, list[Request]] = {}
         for r in requests:
-            groups.setdefault(r.key, []).append(r)
+            if r.tokens is None:
+                groups.setdefault(r.key, []).append(r)
+        limit = self.provider.max_tokens
         for (input_type, _), group in groups.items():
             try:
                 counts = self.provider.token_lengths([t for r in group for t in r.texts],
@@ -226,27 +225,14 @@ class BatchingQueue:
                 continue
             at = 0
             for r in group:
-                self._counted(r, counts[at:at + len(r.texts)])
+                r.counted(TokenCounts.of(counts[at:at + len(r.texts)], limit))
                 at += len(r.texts)
 
     def _count_alone(self, request: Request, input_type: str | None) -> None:
         try:
-            lengths = self.provider.token_lengths(request.texts, input_type)
-        except BaseException as exc:  # noqa: BLE001 - the tokenizer's errors vary (even panics)
-            _settle(request, error=_as_input_error(exc, request.texts, self.provider, input_type))
-            return
-        self._counted(request, lengths)
-
-    def _counted(self, request: Request, lengths: list[int]) -> None:
-        """Record untruncated `lengths`; a request that may not be truncated fails here."""
-        limit = self.provider.max_tokens
-        if not request.truncate:
-            try:
-                check_lengths(lengths, limit)
-            except InputTooLong as exc:
-                _settle(request, error=exc)
-                return
-        request.counted(lengths, limit)
+            request.counted(count_tokens(self.provider, request.texts, input_type))
+        except ProviderError as exc:
+            _settle(request, error=exc)
 
     def _prune(self) -> None:
         """Drop settled requests (bad input, a failed call, or the client left)."""
@@ -323,9 +309,9 @@ class BatchingQueue:
 def _result(request: Request) -> BatchedEmbeddings:
     """The embeddings of a request whose texts are all done, with where its time went."""
     total = time.perf_counter() - request.submitted
-    return BatchedEmbeddings(request.vectors, sum(request.lengths), request.truncated,
-                             request.raw, queue_seconds=max(total - request.inference, 0.0),
-                             inference_seconds=request.inference)
+    return BatchedEmbeddings.counted(request.vectors, request.tokens,
+                                     queue_seconds=max(total - request.inference, 0.0),
+                                     inference_seconds=request.inference)
 
 
 def _settle(request: Request, *, result: BatchedEmbeddings | None = None,
@@ -342,20 +328,6 @@ def _settle(request: Request, *, result: BatchedEmbeddings | None = None,
             request.future.set_result(result)
     except InvalidStateError:
         pass
-
-
-def _as_input_error(exc: BaseException, texts: list[str], provider: EmbeddingProvider,
-                    input_type: str | None) -> ProviderError:
-    """Turn a tokenizer failure into a 400 naming the first bad input."""
-    if isinstance(exc, ProviderError):
-        return exc
-    for n, text in enumerate(texts):
-        try:
-            provider.token_lengths([text], input_type)
-        except BaseException:  # noqa: BLE001 - this is the one that fails
-            return InvalidInput(f"input[{n}] cannot be tokenized (invalid text, e.g. a lone "
-                                f"surrogate)")
-    return InvalidInput("the input cannot be tokenized")
 
 
 _QUEUES: weakref.WeakSet[BatchingQueue] = weakref.WeakSet()

@@ -17,6 +17,8 @@ from itertools import pairwise
 
 import numpy as np
 
+from ..providers.base import TokenCounts
+
 
 @dataclass(frozen=True)
 class BatchSettings:
@@ -39,25 +41,21 @@ class Request:
     key: tuple  # (input_type, dimensions): only requests of one key share a model call
     future: Future = field(default_factory=Future)
     submitted: float = field(default_factory=time.perf_counter)
-    lengths: list[int] = field(default_factory=list)  # tokens per text, counted before batching
+    tokens: TokenCounts | None = None  # each text's tokens, counted before batching
+    lengths: list[int] = field(default_factory=list)  # tokens the model reads of each text
     todo: list[int] = field(init=False)  # indexes of texts not in a batch yet, shortest first
     vectors: np.ndarray | None = None  # filled row by row as model calls finish
     started: float | None = None  # when its first text went into a model call
     inference: float = 0.0  # seconds of model calls its texts were part of
-    truncate: bool = True  # False: a text longer than the model reads fails the request
-    truncated: int = 0  # texts cut at the model's limit
-    raw: list[int] = field(default_factory=list)  # tokens per text before truncation
 
     def __post_init__(self) -> None:
         self.todo = list(range(len(self.texts)))
 
-    def counted(self, lengths: list[int], limit: int | None = None) -> None:
-        """Record the token count of each text (cut at `limit`, the model's; `lengths` are
-        untruncated); texts go into batches shortest first."""
-        self.raw = list(lengths)
-        self.truncated = sum(n > limit for n in lengths) if limit else 0
-        self.lengths = [min(n, limit) for n in lengths] if limit else list(lengths)
-        self.todo = sorted(range(len(lengths)), key=self.lengths.__getitem__)
+    def counted(self, tokens: TokenCounts) -> None:
+        """Record each text's tokens; texts go into batches shortest first."""
+        self.tokens = tokens
+        self.lengths = tokens.seen
+        self.todo = sorted(range(len(self.lengths)), key=self.lengths.__getitem__)
 
 
 Item = tuple[Request, int]  # one text: its request and its index there

@@ -4,7 +4,7 @@ A key carries everything that decides a vector: the config id and model (a swap 
 the previous model's vector; the served provider's cache is also dropped with it), the task
 (input_type, hence its prefix), the truncation limit, `dimensions` and the text. An entry keeps
 the text's untruncated token count, so that a hit reports the same usage as a computed vector
-and `truncate: false` refuses a hit as it would refuse the text.
+and `truncate: false` refuses a hit as it would refuse the text (ServedProvider checks).
 """
 
 from __future__ import annotations
@@ -12,12 +12,13 @@ from __future__ import annotations
 import sys
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Hashable
+from dataclasses import dataclass
 
 import numpy as np
 
 from .. import metrics
-from ..providers.base import InputTooLong
+from ..providers.base import TokenCounts
 from .batching import BatchedEmbeddings
 
 _OVERHEAD = 200  # bytes per entry besides the vector and the text: key tuple, dict slot, array
@@ -87,33 +88,43 @@ def _size(key: Hashable, vector: np.ndarray) -> int:
     return vector.nbytes + sys.getsizeof(text) + _OVERHEAD
 
 
-def embed_cached(cache: EmbeddingCache, prefix: tuple, texts: list[str], limit: int | None,
-                 truncate: bool, compute: Callable[[list[str]], BatchedEmbeddings]
-                 ) -> BatchedEmbeddings:
-    """Answer `texts` from the cache where it can and `compute` the rest (each distinct text
-    once), keeping what was computed; usage counts every input as if it had been computed."""
-    keys = [(*prefix, t) for t in texts]
-    found = cache.get(keys)
-    if not truncate and limit:
-        for i, entry in enumerate(found):
-            if entry is not None and entry[1] > limit:
-                raise InputTooLong(i, entry[1], limit)
-    missing = list(dict.fromkeys(t for t, e in zip(texts, found) if e is None))
-    try:
-        computed = compute(missing) if missing else None
-    except InputTooLong as exc:  # its index is into `missing`: name the request's own
-        raise InputTooLong(texts.index(missing[exc.index]), exc.tokens, exc.limit) from None
-    if computed is not None and computed.lengths is not None:
-        for i, text in enumerate(missing):
-            cache.put((*prefix, text), computed.vectors[i], computed.lengths[i])
-    fresh = {t: (computed.vectors[i], computed.lengths[i] if computed.lengths else 0)
-             for i, t in enumerate(missing)} if computed is not None else {}
-    rows = [e if e is not None else fresh[t] for t, e in zip(texts, found)]
-    raw = [n for _, n in rows]
-    return BatchedEmbeddings(
-        np.vstack([v for v, _ in rows]),
-        sum(min(n, limit) for n in raw) if limit else sum(raw),
-        sum(n > limit for n in raw) if limit else 0, raw,
-        queue_seconds=computed.queue_seconds if computed else 0.0,
-        inference_seconds=computed.inference_seconds if computed else 0.0,
-        cache_hits=len(texts) - sum(e is None for e in found))
+@dataclass
+class Held:
+    """What the cache holds of one request's texts under `prefix`."""
+
+    prefix: tuple
+    texts: list[str]
+    found: list[tuple[np.ndarray, int] | None]  # (vector, untruncated tokens); None: a miss
+
+    @property
+    def missing(self) -> list[str]:
+        """The texts to compute: each distinct miss once, in order."""
+        return list(dict.fromkeys(t for t, e in zip(self.texts, self.found) if e is None))
+
+    def raw_tokens(self, fresh: dict[str, int]) -> list[int]:
+        """Each text's untruncated token count: the held one, else `fresh`'s."""
+        return [e[1] if e is not None else fresh[t] for t, e in zip(self.texts, self.found)]
+
+    def answer(self, cache: EmbeddingCache, computed: BatchedEmbeddings | None,
+               limit: int | None) -> BatchedEmbeddings:
+        """Keep what was computed for the misses, and answer the request: usage counts every
+        input as if it had been computed."""
+        missing = self.missing
+        fresh: dict[str, tuple[np.ndarray, int]] = {}
+        if computed is not None:
+            raw = computed.tokens.raw if computed.tokens is not None else (0,) * len(missing)
+            fresh = {t: (computed.vectors[i], raw[i]) for i, t in enumerate(missing)}
+            if computed.tokens is not None:
+                for text, (vector, tokens) in fresh.items():
+                    cache.put((*self.prefix, text), vector, tokens)
+        rows = [e if e is not None else fresh[t] for t, e in zip(self.texts, self.found)]
+        return BatchedEmbeddings.counted(
+            np.vstack([v for v, _ in rows]), TokenCounts.of((n for _, n in rows), limit),
+            queue_seconds=computed.queue_seconds if computed else 0.0,
+            inference_seconds=computed.inference_seconds if computed else 0.0,
+            cache_hits=sum(e is not None for e in self.found))
+
+
+def lookup(cache: EmbeddingCache, prefix: tuple, texts: list[str]) -> Held:
+    """What `cache` holds of `texts` under `prefix` (the hits are marked recently used)."""
+    return Held(prefix, texts, cache.get([(*prefix, t) for t in texts]))

@@ -1,4 +1,5 @@
-"""What the manager serves: a provider, behind a batching queue when it is local, timed."""
+"""What the manager serves: a provider, behind a cache and a batching queue when it is capable of
+them; the one place a request is checked."""
 
 from __future__ import annotations
 
@@ -12,12 +13,13 @@ import numpy as np
 
 from .. import encodings, metrics
 from ..providers import build_provider
-from ..providers.base import EmbeddingProvider, ProviderConfig, check_lengths
+from ..providers.base import EmbeddingProvider, ProviderConfig, TokenCounts
 from ..providers.export.guard import AccuracyRefused
 from ..providers.export.probes import calibration_texts
 from .batching import BatchedEmbeddings, BatchingQueue, BatchSettings
-from .cache import EmbeddingCache, embed_cached
+from .cache import EmbeddingCache, Held, lookup
 from .deadlines import Waiting, wait
+from .tokens import count_tokens
 
 
 def batch_settings(cfg: ProviderConfig, app_config: Mapping[str, Any]) -> BatchSettings:
@@ -34,8 +36,7 @@ def batch_settings(cfg: ProviderConfig, app_config: Mapping[str, Any]) -> BatchS
 
 class ServedProvider:
     """A provider as the manager serves it: requests go through a BatchingQueue when `batch` is
-    set (local models), else straight to the provider; either way each answer says where its
-    time went."""
+    set, else straight to the provider; either way each answer says where its time went."""
 
     def __init__(self, provider: EmbeddingProvider, batch: BatchSettings | None,
                  cache_bytes: int = 0) -> None:
@@ -118,37 +119,55 @@ class ServedProvider:
     def embed(self, texts: list[str], input_type: str | None = None,
               dimensions: int | None = None, truncate: bool = True,
               waiting: Waiting | None = None) -> BatchedEmbeddings:
-        """Embed through the queue (local) or straight through (remote), timing the call.
+        """Embed `texts`: from the cache where it can, the rest through the queue (batched
+        providers) or straight through, timing the call.
 
-        With `truncate` false an input longer than the model reads is refused (InputTooLong)
-        before anything is computed. Inputs in the cache skip the queue and the model."""
-        if self.cache is None or not texts:
-            return self._compute(texts, input_type, dimensions, truncate, waiting)
+        Each request is checked here, once: its texts, `input_type` and `dimensions`, and with
+        `truncate` false, that no input is longer than the model reads (InputTooLong naming its
+        place, before anything is computed)."""
         self.provider.check_request(texts, input_type, dimensions)
+        if self.cache is None or not texts:
+            tokens = self._admit(texts, input_type, truncate)
+            return self._compute(texts, input_type, dimensions, tokens, waiting)
         cfg = self.provider.config
         prefix = (cfg.id, cfg.model_name, input_type, self.provider.max_tokens,
                   dimensions or self.provider.dimensions)
-        return embed_cached(self.cache, prefix, texts, self.provider.max_tokens, truncate,
-                            lambda missing: self._compute(missing, input_type, dimensions,
-                                                          truncate, waiting))
+        held = lookup(self.cache, prefix, texts)
+        missing = held.missing
+        tokens = self._admit(missing, input_type, truncate, held)
+        computed = self._compute(missing, input_type, dimensions, tokens, waiting) \
+            if missing else None
+        return held.answer(self.cache, computed, self.provider.max_tokens)
+
+    def _admit(self, texts: list[str], input_type: str | None, truncate: bool,
+               held: Held | None = None) -> TokenCounts | None:
+        """Refuse the request when `truncate` is false and an input (of `texts`, or one `held`
+        in the cache) is longer than the model reads; return the counts of `texts` this made
+        (None when nothing was counted). A provider that does not count tokens itself leaves
+        the refusal to its remote API."""
+        if truncate or not self.provider.capabilities.counts_tokens:
+            return None
+        limit = self.provider.max_tokens
+        tokens = count_tokens(self.provider, texts, input_type) if texts \
+            else TokenCounts((), limit)
+        raw = held.raw_tokens(dict(zip(texts, tokens.raw))) if held else tokens.raw
+        TokenCounts.of(raw, limit).refuse_truncation()
+        return tokens
 
     def _compute(self, texts: list[str], input_type: str | None, dimensions: int | None,
-                 truncate: bool, waiting: Waiting | None) -> BatchedEmbeddings:
-        """Embed through the queue (local; waiting at most until the deadline, and only while
-        the client is there) or straight through (remote), timing the call."""
+                 tokens: TokenCounts | None, waiting: Waiting | None) -> BatchedEmbeddings:
+        """Embed through the queue (waiting at most until the deadline, and only while the
+        client is there) or straight through, timing the call."""
         if self.queue is not None:
-            future = self.queue.submit(texts, input_type, dimensions, truncate)
+            future = self.queue.submit(texts, input_type, dimensions, tokens)
             if waiting is None:
                 return future.result()
             return wait(future, waiting, self.queue.retry_after)
-        if not truncate and self.provider.config.provider == "local":  # the API refuses itself
-            self.provider.check_request(texts, input_type, dimensions)
-            check_lengths(self.provider.token_lengths(texts, input_type), self.provider.max_tokens)
         started = time.perf_counter()
         out = self.provider.embed(texts, input_type, dimensions)
         elapsed = time.perf_counter() - started
         metrics.INFERENCE.observe(elapsed)
-        return BatchedEmbeddings(out.vectors, out.prompt_tokens, out.truncated, out.lengths,
+        return BatchedEmbeddings(out.vectors, out.prompt_tokens, out.truncated, out.tokens,
                                  inference_seconds=elapsed)
 
     def close(self) -> None:
@@ -161,14 +180,14 @@ class ServedProvider:
 
 
 def serving_builder(app_config: Mapping[str, Any]) -> Callable[[ProviderConfig], ServedProvider]:
-    """Return the manager's builder: each provider served, local ones behind a batching queue."""
+    """Return the manager's builder: each provider served with what it is capable of (a batching
+    queue, an embedding cache) and the app settings allow."""
     def builder(cfg: ProviderConfig) -> ServedProvider:
-        local = cfg.provider == "local"
-        batching = local and bool(app_config.get("BATCHING", True))
-        # Local models only: OpenAI reports tokens per call, so a hit could not report its own.
-        cache_mb = float(app_config.get("CACHE_MB") or 0) if local else 0
-        return ServedProvider(build_provider(cfg),
-                              batch_settings(cfg, app_config) if batching else None,
+        provider = build_provider(cfg)
+        can = provider.capabilities
+        batching = can.batched and bool(app_config.get("BATCHING", True))
+        cache_mb = float(app_config.get("CACHE_MB") or 0) if can.cacheable else 0
+        return ServedProvider(provider, batch_settings(cfg, app_config) if batching else None,
                               int(cache_mb * 2**20))
 
     return builder

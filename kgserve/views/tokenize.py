@@ -6,6 +6,7 @@ from flask import Blueprint, Response, current_app, jsonify
 
 from .. import ops
 from ..auth import require_api_token
+from ..providers.base import TokenCounts
 from ..runtime import runtime
 from ..schemas import TokenizeRequestSchema
 from . import json_body
@@ -25,8 +26,9 @@ def tokenize() -> Response:
         check_model(req.get("model"), provider.model)
         ids = provider.tokenize(req["input"], req.get("input_type"))
         limit, model = provider.max_tokens, provider.model
+    exceeds = TokenCounts.of(map(len, ids), limit).exceeds
     return jsonify({
         "object": "list", "model": model, "max_seq_length": limit,
         "data": [{"object": "tokens", "index": i, "tokens": t, "count": len(t),
-                  "exceeds_max_seq_length": bool(limit) and len(t) > limit}
-                 for i, t in enumerate(ids)]})
+                  "exceeds_max_seq_length": over}
+                 for i, (t, over) in enumerate(zip(ids, exceeds))]})

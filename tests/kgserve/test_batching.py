@@ -7,7 +7,9 @@ from prometheus_client import REGISTRY
 
 from kgserve.errors import http_status
 from kgserve.providers import InvalidInput, ProviderConfig, build_provider
+from kgserve.providers.base import TokenCounts
 from kgserve.serve.batching import BatchingQueue, BatchSettings, QueueClosed, QueueFull
+from kgserve.serve.served import ServedProvider
 from tests.support.gate import Gate
 from tests.support.kgs import MINILM, cosine
 from tests.support.tiny_models import minilm_dir
@@ -53,6 +55,11 @@ def queue(inner):
         q.close()
 
 
+def seen_tokens(provider, texts: list[str]) -> list[int]:
+    """The tokens the model reads of each text (cut at its limit)."""
+    return TokenCounts.of(provider.token_lengths(texts), provider.max_tokens).seen
+
+
 def sample(name: str) -> float:
     return REGISTRY.get_sample_value(name) or 0.0
 
@@ -85,7 +92,7 @@ def test_concurrent_requests_get_their_own_vectors_in_order(queue, reference):
         assert not isinstance(got, Exception), got
         assert got.vectors.shape == (len(texts), 384)
         assert cosine(got.vectors, reference(texts)).min() >= 0.999
-        assert got.prompt_tokens == sum(q.provider.count_tokens(texts))
+        assert got.prompt_tokens == sum(seen_tokens(q.provider, texts))
     # Gathered across requests: full batches of 8, never one call per request...
     calls = q.provider.calls[1:]  # after the call that held the worker while they queued
     assert sample("kgserve_batch_size_count") - batches == 1 + len(calls)
@@ -93,7 +100,7 @@ def test_concurrent_requests_get_their_own_vectors_in_order(queue, reference):
     assert all(len(c) == 8 for c in calls)
     # ...each sorted by length.
     for call in calls:
-        lengths = q.provider.count_tokens(call)
+        lengths = seen_tokens(q.provider, call)
         assert lengths == sorted(lengths)
 
 
@@ -147,7 +154,7 @@ def test_token_budget_counts_padding(queue, reference):
     calls = q.provider.calls
     assert [len(c) for c in calls] == [4, 2, 2, 2]  # shortest first, then LONG in pairs
     for call in calls:
-        assert max(q.provider.count_tokens(call)) * len(call) <= 300
+        assert max(seen_tokens(q.provider, call)) * len(call) <= 300
     assert sample("kgserve_batch_padded_tokens_count") - count == len(calls)
 
 
@@ -181,8 +188,10 @@ def test_bad_input_fails_only_its_own_request(queue, reference):
 
 def test_bad_dimensions_fail_before_queueing(queue):
     q = queue()
+    served = ServedProvider(q.provider, None)  # a request enters here and is checked once
+    served.queue = q
     with pytest.raises(InvalidInput):
-        q.embed(["x"], dimensions=1000)
+        served.embed(["x"], dimensions=1000)
     assert q.queued == 0
 
 

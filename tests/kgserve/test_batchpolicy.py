@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from kgserve.providers.base import TokenCounts
 from kgserve.serve.batchpolicy import (
     DrainRate,
     Request,
@@ -18,7 +19,7 @@ from kgserve.serve.batchpolicy import (
 def request(*lengths: int, key: tuple = (None, None)) -> Request:
     """A counted request of len(lengths) texts with these token counts."""
     r = Request([f"text {i}" for i in range(len(lengths))], key)
-    r.counted(list(lengths))
+    r.counted(TokenCounts(lengths))
     return r
 
 

@@ -35,7 +35,7 @@ def test_float32_exports_serve_what_torch_serves(backend, torch_minilm, model_ca
         assert out.vectors.shape == (5, 384) and out.vectors.dtype == np.float32
         assert cosine(out.vectors, ref.vectors).min() >= 0.999
         assert out.prompt_tokens == ref.prompt_tokens
-        assert provider.count_tokens(TEXTS) == torch_minilm.count_tokens(TEXTS)
+        assert provider.embed(TEXTS).tokens.seen == torch_minilm.embed(TEXTS).tokens.seen
         assert provider.guard.passed and provider.guard.min_cosine >= 0.999
         assert provider.guard.probes >= 64 and provider.guard.bound == 0.999
         assert model_cache in provider.export_path.parents

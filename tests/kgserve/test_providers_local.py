@@ -88,9 +88,9 @@ def test_order_is_kept_whatever_the_lengths(minilm):
 def test_token_counts_come_from_the_model_tokenizer(minilm, st_minilm):
     features = st_minilm.preprocess(TEXTS)
     expected = features["attention_mask"].sum(1).tolist()
-    assert minilm.count_tokens(TEXTS) == expected
+    assert minilm.embed(TEXTS).tokens.seen == expected
     assert minilm.embed(TEXTS).prompt_tokens == sum(expected)
-    assert minilm.count_tokens(["hello world"]) == [4]  # [CLS] hello world [SEP]
+    assert minilm.embed(["hello world"]).tokens.seen == [4]  # [CLS] hello world [SEP]
 
 
 def test_max_seq_length_truncates(st_minilm):
@@ -240,8 +240,8 @@ def test_nomic_prefixes_follow_input_type(nomic, tiny_nomic_dir):
     assert cosine(plain, st.encode(text))[0] >= 0.999
     assert cosine(query.vectors, document)[0] < 0.9999
     prefixed = st.preprocess(["search_query: what is a vector?"])["attention_mask"].sum().item()
-    assert query.prompt_tokens == prefixed == nomic.count_tokens(text)[0] + 4  # search _ query :
-    assert nomic.count_tokens(text, input_type="query") == [query.prompt_tokens]
+    assert query.prompt_tokens == prefixed == nomic.embed(text).tokens.seen[0] + 4  # search _ query :
+    assert query.tokens.seen == [query.prompt_tokens]
 
 
 def test_nomic_matryoshka(nomic):

@@ -23,9 +23,6 @@ class Gate:
     def check_request(self, texts, input_type, dimensions) -> None:
         self.provider.check_request(texts, input_type, dimensions)
 
-    def count_tokens(self, texts, input_type=None) -> list[int]:
-        return self.provider.count_tokens(texts, input_type)
-
     def token_lengths(self, texts, input_type=None) -> list[int]:
         return self.provider.token_lengths(texts, input_type)
 
