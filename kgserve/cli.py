@@ -14,6 +14,7 @@ from . import ops
 from .configs.store import DimensionChangeRefused, NoActiveConfig
 from .db import DatabaseUnavailable
 from .providers.base import ProviderError
+from .providers.options import BACKENDS, DEVICES, PRECISIONS, PROVIDERS
 from .runtime import runtime
 from .schemas import ConfigRequestSchema
 
@@ -49,15 +50,15 @@ def list_(limit: int) -> None:
 
 
 @embedding.command("set")
-@click.option("--provider", type=click.Choice(["local", "openai"]), required=True)
+@click.option("--provider", type=click.Choice(PROVIDERS), required=True)
 @click.option("--model-name", "--model", required=True, help="e.g. sentence-transformers/all-MiniLM-L6-v2")
 @click.option("--dimensions", "embedding_dimensions", type=int, required=True)
-@click.option("--precision", type=click.Choice(["float32", "float16", "int8"]),
+@click.option("--precision", type=click.Choice(PRECISIONS),
               default="float32", show_default=True,
               help="int8 with --backend onnx or openvino (checked by the accuracy guard).")
-@click.option("--backend", type=click.Choice(["torch", "onnx", "openvino"]),
+@click.option("--backend", type=click.Choice(BACKENDS),
               help="How a local model runs: torch (default), onnx (ONNX Runtime) or openvino.")
-@click.option("--device", type=click.Choice(["cpu", "cuda", "mps"]))
+@click.option("--device", type=click.Choice(DEVICES))
 @click.option("--max-memory-mb", type=int)
 @click.option("--num-threads", type=int)
 @click.option("--batch-size", type=int)

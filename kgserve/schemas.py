@@ -15,10 +15,16 @@ from marshmallow import (
 )
 
 from .encodings import FORMATS
-from .providers.options import BACKENDS, PRECISIONS, problem
+from .providers.export.encoder import POOLINGS
+from .providers.options import (
+    BACKENDS,
+    DEVICES,
+    INPUT_TYPES,
+    PRECISIONS,
+    PROVIDERS,
+    problem,
+)
 
-PROVIDERS = ("local", "openai")
-DEVICES = ("cpu", "cuda", "mps")
 MAX_INPUTS = 2048
 # Characters per input text (KG_MAX_INPUT_CHARS). Models read at most max_seq_length tokens of a
 # text (256 for MiniLM, 8192 for the largest), so more is only bytes to parse; OpenAI refuses
@@ -137,7 +143,7 @@ class TextsRequestSchema(Schema):
                   {"type": "array", "minItems": 1, "maxItems": MAX_INPUTS,
                    "items": {"type": "string", "minLength": 1, "maxLength": MAX_INPUT_CHARS}}]})
     model = fields.String(validate=validate.Length(1, 200))
-    input_type = fields.String(allow_none=True, validate=validate.OneOf(("query", "document")))
+    input_type = fields.String(allow_none=True, validate=validate.OneOf(INPUT_TYPES))
 
 
 class EmbeddingsRequestSchema(TextsRequestSchema):
@@ -187,7 +193,7 @@ class BrowserSchema(Schema):
                            metadata={"description": "task prefix per input_type"})
     dimensions = fields.Integer()
     default_prefix = fields.String()
-    pooling = fields.String(metadata={"enum": ["mean", "cls", "max", "lasttoken"]})
+    pooling = fields.String(metadata={"enum": list(POOLINGS)})
     model_normalize = fields.Boolean(metadata={"description": "the model normalises before any "
                                                               "Matryoshka truncation"})
     normalize = fields.Boolean(metadata={"description": "normalise after truncation"})

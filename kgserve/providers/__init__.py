@@ -14,8 +14,7 @@ from kgserve.providers.base import (
     ResourceLimitExceeded,
     UpstreamError,
 )
-
-PROVIDERS = ("local", "openai")
+from kgserve.providers.options import PROVIDERS
 
 __all__ = [
     "PROVIDERS", "DeviceUnavailable", "EmbeddingProvider", "Embeddings", "InvalidDimensions",

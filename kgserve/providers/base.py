@@ -9,6 +9,8 @@ from typing import Any, Self
 
 import numpy as np
 
+from kgserve.providers.options import INPUT_TYPES
+
 
 @dataclass(frozen=True)
 class ProviderConfig:
@@ -231,7 +233,7 @@ class EmbeddingProvider(ABC):
         or 'document' and `dimensions` is None or 1..dimensions (the one check per request)."""
         if not isinstance(texts, (list, tuple)) or not all(isinstance(t, str) for t in texts):
             raise InvalidInput("input must be a list of strings")
-        if input_type not in (None, "query", "document"):
+        if input_type is not None and input_type not in INPUT_TYPES:
             raise InvalidInput(f"input_type must be 'query' or 'document', not {input_type!r}")
         if dimensions is not None and (isinstance(dimensions, bool) or not isinstance(dimensions, int)
                                        or not 1 <= dimensions <= self.dimensions):

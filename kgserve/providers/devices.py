@@ -9,6 +9,7 @@ import os
 import torch
 
 from kgserve.providers.base import DeviceUnavailable
+from kgserve.providers.options import DEVICES
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ def pick_device(requested: str | None) -> str:
         return requested
     if kind == "mps" and not index and torch.backends.mps.is_available():
         return "mps"
-    if kind not in ("cpu", "cuda", "mps"):
+    if kind not in DEVICES:
         raise DeviceUnavailable(f"unknown device {requested!r}; use cpu, cuda, cuda:N or mps")
     raise DeviceUnavailable(f"device {requested!r} is not available on this machine "
                             f"(available: {', '.join(available_devices())})")

@@ -1,13 +1,17 @@
-"""Which backend, precision and device go together (shared by the request schema and the provider).
+"""The values a config and a request may take, and which backend, precision and device go together.
 
-No heavy imports: the marshmallow schema checks these rules at the edge (422 naming the field),
-and the local provider checks them again for rows that reach it another way.
+The one list of each: the request schemas, the CLI's choices and the providers derive theirs
+from here. No heavy imports: the marshmallow schema checks these rules at the edge (422 naming
+the field), and the local provider checks them again for rows that reach it another way.
 """
 
 from __future__ import annotations
 
+PROVIDERS = ("local", "openai")
 BACKENDS = ("torch", "onnx", "openvino")
 PRECISIONS = ("float32", "float16", "int8")
+DEVICES = ("cpu", "cuda", "mps")  # kinds; cuda also as cuda:N
+INPUT_TYPES = ("query", "document")
 BACKEND_PRECISIONS = {"torch": ("float32", "float16"), "onnx": ("float32", "int8"),
                       "openvino": ("float32", "int8")}
 FLOAT16_ON_CPU = ("precision float16 is refused on the CPU: torch computes half precision there "
