@@ -19,15 +19,14 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import threading
-import uuid
 from dataclasses import asdict, dataclass, field
 from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
+from ..durable import atomic_write
 from ..providers.base import ProviderConfig, ProviderError
 from ..providers.export.cache import MANIFEST, Exporter, ExportSpec
 from ..providers.export.convert import ONNX_QUANTIZED, UnsupportedModel
@@ -289,7 +288,5 @@ def _read_json(path: Path) -> Any:
 
 
 def _write_json(path: Path, body: dict[str, Any]) -> None:
-    """Write atomically: readers in other workers see the old file, none, or the whole new one."""
-    tmp = path.with_name(f".tmp-{path.name}-{uuid.uuid4().hex[:8]}")
-    tmp.write_text(json.dumps(body, indent=1, sort_keys=True), "utf-8")
-    os.replace(tmp, path)
+    """Write durably: readers in other workers see the old file, none, or the whole new one."""
+    atomic_write(path, json.dumps(body, indent=1, sort_keys=True).encode("utf-8"))

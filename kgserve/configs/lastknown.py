@@ -1,5 +1,5 @@
 """The last known active config row, kept on local disk so that a worker (re)started while the
-database is away still knows what to serve. Written atomically; read only when the database
+database is away still knows what to serve. Written durably; read only when the database
 cannot be reached; the database wins as soon as it answers again."""
 
 from __future__ import annotations
@@ -8,10 +8,11 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from ..durable import atomic_write
 
 log = logging.getLogger(__name__)
 _TIMES = ("created_at", "updated_at")
@@ -26,20 +27,11 @@ def default_path(database_url: str | None) -> Path:
 
 
 def save(path: Path, row: dict[str, Any]) -> None:
-    """Write `row` to `path` atomically (temporary file, fsync, rename); log, never raise."""
+    """Write `row` to `path` durably (kgserve.durable); log, never raise."""
     data = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        try:
-            with os.fdopen(fd, "w") as out:
-                json.dump(data, out)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        atomic_write(path, json.dumps(data).encode())
     except (OSError, TypeError, ValueError) as exc:
         log.warning("cannot keep the last known config in %s: %s", path, exc)
 

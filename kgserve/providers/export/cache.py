@@ -34,6 +34,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from ...durable import file_sha256, fsync_dir, fsync_tree
 from . import convert, weights_int8
 
 log = logging.getLogger(__name__)
@@ -202,9 +203,9 @@ class Exporter:
                 with contextlib.redirect_stdout(sys.stderr):
                     self._make(spec, tmp)
                 write_manifest(tmp, key, doc, self.name)
-                _fsync_tree(tmp)
+                fsync_tree(tmp)
                 os.rename(tmp, final)
-                _fsync_dir(self.root)
+                fsync_dir(self.root)
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
@@ -234,7 +235,7 @@ class Exporter:
 
 def write_manifest(folder: Path, key: str, doc: dict[str, Any], name: str) -> None:
     """Record every file of `folder` (size, sha256) and what the entry was made from."""
-    files = {p.relative_to(folder).as_posix(): {"size": p.stat().st_size, "sha256": _sha256(p)}
+    files = {p.relative_to(folder).as_posix(): {"size": p.stat().st_size, "sha256": file_sha256(p)}
              for p in sorted(folder.rglob("*")) if p.is_file()}
     body = {"key": key, "model": name, **doc, "files": files,
             "created": datetime.now(UTC).isoformat(timespec="seconds")}
@@ -253,19 +254,11 @@ def verify(folder: Path, key: str) -> bool:
     for rel, want in files.items():
         path = folder / rel
         try:
-            if path.stat().st_size != want["size"] or _sha256(path) != want["sha256"]:
+            if path.stat().st_size != want["size"] or file_sha256(path) != want["sha256"]:
                 return False
         except (OSError, KeyError, TypeError):
             return False
     return True
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class _locked:
@@ -293,26 +286,6 @@ def _remove(folder: Path, root: Path) -> None:
     trash = root / f".trash-{folder.name}-{uuid.uuid4().hex[:8]}"
     os.rename(folder, trash)
     shutil.rmtree(trash, ignore_errors=True)
-
-
-def _fsync_tree(folder: Path) -> None:
-    for path in folder.rglob("*"):
-        if path.is_file():
-            fd = os.open(path, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-    for path in [folder, *[p for p in folder.rglob("*") if p.is_dir()]]:
-        _fsync_dir(path)
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _calibration_digest() -> str:

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import os
-import uuid
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 
+from ...durable import atomic_write
 from ..base import ProviderError
 from .probes import probe_texts
 
@@ -97,7 +98,7 @@ def reference_vectors(st, folder: Path, model_fingerprint: str,
     finally:
         st.max_seq_length = previous
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".tmp-{uuid.uuid4().hex}.npy"
-    np.save(tmp, vectors, allow_pickle=False)
-    os.replace(tmp, path)  # atomic: a reader sees the old file, none, or the whole new one
+    out = io.BytesIO()
+    np.save(out, vectors, allow_pickle=False)
+    atomic_write(path, out.getvalue())  # a reader sees the old file, none, or the whole new one
     return vectors
