@@ -1,4 +1,5 @@
-"""kgserve: the embedding server. `gunicorn kgserve:app`; nothing connects or loads at import."""
+"""kgserve: the embedding server. `gunicorn kgserve:app`; nothing is built, connected or loaded
+at import."""
 
 from __future__ import annotations
 
@@ -48,4 +49,10 @@ def shutdown(app: Flask) -> None:
     runtime(app).close()
 
 
-app = create_app()
+def __getattr__(name: str) -> Any:
+    """Build `app` when it is first asked for (`gunicorn kgserve:app`, `flask --app kgserve`),
+    in the process that serves it: importing kgserve (gunicorn's config does) builds nothing."""
+    if name == "app":
+        built = globals()["app"] = create_app()
+        return built
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

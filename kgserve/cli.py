@@ -17,6 +17,7 @@ from .providers.base import ProviderError
 from .providers.options import BACKENDS, DEVICES, PRECISIONS, PROVIDERS
 from .runtime import runtime
 from .schemas import ConfigRequestSchema
+from .threads import per_worker
 
 embedding = AppGroup("embedding", help="Show and change the embedding configuration.")
 _FAILURES = (DatabaseUnavailable, ProviderError, DimensionChangeRefused, NoActiveConfig)
@@ -93,8 +94,12 @@ def _fastest(rt, data: dict[str, Any]) -> dict[str, Any]:
     """Time every backend for `data`, print the table, return `data` with the winner's."""
     from . import fastest
 
+    try:
+        share = per_worker()
+    except ValueError as exc:  # a bad KG_WORKERS: gunicorn would refuse it too
+        raise click.ClickException(str(exc)) from None
     click.echo(f"timing backends for {data['model_name']} "
-               f"({fastest.worker_threads()} threads, as a gunicorn worker) ...", err=True)
+               f"({share} threads, as a gunicorn worker) ...", err=True)
     trials = _run(fastest.trial, rt, data)
     for t in trials:
         rate = f"{t.texts_per_second:8.1f} texts/s" if t.texts_per_second else "     refused   "

@@ -16,9 +16,10 @@ import time
 import urllib.request
 from pathlib import Path
 
+from kgserve.gunicorn_hooks import PROBE_AGENT
+
 REPO = Path(__file__).resolve().parent.parent
 READY_WAIT = 600  # seconds to wait for the first model load before giving up
-PROBE_AGENT = "kgserve-devserver-probe"  # gunicorn.conf.py keeps these out of the access log
 STILL_RUNNING = ("The project-local PostgreSQL (.kgdata) is still running; stop it with "
                  "`.venv/bin/kgmigrate localdb stop` (`make clean` also deletes its data).")
 

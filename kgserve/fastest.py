@@ -9,7 +9,6 @@ path; refused candidates are reported with their reason.
 
 from __future__ import annotations
 
-import os
 import statistics
 import time
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from typing import Any
 
 from .providers.base import ProviderConfig, ProviderError
 from .runtime import Runtime
+from .threads import per_worker
 
 CANDIDATES = (("openvino", "int8"), ("onnx", "int8"), ("openvino", "float32"),
               ("onnx", "float32"), ("torch", "float32"))
@@ -37,13 +37,6 @@ class Trial:
     note: str
 
 
-def worker_threads() -> int:
-    """The threads each gunicorn worker gets by default: cores / KG_WORKERS (gunicorn.conf.py)."""
-    workers = os.environ.get("KG_WORKERS", "2")
-    cores = len(os.sched_getaffinity(0))
-    return max(1, cores // (int(workers) if workers.isdigit() and int(workers) > 0 else 2))
-
-
 def measure(provider, seconds: float) -> float:
     """Texts per second over alternating 1-text and 8-text calls (medians of each)."""
     singles, batches = [], []
@@ -58,7 +51,7 @@ def measure(provider, seconds: float) -> float:
 
 def trial(rt: Runtime, data: dict[str, Any], seconds: float = 2.0) -> list[Trial]:
     """Prepare and time every candidate for the config `data` (ConfigRequestSchema output)."""
-    threads = data.get("num_threads") or worker_threads()
+    threads = data.get("num_threads") or per_worker()
     results = []
     for backend, precision in CANDIDATES:
         values = {k: v for k, v in data.items() if k != "allow_dimension_change"}

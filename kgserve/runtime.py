@@ -92,6 +92,12 @@ def init_app(app: Flask) -> None:
     app.before_request(lambda: runtime().start_listener())
 
 
+def find(app: Any) -> Runtime | None:
+    """Return the runtime of `app`, or None when it is not a kgserve app (gunicorn's hooks)."""
+    extensions = getattr(app, "extensions", None)
+    return extensions.get(EXT) if isinstance(extensions, dict) else None
+
+
 def runtime(app: Flask | None = None) -> Runtime:
     """Return the runtime of `app` (default: the current app)."""
     return (app or current_app).extensions[EXT]

@@ -32,6 +32,7 @@ from ..providers.export.cache import MANIFEST, Exporter, ExportSpec
 from ..providers.export.convert import ONNX_QUANTIZED, UnsupportedModel
 from ..providers.export.encoder import check_layout
 from ..providers.resolve import resolve_model, task_prompts
+from ..threads import default_threads
 
 log = logging.getLogger(__name__)
 
@@ -264,7 +265,6 @@ def ensure(model: BrowserModel) -> Export:
 
 def _guard(model: BrowserModel, folder: Path, st) -> dict[str, Any]:
     """The quantized graph on the probe set against torch float32, at the config's dimensions."""
-    from ..providers.devices import default_threads
     from ..providers.export.encoder import CpuEncoder, Layout, open_session
     from ..providers.export.guard import compare, reference_vectors
     from ..providers.export.probes import probe_texts

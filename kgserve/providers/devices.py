@@ -1,30 +1,17 @@
 """Which torch device to run on (the requested one if it exists here, else the best available),
-and how many threads a model may use here."""
+and how many threads a config's model uses (kgserve.threads gives each worker its share)."""
 
 from __future__ import annotations
 
 import logging
-import os
 
 import torch
 
 from kgserve.providers.base import DeviceUnavailable
 from kgserve.providers.options import DEVICES
+from kgserve.threads import cores, default_threads
 
 log = logging.getLogger(__name__)
-
-
-def cores() -> int:
-    """The cores this process may run on."""
-    return max(1, len(os.sched_getaffinity(0)))
-
-
-def default_threads() -> int:
-    """Threads per worker: OMP_NUM_THREADS (gunicorn.conf.py sets cores / workers), else cores."""
-    raw = os.environ.get("OMP_NUM_THREADS", "")
-    if raw.isdigit() and int(raw) > 0:
-        return min(int(raw), cores())
-    return cores()
 
 
 def model_threads(requested: int | None) -> int:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 
-from kgserve.providers.devices import cores, default_threads
 from kgserve.runtime import runtime
+from kgserve.threads import cores, default_threads
 from tests.support.kgs import MINILM_BODY
 
 
