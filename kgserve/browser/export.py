@@ -210,9 +210,9 @@ class _Torch:
 
     def __call__(self):
         if self.st is None:
-            from ..providers.local import _open
+            from ..providers.local import open_sentence_transformer
 
-            self.st = _open(resolve_model(self.name), "cpu", remote_code=False)
+            self.st = open_sentence_transformer(resolve_model(self.name), "cpu", remote_code=False)
         return self.st
 
 
@@ -224,6 +224,15 @@ class Export:
     files: dict[str, dict[str, Any]]
     quantized: bool  # the quantized graph passed the guard: pages may load it
     accuracy: dict[str, Any]
+
+    def file(self, name: str) -> dict[str, Any] | None:
+        """The size and sha256 of `name` when it is a file of the export (the manifest is not)."""
+        return None if name == MANIFEST else self.files.get(name)
+
+    def withheld(self, name: str) -> bool:
+        """Say whether `name` is the quantized graph and the guard refused it (pages then load
+        the float graph)."""
+        return name == ONNX_QUANTIZED and not self.quantized
 
 
 _locks: dict[str, threading.Lock] = {}

@@ -118,7 +118,7 @@ class LocalProvider(EmbeddingProvider):
                     f"than max_memory_mb={cfg.max_memory_mb}")
         previous_threads = torch.get_num_threads()
         self._threads = model_threads(cfg.num_threads)
-        st = _open(resolved, device, remote_code=cfg.backend == "torch")
+        st = open_sentence_transformer(resolved, device, remote_code=cfg.backend == "torch")
         try:
             self._configure(st, resolved, half)
             if cfg.backend == "torch":
@@ -274,7 +274,7 @@ class LocalProvider(EmbeddingProvider):
         _release(self.device)
 
 
-def _open(resolved: ResolvedModel, device: str, remote_code: bool = True):
+def open_sentence_transformer(resolved: ResolvedModel, device: str, remote_code: bool = True):
     """Load the SentenceTransformer for `resolved` on `device`, mapping failures to ProviderError.
 
     Without `remote_code` (the onnx/openvino exports) a model that only loads with its own

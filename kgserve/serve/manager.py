@@ -185,16 +185,10 @@ class EmbeddingModelManager:
         return self._config_id
 
     @contextmanager
-    def use(self, source: Callable[[], ProviderConfig] | None = None
-            ) -> Iterator[Servable]:
-        """Borrow the serving provider for one request; a swap waits for borrowers to finish."""
-        with self.borrow(source) as (provider, _):
-            yield provider
-
-    @contextmanager
     def borrow(self, source: Callable[[], ProviderConfig] | None = None
                ) -> Iterator[tuple[Servable, int | None]]:
-        """use(), also giving the id of the config the borrowed provider serves."""
+        """Borrow the serving provider for one request, with the id of the config it serves;
+        a swap closes the old provider only once its borrowers are done."""
         if self._provider is None and source is not None:
             self.ensure_loaded(source)
         with self._lock:

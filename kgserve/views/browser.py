@@ -17,8 +17,6 @@ from flask import Blueprint, Response, send_file
 from .. import ops
 from ..browser import export as browser_export
 from ..errors import NotFound, RuntimeMissing
-from ..providers.export.cache import MANIFEST
-from ..providers.export.convert import ONNX_QUANTIZED
 from ..runtime import runtime
 
 bp = Blueprint("browser", __name__, url_prefix="/browser")
@@ -96,10 +94,10 @@ def model_file(model_id: str, name: str) -> Response:
         export = browser_export.ensure(model)
     except browser_export.NotForBrowser as exc:
         raise NotFound(str(exc), "browser_not_supported") from None
-    info = export.files.get(name)
-    if info is None or name == MANIFEST:
+    info = export.file(name)
+    if info is None:
         raise NotFound(f"the browser export of {model.name!r} has no file {name!r}")
-    if name == ONNX_QUANTIZED and not export.quantized:
+    if export.withheld(name):
         accuracy = export.accuracy
         raise NotFound(f"the quantized graph of {model.name!r} is not offered: min cosine "
                        f"{accuracy.get('min_cosine')} to torch float32 on the probe set, "

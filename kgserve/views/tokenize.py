@@ -22,7 +22,7 @@ def tokenize() -> Response:
     """Token ids and counts of each input as the active model sees them, before truncation."""
     req = TokenizeRequestSchema(max_chars=current_app.config["MAX_INPUT_CHARS"]).load(json_body())
     rt = runtime()
-    with rt.manager.use(lambda: ops.active_config(rt)) as provider:
+    with rt.manager.borrow(lambda: ops.active_config(rt)) as (provider, _):
         check_model(req.get("model"), provider.model)
         ids = provider.tokenize(req["input"], req.get("input_type"))
         limit, model = provider.max_tokens, provider.model

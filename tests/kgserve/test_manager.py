@@ -38,7 +38,7 @@ def test_concurrent_first_requests_load_once():
 
     def request():
         barrier.wait()
-        with mgr.use(lambda: CFG) as provider:
+        with mgr.borrow(lambda: CFG) as (provider, _):
             models.append(provider)
 
     results, threads = start_threads([request] * 4)
@@ -54,7 +54,7 @@ def test_concurrent_first_requests_load_once():
 def test_swap_releases_the_old_provider_after_its_borrowers():
     mgr = EmbeddingModelManager()
     mgr.load(CFG)
-    with mgr.use() as old:
+    with mgr.borrow() as (old, _):
         new = mgr.prepare(CFG)
         assert mgr.swap(new, 3) is True
         assert mgr.current() is new
@@ -79,11 +79,11 @@ def test_a_failed_first_load_is_reported_and_not_retried_at_once():
     mgr = EmbeddingModelManager(builder, retry_seconds=3600)
     bad = ProviderConfig(provider="local", model_name="nobody/nothing", embedding_dimensions=8,
                          id=1)
-    with pytest.raises(NotReady, match="nobody/nothing"), mgr.use(lambda: bad):
+    with pytest.raises(NotReady, match="nobody/nothing"), mgr.borrow(lambda: bad):
         pass
     status = mgr.status()
     assert status["state"] == "failed" and "nobody/nothing" in status["last_error"]
-    with pytest.raises(NotReady), mgr.use(lambda: bad):
+    with pytest.raises(NotReady), mgr.borrow(lambda: bad):
         pass
     assert builder.calls == 1
     with pytest.raises(ModelUnavailable):

@@ -85,9 +85,3 @@ def calibration_features(st, max_seq_length: int | None) -> list[dict[str, np.nd
         enc = st.tokenizer([text], return_tensors="np", **kwargs)
         out.append({n: enc[n].astype(np.int64) for n in names})
     return out
-
-
-def describe_entry(entry: Entry) -> str:
-    """Where the export lives, for logs."""
-    return f"{entry.path}{' (exported now)' if entry.made else ''}"
-
