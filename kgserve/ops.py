@@ -44,7 +44,7 @@ def summary(row: dict[str, Any]) -> dict[str, Any]:
         "model": row["model_name"],
         "dimensions": row["embedding_dimensions"],
         "precision": row["precision"],
-        **browser_summary(row),  # supports_browser, browser (transformers.js, issue 15)
+        **browser_summary(row),  # supports_browser, browser (transformers.js)
         "resource_allocation": {"backend": row.get("backend") or "torch",
                                 **{k: row.get(k) for k in
                                    ("max_memory_mb", "num_threads", "device", "batch_size")}},

@@ -22,11 +22,12 @@ DEFAULTS: dict[str, Any] = {
     "NOTIFY_CHANNEL": "kg_embedding_config",
     "POLL_INTERVAL": 3.0,          # seconds between safety-net checks of the active config id
     "LISTENER": True,              # follow config changes (LISTEN/NOTIFY) in a background thread
-    "LOAD_RETRY_SECONDS": LOAD_RETRY_SECONDS,
+    "LOAD_RETRY_SECONDS": LOAD_RETRY_SECONDS,  # a config that failed to load waits this long
     # KG_LAST_CONFIG_FILE: the last known active config, for workers started during an outage
     # (default $XDG_STATE_HOME/kgserve/last-config-<hash of the database URL>.json)
-    "LAST_CONFIG_FILE": None,  # a config that failed to load waits this long
-    # Micro-batching of local models (kgserve.serve.batching); the size limit is the config's batch_size.
+    "LAST_CONFIG_FILE": None,
+    # Micro-batching (kgserve.serve.batching) of providers that batch; the size limit is the
+    # config's batch_size.
     "BATCHING": True,              # KG_BATCHING=false: one model call per request
     "BATCH_MAX_TOKENS": 8192,      # padded tokens (longest x count) per model call
     "BATCH_MAX_WAIT_MS": 2.0,      # top-up wait for a fuller batch, only right after a busy model

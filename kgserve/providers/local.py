@@ -36,7 +36,7 @@ _NOT_WEIGHTS = {"training_args.bin", "optimizer.pt", "scheduler.pt", "rng_state.
 _SKIP_DIRS = {"onnx", "openvino", ".git"}
 # A token of ordinary text covers ~4 characters, rarely more than 16. Texts are cut to
 # max_seq_length x this many characters before the tokenizer sees them: it tokenizes a whole text
-# before truncating, so a 7 MB text cost seconds of CPU for its first 256 tokens.
+# before truncating, so a huge text would cost far more CPU than the tokens the model reads.
 CHARS_PER_TOKEN = 16
 
 

@@ -28,8 +28,8 @@ class BatchSettings:
     max_tokens: int = 8192  # padded tokens per batch: longest text x count
     max_wait: float = 0.002  # seconds to top up a batch, only after the model was busy
     max_queue: int = 2048  # texts waiting (not yet in a batch) before new requests get 429
-    # A batch runs, sorted by length, in model calls of about this many texts: on CPU a call of
-    # 8 short texts is as efficient per text as one of 32, and shorter calls pad less.
+    # A batch runs, sorted by length, in model calls of about this many texts: on CPU a small
+    # call of short texts is as efficient per text as a large one, and shorter calls pad less.
     call_size: int = 8
 
 
@@ -129,7 +129,7 @@ class DrainRate:
 
     A queue that refuses requests runs full calls (`call_size` texts or more), several times
     faster per text than the one-text calls of a quiet moment: once a full call has been seen,
-    only full calls count. (An average over all calls said 41 s when the queue drained in 7.)"""
+    only full calls count (an average over all calls would overstate the wait many times)."""
 
     full: float = 0.0  # texts/s of full calls (0: none seen yet)
     any: float = 0.0  # texts/s of any call, until a full one is seen

@@ -28,7 +28,7 @@ def json_body() -> dict[str, Any]:
 
 def _check_streamed_size() -> None:
     """Raise 413 for a chunked body over the limit. werkzeug reads such a body up to
-    max_content_length and stops there without a word: the cut JSON then looked invalid."""
+    max_content_length and stops there without a word: the cut JSON would look invalid."""
     limit = request.max_content_length
     if request.content_length is not None or limit is None:
         return  # a declared length was checked against the limit already

@@ -33,7 +33,7 @@ def test_num_threads_is_bounded_by_the_cores(app, client, admin, minilm):
 
 def test_a_config_without_num_threads_gets_the_default_again(make, admin):
     # Without batching, model calls run on the request's thread (here: this one), where torch's
-    # thread count set for one config used to become the next config's "default".
+    # thread count set for one config must not become the next config's "default".
     app = make(BATCHING=False)
     client = app.test_client()
     assert client.post("/admin/embedding/config", headers=admin,

@@ -80,9 +80,9 @@ class OpenVinoSession:
 
         core = ov.Core()
         # Pinning would put every worker's threads on the same cores. The CPU plugin keeps
-        # compiled kernels per input shape (5000 by default): with every (texts, tokens) shape of
-        # a batching server that grew a worker by ~25% (763 -> 946 MB in 3000 random shapes);
-        # 128 kept it flat.
+        # compiled kernels per input shape (5000 by default): a batching server meets a new
+        # (texts, tokens) shape all the time, and a worker's memory would grow with them; a
+        # small cache keeps it flat.
         self.compiled = core.compile_model(str(path), "CPU", {
             "INFERENCE_NUM_THREADS": threads, "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY",
             "ENABLE_CPU_PINNING": False, "CPU_RUNTIME_CACHE_CAPACITY": 128})
