@@ -1,2 +1,3 @@
-"""Serving the active provider: the served provider (cache, batching queue, deadlines) and the
-manager that swaps it. Nothing here knows HTTP or the database."""
+"""Serving the active provider: the served provider (the one check per request, the embedding
+cache, the batching queue and its policy, deadlines) and the manager that swaps providers.
+Nothing here answers HTTP or reads the database."""
