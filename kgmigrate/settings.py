@@ -89,7 +89,7 @@ def resolve_database_url(configured: str | None, start_local: bool = False) -> s
         return configured
     if not uses_local_db(configured):
         return ""
-    from .localdb import project_cluster
+    from .postgres.localdb import project_cluster
 
     cluster = project_cluster()
     if start_local:

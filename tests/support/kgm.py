@@ -108,7 +108,7 @@ def old_runner(url: str, schema_dir: Path) -> None:
     The baseline first (it creates schema_migrations with version/name/applied_at only), then
     every migration whose version is not yet recorded; each file records itself.
     """
-    from kgmigrate.pgtools import find_binary
+    from kgmigrate.postgres.programs import find_binary
 
     psql = str(find_binary("psql"))
 
@@ -131,7 +131,7 @@ def schema_dump(url: str) -> list[str]:
     """Return `pg_dump --schema-only` of the database as its sorted blocks (one object's
     statement or header each), psql's \\restrict lines (a random key per dump) left out: equal
     schemas give equal lists whatever order their objects were created in."""
-    from kgmigrate.pgtools import find_binary
+    from kgmigrate.postgres.programs import find_binary
 
     out = subprocess.run([str(find_binary("pg_dump")), "--schema-only", "--no-owner", "-d", url],
                          capture_output=True, text=True, check=True).stdout
