@@ -1,4 +1,4 @@
-"""`kgmigrate down`, `new`, `mark` and `unmark`: reversing, writing and recording migrations."""
+"""`kgmigrate down`: reverse applied migrations with their down files, newest first."""
 
 from __future__ import annotations
 
@@ -14,11 +14,10 @@ from .options import (
     retries_option,
     snapshot_option,
     verbose_option,
+    yes_option,
 )
 from .output import TerminalReporter, arrow, command_header, confirm, say, version_label
 from .snapshot import snapshot_before_up
-
-yes_option = click.option("-y", "--yes", is_flag=True, help="Go ahead without asking.")
 
 
 def _versions(versions: list[int]) -> str:
@@ -84,84 +83,3 @@ def down(settings: Settings, steps: int | None, to: int | None, dry_run: bool, y
         say(f"Another runner reversed {_versions(result.skipped)} meanwhile.")
     say(f"Reversed: {len(result.reversed)} migration(s). Schema version: "
         f"{version_label(result.current_version)}", fg="green", bold=True)
-
-
-@click.command()
-@click.argument("name", nargs=-1, required=True)
-@click.option("--down", is_flag=True, help="Also create NNN_name.down.sql.")
-@click.option("--no-transaction", is_flag=True,
-              help="Write the `-- kgmigrate: no-transaction` directive (CREATE INDEX "
-                   "CONCURRENTLY and the like).")
-@click.pass_obj
-def new(settings: Settings, name: tuple[str, ...], down: bool, no_transaction: bool) -> None:
-    """Create the next migration file, NNN_name.sql, and print its path."""
-    from ..files.scaffold import create
-
-    try:
-        paths = create(settings.migrations_dir, " ".join(name), down=down,
-                       no_transaction=no_transaction)
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from None
-    for path in paths:
-        click.echo(str(path))
-
-
-@click.command()
-@click.argument("version", type=click.IntRange(min=0), required=False)
-@click.option("--through", type=click.IntRange(min=0), metavar="N",
-              help="Mark every pending version up to and including N.")
-@yes_option
-@lock_timeout_option
-@click.pass_obj
-def mark(settings: Settings, version: int | None, through: int | None, yes: bool,
-         lock_timeout: float) -> None:
-    """Record a migration as applied without running it (adopting a database built otherwise)."""
-    if (version is None) == (through is None):
-        raise click.UsageError("give a VERSION or --through N")
-    from ..apply.marking import mark as do_mark
-    from ..apply.marking import plan_mark
-    from ..apply.session import open_database
-
-    conninfo, conn = open_database(settings)
-    with conn:
-        command_header(settings, conninfo, "mark")
-        plan = plan_mark(conn, settings, version, through)
-        if not plan.versions:
-            say(f"Nothing to mark: version {version:03d} is already applied." if through is None
-                else f"Nothing to mark: no pending version up to {through:03d}.")
-            return
-        names = {mf.version: mf.name for mf in plan.files}
-        for v in plan.versions:
-            say(f"  {arrow()} Migration {v:03d} - {names[v]}", fg="cyan")
-        if not yes and not confirm(f"Record {len(plan.versions)} migration(s) as applied "
-                                   f"without running them?", default=False):
-            say("Nothing marked.")
-            return
-        done = do_mark(conn, settings, version, through, lock_timeout)
-    say(f"Marked as applied (not run): {_versions(done) or 'none'}", fg="green")
-
-
-@click.command()
-@click.argument("version", type=click.IntRange(min=0))
-@yes_option
-@lock_timeout_option
-@click.pass_obj
-def unmark(settings: Settings, version: int, yes: bool, lock_timeout: float) -> None:
-    """Forget that a migration was applied, running nothing (its changes stay in the database)."""
-    from ..apply.marking import plan_mark
-    from ..apply.marking import unmark as do_unmark
-    from ..apply.session import open_database
-
-    conninfo, conn = open_database(settings)
-    with conn:
-        command_header(settings, conninfo, "unmark")
-        plan = plan_mark(conn, settings, version, unmark=True)
-        row = plan.state.applied[version]
-        say(f"  {arrow()} Migration {version:03d} - {row.name}", fg="cyan")
-        if not yes and not confirm(f"Forget migration {version:03d} without reversing it?",
-                                   default=False):
-            say("Nothing unmarked.")
-            return
-        do_unmark(conn, settings, version, lock_timeout)
-    say(f"Unmarked: {version:03d}; what it changed stays in the database, and `kgmigrate up` "
-        f"will run it again", fg="green")

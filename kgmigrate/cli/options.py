@@ -20,6 +20,8 @@ lock_timeout_option = click.option(
     help="How long to wait for another kgmigrate runner's migration lock (advisory lock; not "
          "about table locks, see --ddl-lock-timeout).")
 
+yes_option = click.option("-y", "--yes", is_flag=True, help="Go ahead without asking.")
+
 verbose_option = click.option("-v", "--verbose", is_flag=True, help="Say more (on stderr).")
 
 quiet_option = click.option(
