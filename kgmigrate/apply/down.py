@@ -10,6 +10,7 @@ import psycopg
 
 from ..errors import MigrationFailed, MigrationFileError
 from ..files.migrations import Migration, MigrationFile, discover, load
+from ..files.versions import version_text, versions_text
 from ..settings import Settings
 from . import tracking
 from .locks.ddl import DdlLockPolicy, DdlLocks
@@ -63,8 +64,7 @@ def check_reversible(chosen: list[int], files: list[MigrationFile]) -> None:
             f"{by_version[v].path.name} (add {by_version[v].path.name[:-4]}.down.sql)"
             for v in no_down))
     if no_file:
-        problems.append("no file at all for applied version(s) " +
-                        ", ".join(f"{v:03d}" for v in no_file))
+        problems.append("no file at all for applied version(s) " + versions_text(no_file))
     if problems:
         raise MigrationFileError("cannot reverse: " + "; ".join(problems)
                                  + ". Nothing was reversed.")
@@ -92,8 +92,8 @@ def make_down_plan(conn: psycopg.Connection, settings: Settings, steps: int | No
 
 def down_file(conn: psycopg.Connection, mig: Migration, table: tracking.TableName) -> SqlFile:
     """Return the down file of `mig` ready to run with the deletion of its tracking row."""
-    return SqlFile(f"Reversal of migration {mig.version:03d} ({mig.name})", mig.path, mig.lines,
-                   mig.statements, mig.transactional,
+    return SqlFile(f"Reversal of migration {version_text(mig.version)} ({mig.name})", mig.path,
+                   mig.lines, mig.statements, mig.transactional,
                    lambda _ms: tracking.delete_sql(conn, table, mig.version),
                    unrecorded="it stays recorded as applied")
 
@@ -108,7 +108,7 @@ class ReverseResult:
 
 
 def _now_applied(state: tracking.DbState) -> str:
-    return ", ".join(f"{v:03d}" for v in sorted(state.applied)) or "none"
+    return versions_text(sorted(state.applied)) or "none"
 
 
 def reverse(conn: psycopg.Connection, settings: Settings, plan: DownPlan,
@@ -128,9 +128,9 @@ def reverse(conn: psycopg.Connection, settings: Settings, plan: DownPlan,
         newer = [v for v in state.applied if v > min(planned, default=0) and v not in planned]
         if newer:
             raise MigrationFailed(
-                f"the database changed since the plan: version(s) "
-                f"{', '.join(f'{v:03d}' for v in sorted(newer))} were applied meanwhile by another "
-                f"runner; nothing was reversed. Run `kgmigrate down` again to see the new plan.")
+                f"the database changed since the plan: version(s) {versions_text(sorted(newer))} "
+                f"were applied meanwhile by another runner; nothing was reversed. Run `kgmigrate "
+                f"down` again to see the new plan.")
         # The checksums recorded under the lock must match the files about to run.
         for mig in plan.parsed:
             row = state.applied.get(mig.version)
@@ -144,8 +144,9 @@ def reverse(conn: psycopg.Connection, settings: Settings, plan: DownPlan,
                     continue
                 rep.migration_started(mig)
                 try:
-                    ms = run_labelled(conn, running, f"Reversal of migration {mig.version:03d} - "
-                                      f"{mig.name}", down_file(conn, mig, table), ddl)
+                    ms = run_labelled(conn, running, f"Reversal of migration "
+                                      f"{version_text(mig.version)} - {mig.name}",
+                                      down_file(conn, mig, table), ddl)
                 except MigrationFailed as exc:
                     now = tracking.read_state(conn, table)
                     raise MigrationFailed(f"{exc}\nNow applied: {_now_applied(now)}.") from None

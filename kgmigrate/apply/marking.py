@@ -12,6 +12,7 @@ import psycopg
 
 from ..errors import MigrationFileError
 from ..files.migrations import MigrationFile, discover, file_checksum
+from ..files.versions import version_text
 from ..settings import Settings
 from . import tracking
 from .locks.runner import advisory_lock
@@ -33,7 +34,7 @@ def to_mark(state: tracking.DbState, files: list[MigrationFile], version: int | 
     on_disk = {mf.version for mf in files}
     if version is not None:
         if version not in on_disk:
-            raise MigrationFileError(f"no migration file for version {version:03d}: "
+            raise MigrationFileError(f"no migration file for version {version_text(version)}: "
                                      f"mark records a file that exists")
         return [] if version in state.applied else [version]
     return [v for v in sorted(on_disk) if v <= through and v not in state.applied]
@@ -42,8 +43,8 @@ def to_mark(state: tracking.DbState, files: list[MigrationFile], version: int | 
 def to_unmark(state: tracking.DbState, version: int) -> list[int]:
     """Return [version] when it is recorded as applied; refuse otherwise."""
     if version not in state.applied:
-        raise MigrationFileError(f"version {version:03d} is not recorded as applied: nothing "
-                                 f"to unmark")
+        raise MigrationFileError(f"version {version_text(version)} is not recorded as applied: "
+                                 f"nothing to unmark")
     return [version]
 
 

@@ -18,6 +18,7 @@ from ..files.migrations import (
 )
 from ..files.sourcemap import LineMap
 from ..files.sqltext import Statement, split_statements
+from ..files.versions import version_text
 from ..settings import Settings
 from . import tracking
 
@@ -132,8 +133,9 @@ def make_plan(conn: psycopg.Connection, settings: Settings, target: int | None =
     current = state.current_version
     for mf in pending:
         if current is not None and mf.version < current:
-            plan.warnings.append(f"migration {mf.version:03d} ({mf.name}) is numbered below the "
-                                 f"current version {current:03d}; it will be applied in order")
+            plan.warnings.append(f"migration {version_text(mf.version)} ({mf.name}) is numbered "
+                                 f"below the current version {version_text(current)}; it will be "
+                                 f"applied in order")
     return plan
 
 

@@ -16,6 +16,7 @@ from ..errors import MigrationFailed, MigrationFileError
 from ..files.migrations import Migration, MigrationFile, discover, file_checksum, load
 from ..files.sourcemap import LineMap
 from ..files.sqltext import Statement
+from ..files.versions import version_text
 from ..settings import Settings, TableName
 from . import session, tracking
 from .locks.ddl import DdlLockPolicy, DdlLocks
@@ -76,8 +77,8 @@ def _apply_baseline(conn: psycopg.Connection, path: Path, statements: list[State
 def migration_file(conn: psycopg.Connection, mig: Migration, table: TableName,
                    by: str, down_checksum: str | None = None) -> SqlFile:
     """Return `mig` ready to run with the row that records it (and its down file's checksum)."""
-    return SqlFile(f"Migration {mig.version:03d} ({mig.name})", mig.path, mig.lines,
-                   mig.statements, mig.transactional,
+    return SqlFile(f"Migration {version_text(mig.version)} ({mig.name})", mig.path,
+                   mig.lines, mig.statements, mig.transactional,
                    partial(tracking.record_sql, conn, table, mig.version, mig.name, mig.checksum,
                            by, down_checksum=down_checksum))
 
@@ -141,7 +142,8 @@ def apply(conn: psycopg.Connection, settings: Settings, plan: Plan,
                 mig = parsed.get(mf.version) or load(mf)
                 rep.migration_started(mig)
                 down = file_checksum(mf.down) if mf.down is not None else None
-                ms = run_labelled(conn, running, f"Migration {mig.version:03d} - {mig.name}",
+                ms = run_labelled(conn, running,
+                                  f"Migration {version_text(mig.version)} - {mig.name}",
                                   migration_file(conn, mig, table, by, down), ddl)
                 applied.append((mig, ms))
                 rep.migration_applied(mig, ms)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from ..files.versions import version_text, versions_text
 from ..settings import Settings
 from .lint import UpLint
 from .options import (
@@ -18,10 +19,6 @@ from .options import (
 )
 from .output import TerminalReporter, arrow, command_header, confirm, say, version_label
 from .snapshot import snapshot_before_up
-
-
-def _versions(versions: list[int]) -> str:
-    return ", ".join(f"{v:03d}" for v in versions)
 
 
 @click.command()
@@ -58,7 +55,7 @@ def down(settings: Settings, steps: int | None, to: int | None, dry_run: bool, y
         say(f"Applied: {len(plan.state.applied)} migration(s)")
         say(f"To reverse: {len(plan.parsed)} migration(s), newest first")
         for m in plan.parsed:
-            say(f"  {arrow()} Reverse {m.version:03d} - {m.name} ({m.path.name})"
+            say(f"  {arrow()} Reverse {version_text(m.version)} - {m.name} ({m.path.name})"
                 + ("  [no-transaction]" if not m.transactional else ""), fg="cyan")
         down_lint.finish()
         count = len(plan.parsed)
@@ -80,6 +77,6 @@ def down(settings: Settings, steps: int | None, to: int | None, dry_run: bool, y
                          ddl_policy=DdlLockPolicy(timeout_s=ddl_lock_timeout, retries=retries))
     say()
     if result.skipped:
-        say(f"Another runner reversed {_versions(result.skipped)} meanwhile.")
+        say(f"Another runner reversed {versions_text(result.skipped)} meanwhile.")
     say(f"Reversed: {len(result.reversed)} migration(s). Schema version: "
         f"{version_label(result.current_version)}", fg="green", bold=True)

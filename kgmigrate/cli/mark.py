@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import click
 
+from ..files.versions import version_text, versions_text
 from ..settings import Settings
 from .options import lock_timeout_option, yes_option
 from .output import arrow, command_header, confirm, say
-
-
-def _versions(versions: list[int]) -> str:
-    return ", ".join(f"{v:03d}" for v in versions)
 
 
 @click.command()
@@ -34,18 +31,19 @@ def mark(settings: Settings, version: int | None, through: int | None, yes: bool
         command_header(settings, conninfo, "mark")
         plan = plan_mark(conn, settings, version, through)
         if not plan.versions:
-            say(f"Nothing to mark: version {version:03d} is already applied." if through is None
-                else f"Nothing to mark: no pending version up to {through:03d}.")
+            say(f"Nothing to mark: version {version_text(version)} is already applied."
+                if through is None
+                else f"Nothing to mark: no pending version up to {version_text(through)}.")
             return
         names = {mf.version: mf.name for mf in plan.files}
         for v in plan.versions:
-            say(f"  {arrow()} Migration {v:03d} - {names[v]}", fg="cyan")
+            say(f"  {arrow()} Migration {version_text(v)} - {names[v]}", fg="cyan")
         if not yes and not confirm(f"Record {len(plan.versions)} migration(s) as applied "
                                    f"without running them?", default=False):
             say("Nothing marked.")
             return
         done = do_mark(conn, settings, version, through, lock_timeout)
-    say(f"Marked as applied (not run): {_versions(done) or 'none'}", fg="green")
+    say(f"Marked as applied (not run): {versions_text(done) or 'none'}", fg="green")
 
 
 @click.command()
@@ -64,11 +62,11 @@ def unmark(settings: Settings, version: int, yes: bool, lock_timeout: float) -> 
         command_header(settings, conninfo, "unmark")
         plan = plan_mark(conn, settings, version, unmark=True)
         row = plan.state.applied[version]
-        say(f"  {arrow()} Migration {version:03d} - {row.name}", fg="cyan")
-        if not yes and not confirm(f"Forget migration {version:03d} without reversing it?",
-                                   default=False):
+        say(f"  {arrow()} Migration {version_text(version)} - {row.name}", fg="cyan")
+        if not yes and not confirm(f"Forget migration {version_text(version)} without "
+                                   f"reversing it?", default=False):
             say("Nothing unmarked.")
             return
         do_unmark(conn, settings, version, lock_timeout)
-    say(f"Unmarked: {version:03d}; what it changed stays in the database, and `kgmigrate up` "
-        f"will run it again", fg="green")
+    say(f"Unmarked: {version_text(version)}; what it changed stays in the database, and "
+        f"`kgmigrate up` will run it again", fg="green")

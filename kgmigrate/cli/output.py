@@ -14,6 +14,7 @@ import click
 
 from .. import __version__
 from ..apply.progress import Reporter
+from ..files.versions import version_text
 
 
 def _colour_allowed(stream) -> bool:
@@ -80,7 +81,7 @@ def _utf8() -> bool:
 
 def version_label(v: int | None) -> str:
     """Return a schema version as 003, or 'none' for an empty database."""
-    return "none" if v is None else f"{v:03d}"
+    return "none" if v is None else version_text(v)
 
 
 def human_size(n: int) -> str:
@@ -116,10 +117,12 @@ class TerminalReporter(Reporter):
             say(f"Running {mig.path} ({len(mig.statements)} statement(s))", err=True)
 
     def migration_applied(self, mig, ms: int) -> None:
-        say(f"  {ok_mark()} Migration {mig.version:03d} - {mig.name} ({ms} ms)", fg="green")
+        say(f"  {ok_mark()} Migration {version_text(mig.version)} - {mig.name} ({ms} ms)",
+            fg="green")
 
     def migration_reversed(self, mig, ms: int) -> None:
-        say(f"  {ok_mark()} Reversed {mig.version:03d} - {mig.name} ({ms} ms)", fg="green")
+        say(f"  {ok_mark()} Reversed {version_text(mig.version)} - {mig.name} ({ms} ms)",
+            fg="green")
 
     def notice(self, label: str, diag) -> None:
         # On stderr as psql prints them, under the file they came from, as they arrive.

@@ -7,6 +7,7 @@ import json
 
 import click
 
+from ..files.versions import version_text, versions_text
 from ..settings import Settings
 from .lint import UpLint
 from .options import (
@@ -38,13 +39,13 @@ def _print_plan(plan) -> None:
     if plan.baseline:
         say(f"  {arrow()} Baseline {plan.baseline.name} (fresh database)", fg="cyan")
     for m in plan.parsed:
-        say(f"  {arrow()} Migration {m.version:03d} - {m.name}"
+        say(f"  {arrow()} Migration {version_text(m.version)} - {m.name}"
             + ("  [no-transaction]" if not m.transactional else ""), fg="cyan")
     for w in plan.warnings:
         warn(w)
     if plan.down_drifted:
         warn(f"down file(s) changed since their migration was applied: "
-             f"{', '.join(f'{v:03d}' for v in plan.down_drifted)}; `kgmigrate down` refuses "
+             f"{versions_text(plan.down_drifted)}; `kgmigrate down` refuses "
              f"them until `kgmigrate repair` accepts the edits")
 
 
@@ -142,21 +143,21 @@ def status(settings: Settings, as_json: bool) -> None:
         bad = r.version in plan.drifted or r.version in plan.down_drifted
         mark = "!" if bad else ok_mark()
         undo = "  [reversible]" if r.version in reversible else ""
-        say(f"  {mark} Migration {r.version:03d} - {r.name}  {when}{ms}{undo}",
+        say(f"  {mark} Migration {version_text(r.version)} - {r.name}  {when}{ms}{undo}",
             fg="red" if bad else None)
     say(f"Pending: {len(plan.pending)} migration(s)")
     for m in plan.pending:
-        say(f"  {arrow()} Migration {m.version:03d} - {m.name}", fg="cyan")
+        say(f"  {arrow()} Migration {version_text(m.version)} - {m.name}", fg="cyan")
     if plan.drifted:
-        say(f"Drifted: {', '.join(f'{v:03d}' for v in plan.drifted)} changed since applied; "
+        say(f"Drifted: {versions_text(plan.drifted)} changed since applied; "
             f"`kgmigrate repair` accepts the edits", fg="red")
     if plan.down_drifted:
-        say(f"Drifted down files: {', '.join(f'{v:03d}' for v in plan.down_drifted)} changed "
+        say(f"Drifted down files: {versions_text(plan.down_drifted)} changed "
             f"since applied; `kgmigrate down` refuses them, `kgmigrate repair` accepts the edits",
             fg="red")
     if plan.missing_files:
         warn(f"applied version(s) without a file: "
-             f"{', '.join(f'{v:03d}' for v in plan.missing_files)}")
+             f"{versions_text(plan.missing_files)}")
 
 
 @click.command()
@@ -173,6 +174,6 @@ def repair(settings: Settings, versions: tuple[int, ...], lock_timeout: float) -
     with conn:
         fixed = do_repair(conn, settings, list(versions), lock_timeout=lock_timeout)
     if fixed:
-        say(f"Recorded new checksum(s) for: {', '.join(f'{v:03d}' for v in fixed)}", fg="green")
+        say(f"Recorded new checksum(s) for: {versions_text(fixed)}", fg="green")
     else:
         say("Nothing to repair: no applied file has changed.")

@@ -15,6 +15,7 @@ from .sqltext import (
     split_statements,
     without_lint_directives,
 )
+from .versions import version_text
 
 FILENAME_RE = re.compile(r"^(?P<version>\d+)_(?P<name>[A-Za-z0-9][A-Za-z0-9_.\-]*)\.sql$")
 DOWN_SUFFIX = ".down.sql"  # NNN_name.down.sql reverses NNN_name.sql (golang-migrate's convention)
@@ -140,7 +141,8 @@ def load(mf: MigrationFile, down: bool = False) -> Migration:
     """Read, checksum and parse one migration file (its down file with `down`)."""
     path = mf.down if down else mf.path
     if path is None:
-        raise MigrationFileError(f"migration {mf.version:03d} ({mf.name}) has no down file")
+        raise MigrationFileError(f"migration {version_text(mf.version)} ({mf.name}) has no down "
+                                 f"file")
     text = read_text(path).replace("\r\n", "\n").replace("\r", "\n")
     lines = LineMap(text)
     statements = split_statements(text, path, lines)
