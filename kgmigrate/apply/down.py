@@ -13,12 +13,11 @@ from ..files.migrations import Migration, MigrationFile, discover, load
 from ..files.versions import version_text, versions_text
 from ..settings import Settings
 from . import tracking
+from .drift import check_drift, drift, settle
 from .locks.ddl import DdlLockPolicy, DdlLocks
 from .locks.runner import advisory_lock
-from .plan import check_drift, drift
 from .progress import Reporter
-from .runfile import SqlFile
-from .up import notices_to, run_labelled, settle
+from .runfile import SqlFile, notices_to, run_labelled
 
 
 @dataclass

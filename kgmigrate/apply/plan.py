@@ -7,12 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import DriftError
 from ..files.migrations import (
     Migration,
     MigrationFile,
     discover,
-    file_checksum,
     load,
     read_text,
 )
@@ -21,6 +19,7 @@ from ..files.sqltext import Statement, split_statements
 from ..files.versions import version_text
 from ..settings import Settings
 from . import tracking
+from .drift import drift
 
 if TYPE_CHECKING:
     import psycopg
@@ -53,58 +52,6 @@ def pending_files(files: list[MigrationFile], state: tracking.DbState,
     """Return the files not applied yet, up to version `target` when given."""
     return [mf for mf in files if mf.version not in state.applied
             and (target is None or mf.version <= target)]
-
-
-@dataclass
-class Drift:
-    """Applied files edited since (up and down files apart), and checksums not recorded yet."""
-
-    drifted: list[int] = field(default_factory=list)
-    down_drifted: list[int] = field(default_factory=list)
-    unfilled: dict[int, str] = field(default_factory=dict)
-    down_unfilled: dict[int, str] = field(default_factory=dict)
-
-
-def drift(state: tracking.DbState, files: list[MigrationFile]) -> Drift:
-    """Compare the applied files (and their down files) with the checksums recorded for them.
-
-    A checksum not recorded yet (a database the old runner built, a down file added after its
-    migration ran) is to be filled, not drift. A down file removed since is no drift: the
-    migration is then simply not reversible.
-    """
-    out = Drift()
-    for mf in files:
-        row = state.applied.get(mf.version)
-        if row is None:
-            continue
-        current = file_checksum(mf.path)
-        if row.checksum is None:
-            out.unfilled[mf.version] = current
-        elif row.checksum != current:
-            out.drifted.append(mf.version)
-        if mf.down is None:
-            continue
-        down = file_checksum(mf.down)
-        if row.down_checksum is None:
-            out.down_unfilled[mf.version] = down
-        elif row.down_checksum != down:
-            out.down_drifted.append(mf.version)
-    return out
-
-
-def check_drift(drifted: list[int], files: list[MigrationFile],
-                down_drifted: list[int] = ()) -> None:
-    """Raise DriftError naming the drifted files and the `repair` command that accepts them."""
-    if not drifted and not down_drifted:
-        return
-    ups = {mf.version: mf.path.name for mf in files}
-    downs = {mf.version: mf.down.name for mf in files if mf.down is not None}
-    listed = ", ".join([ups.get(v, str(v)) for v in drifted]
-                       + [downs.get(v, str(v)) for v in down_drifted])
-    versions = sorted({*drifted, *down_drifted})
-    raise DriftError(f"applied migration(s) changed since they were applied: {listed}. "
-                     f"Restore the files, or accept the edits with `kgmigrate repair "
-                     f"{' '.join(str(v) for v in versions)}`")
 
 
 def make_plan(conn: psycopg.Connection, settings: Settings, target: int | None = None,

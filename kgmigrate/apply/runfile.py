@@ -3,13 +3,14 @@
 A file runs in its own transaction, sent as one query together with its tracking change, or, marked
 `-- kgmigrate: no-transaction`, statement by statement with the change recorded after the last.
 A file (outside a transaction: a statement) that gave up waiting for a lock is retried
-(ddllock.py); a failure names the file, line and statement (dberrors.py).
+(locks/ddl.py); a failure names the file, line and statement (dberrors.py).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -23,6 +24,7 @@ from ..files.sqltext import Statement
 from . import session
 from .dberrors import locate
 from .locks.ddl import DdlLocks, SessionLockTimeout
+from .progress import Reporter
 from .wire import failing_statement, run_script
 
 # After the file's own work, its session is reset in its transaction; the notices of our own
@@ -140,3 +142,29 @@ def run_file(conn: psycopg.Connection, file: SqlFile, ddl: DdlLocks) -> int:
     session.reset(conn)
     conn.execute(file.track(ms))
     return ms
+
+
+@contextmanager
+def notices_to(conn: psycopg.Connection, rep: Reporter) -> Iterator[list[str]]:
+    """Forward the server's notices to `rep` while a file runs; yield where to name that file."""
+    running: list[str] = []
+
+    def forward(diag: psycopg.errors.Diagnostic) -> None:
+        if running:
+            rep.notice(running[-1], diag)
+
+    conn.add_notice_handler(forward)
+    try:
+        yield running
+    finally:
+        conn.remove_notice_handler(forward)
+
+
+def run_labelled(conn: psycopg.Connection, running: list[str], label: str, file: SqlFile,
+                 ddl: DdlLocks) -> int:
+    """Run `file` (run_file) with the server's notices shown under `label`."""
+    running.append(label)
+    try:
+        return run_file(conn, file, ddl)
+    finally:
+        running.clear()

@@ -1,31 +1,35 @@
 """Apply migrations under the runner lock: the baseline, then each pending file in its own
-transaction with its tracking row (runfile.py); drift checked again under the lock; repair."""
+transaction with its tracking row (runfile.py), drift checked again under the lock (drift.py)."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
 import psycopg
 
-from ..errors import MigrationFailed, MigrationFileError
-from ..files.migrations import Migration, MigrationFile, discover, file_checksum, load
+from ..errors import MigrationFailed
+from ..files.migrations import Migration, file_checksum, load
 from ..files.sourcemap import LineMap
 from ..files.sqltext import Statement
 from ..files.versions import version_text
 from ..settings import Settings, TableName
 from . import session, tracking
+from .drift import settle
 from .locks.ddl import DdlLockPolicy, DdlLocks
-from .locks.runner import advisory_lock
-from .plan import Plan, check_drift, drift, parse_baseline, pending_files
+from .locks.runner import DEFAULT_TIMEOUT_S, advisory_lock
+from .plan import Plan, parse_baseline, pending_files
 from .progress import Reporter
-from .runfile import OWN_QUIET, SqlFile, StatementFailed, run_file, run_transaction
-
-DEFAULT_LOCK_TIMEOUT = 60.0
+from .runfile import (
+    OWN_QUIET,
+    SqlFile,
+    StatementFailed,
+    notices_to,
+    run_labelled,
+    run_transaction,
+)
 
 
 @dataclass
@@ -35,32 +39,6 @@ class ApplyResult:
     baseline_applied: bool
     applied: list[tuple[Migration, int]]
     current_version: int | None
-
-
-@contextmanager
-def notices_to(conn: psycopg.Connection, rep: Reporter) -> Iterator[list[str]]:
-    """Forward the server's notices to `rep` while a file runs; yield where to name that file."""
-    running: list[str] = []
-
-    def forward(diag: psycopg.errors.Diagnostic) -> None:
-        if running:
-            rep.notice(running[-1], diag)
-
-    conn.add_notice_handler(forward)
-    try:
-        yield running
-    finally:
-        conn.remove_notice_handler(forward)
-
-
-def run_labelled(conn: psycopg.Connection, running: list[str], label: str, file: SqlFile,
-                 ddl: DdlLocks) -> int:
-    """Run `file` (runfile.run_file) with the server's notices shown under `label`."""
-    running.append(label)
-    try:
-        return run_file(conn, file, ddl)
-    finally:
-        running.clear()
 
 
 def _apply_baseline(conn: psycopg.Connection, path: Path, statements: list[Statement],
@@ -83,35 +61,8 @@ def migration_file(conn: psycopg.Connection, mig: Migration, table: TableName,
                            by, down_checksum=down_checksum))
 
 
-def settle(conn: psycopg.Connection, table: TableName, files: list[MigrationFile],
-           rep: Reporter, down_too: bool = False) -> tracking.DbState:
-    """Under the lock: refuse drift (of down files too with `down_too`), fill missing checksums.
-
-    Return the state read under the lock. Checksums not recorded yet (a database the old runner
-    built, a down file added after its migration ran) are adopted here.
-    """
-    state = tracking.read_state(conn, table)
-    missing = tracking.ensure_sql(conn, table, state)
-    if missing:  # an old runner's table gains kgmigrate's columns
-        with conn.transaction():
-            for stmt in missing:
-                conn.execute(stmt)
-        state = tracking.read_state(conn, table)
-    found = drift(state, files)
-    check_drift(found.drifted, files, found.down_drifted if down_too else ())
-    if found.unfilled or found.down_unfilled:
-        with conn.transaction():
-            for version, checksum in found.unfilled.items():
-                tracking.set_checksum(conn, table, version, checksum)
-            for version, checksum in found.down_unfilled.items():
-                tracking.set_checksum(conn, table, version, checksum, "down_checksum")
-        rep.checksums_filled(sorted({*found.unfilled, *found.down_unfilled}))
-        state = tracking.read_state(conn, table)
-    return state
-
-
 def apply(conn: psycopg.Connection, settings: Settings, plan: Plan,
-          lock_timeout: float = DEFAULT_LOCK_TIMEOUT, reporter: Reporter | None = None,
+          lock_timeout: float = DEFAULT_TIMEOUT_S, reporter: Reporter | None = None,
           ddl_policy: DdlLockPolicy | None = None) -> ApplyResult:
     """Take the lock, re-read the state, then apply the baseline and every pending file in order.
 
@@ -151,35 +102,3 @@ def apply(conn: psycopg.Connection, settings: Settings, plan: Plan,
             ddl.close()
         current = tracking.read_state(conn, table).current_version
     return ApplyResult(baseline_done, applied, current)
-
-
-def repair(conn: psycopg.Connection, settings: Settings, versions: list[int],
-           lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> list[int]:
-    """Record the current checksum of the named applied files (all drifted ones when none named)."""
-    files = {mf.version: mf for mf in discover(settings.migrations_dir)}
-    table = settings.table
-    with advisory_lock(conn, lock_timeout):
-        state = tracking.read_state(conn, table)
-        if not state.has_table:
-            raise MigrationFileError("nothing to repair: the database has no migrations applied")
-        if versions:
-            unknown = [v for v in versions if v not in state.applied]
-            nofile = [v for v in versions if v in state.applied and v not in files]
-            if unknown:
-                raise MigrationFileError(f"not applied, nothing to repair: "
-                                         f"{', '.join(map(str, unknown))}")
-            if nofile:
-                raise MigrationFileError(f"no file for applied version(s): "
-                                         f"{', '.join(map(str, nofile))}")
-            chosen = versions
-        else:
-            found = drift(state, list(files.values()))
-            chosen = sorted({*found.drifted, *found.down_drifted, *found.down_unfilled})
-        with conn.transaction():
-            tracking.ensure_table(conn, table, state)
-            for v in chosen:
-                mf = files[v]
-                tracking.set_checksum(conn, table, v, file_checksum(mf.path))
-                tracking.set_checksum(conn, table, v, None if mf.down is None
-                                      else file_checksum(mf.down), "down_checksum")
-    return sorted(chosen)

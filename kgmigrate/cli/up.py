@@ -65,8 +65,9 @@ def up(settings: Settings, dry_run: bool, yes: bool, verbose: bool, quiet: bool,
        target: int | None, lock_timeout: float, ddl_lock_timeout: float, retries: int,
        lint_mode: str, snapshot: bool | None) -> None:
     """Apply pending migrations in version order."""
+    from ..apply.drift import check_drift
     from ..apply.locks.ddl import DdlLockPolicy
-    from ..apply.plan import check_drift, make_plan
+    from ..apply.plan import make_plan
     from ..apply.session import open_database
     from ..apply.up import apply
 
@@ -167,8 +168,8 @@ def status(settings: Settings, as_json: bool) -> None:
 @click.pass_obj
 def repair(settings: Settings, versions: tuple[int, ...], lock_timeout: float) -> None:
     """Record the current checksum of applied files after a deliberate edit."""
+    from ..apply.drift import repair as do_repair
     from ..apply.session import open_database
-    from ..apply.up import repair as do_repair
 
     _, conn = open_database(settings)
     with conn:

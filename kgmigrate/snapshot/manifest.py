@@ -114,7 +114,7 @@ def plain_hazard(snapshot: Path) -> str | None:
 
     psql meta-commands (\\connect, \\!, \\set ...) and top-level COMMIT/ROLLBACK (pg_dump writes
     them around large objects) would break out of the transaction; the file is lexed as psql
-    reads it (kgmigrate.dumpscan), streamed, so PL/pgSQL bodies and COPY data never count.
+    reads it (dumpscan.py), streamed, so PL/pgSQL bodies and COPY data never count.
     """
     from .dumpscan import find_hazard
 

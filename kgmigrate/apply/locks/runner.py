@@ -14,6 +14,8 @@ from ...errors import LockTimeout
 # A fixed 64-bit key, the same for every runner of every version.
 LOCK_KEY = int.from_bytes(hashlib.sha256(b"kgmigrate:schema_migrations").digest()[:8], "big",
                           signed=True)
+# How long a run waits for the lock unless told otherwise.
+DEFAULT_TIMEOUT_S = 60.0
 
 
 def lock_holder(conn: psycopg.Connection, key: int = LOCK_KEY) -> str:
