@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import psycopg
 
 from ..errors import DriftError, MigrationFileError
-from ..files.migrations import MigrationFile, discover, file_checksum
+from ..files.migrations import MigrationFile, discover
 from ..settings import Settings
 from . import tracking
 from .locks.runner import DEFAULT_TIMEOUT_S, advisory_lock
@@ -37,14 +37,14 @@ def drift(state: tracking.DbState, files: list[MigrationFile]) -> Drift:
         row = state.applied.get(mf.version)
         if row is None:
             continue
-        current = file_checksum(mf.path)
+        current = mf.checksum
         if row.checksum is None:
             out.unfilled[mf.version] = current
         elif row.checksum != current:
             out.drifted.append(mf.version)
         if mf.down is None:
             continue
-        down = file_checksum(mf.down)
+        down = mf.down_checksum
         if row.down_checksum is None:
             out.down_unfilled[mf.version] = down
         elif row.down_checksum != down:
@@ -120,7 +120,6 @@ def repair(conn: psycopg.Connection, settings: Settings, versions: list[int],
             tracking.ensure_table(conn, table, state)
             for v in chosen:
                 mf = files[v]
-                tracking.set_checksum(conn, table, v, file_checksum(mf.path))
-                tracking.set_checksum(conn, table, v, None if mf.down is None
-                                      else file_checksum(mf.down), "down_checksum")
+                tracking.set_checksum(conn, table, v, mf.checksum)
+                tracking.set_checksum(conn, table, v, mf.down_checksum, "down_checksum")
     return sorted(chosen)

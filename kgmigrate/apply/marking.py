@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import psycopg
 
 from ..errors import MigrationFileError
-from ..files.migrations import MigrationFile, discover, file_checksum
+from ..files.migrations import MigrationFile, discover
 from ..files.versions import version_text
 from ..settings import Settings
 from . import tracking
@@ -68,10 +68,8 @@ def mark(conn: psycopg.Connection, settings: Settings, version: int | None, thro
             tracking.ensure_table(conn, table, plan.state)
             for v in plan.versions:
                 mf = files[v]
-                down = file_checksum(mf.down) if mf.down is not None else None
-                conn.execute(tracking.record_sql(conn, table, v, mf.name,
-                                                 file_checksum(mf.path), by, execution_ms=0,
-                                                 down_checksum=down))
+                conn.execute(tracking.record_sql(conn, table, v, mf.name, mf.checksum, by,
+                                                 execution_ms=0, down_checksum=mf.down_checksum))
     return plan.versions
 
 

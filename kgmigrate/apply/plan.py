@@ -12,7 +12,7 @@ from ..files.migrations import (
     MigrationFile,
     discover,
     load,
-    read_text,
+    read_sql,
 )
 from ..files.sourcemap import LineMap
 from ..files.sqltext import Statement, split_statements
@@ -41,6 +41,8 @@ class Plan:
     target: int | None = None
     down_drifted: list[int] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # The baseline read and parsed (statements, line map), when the plan parses and uses one.
+    baseline_parsed: tuple[list[Statement], LineMap] | None = None
 
     @property
     def current_version(self) -> int | None:
@@ -69,14 +71,14 @@ def make_plan(conn: psycopg.Connection, settings: Settings, target: int | None =
     parsed = [load(mf) for mf in pending] if parse else None
     baseline = settings.baseline_path
     use_baseline = (state.fresh and not settings.no_baseline and baseline.is_file())
-    if use_baseline and parse:
-        parse_baseline(baseline)
+    baseline_parsed = parse_baseline(baseline) if use_baseline and parse else None
     found = drift(state, files)
     on_disk = {mf.version for mf in files}
     plan = Plan(state=state, files=files, baseline=baseline if use_baseline else None,
                 pending=pending, parsed=parsed, drifted=found.drifted,
                 missing_files=[v for v in state.applied if v not in on_disk], target=target,
-                down_drifted=found.down_drifted)
+                down_drifted=found.down_drifted,
+                baseline_parsed=baseline_parsed)
     current = state.current_version
     for mf in pending:
         if current is not None and mf.version < current:
@@ -88,6 +90,6 @@ def make_plan(conn: psycopg.Connection, settings: Settings, target: int | None =
 
 def parse_baseline(path: Path) -> tuple[list[Statement], LineMap]:
     """Read and parse `00_baseline.sql`."""
-    text = read_text(path).replace("\r\n", "\n").replace("\r", "\n")
+    text = read_sql(path)
     lines = LineMap(text)
     return split_statements(text, path, lines), lines

@@ -11,7 +11,7 @@ from pathlib import Path
 import psycopg
 
 from ..errors import MigrationFailed
-from ..files.migrations import Migration, file_checksum, load
+from ..files.migrations import Migration, load
 from ..files.sourcemap import LineMap
 from ..files.sqltext import Statement
 from ..files.versions import version_text
@@ -77,7 +77,7 @@ def apply(conn: psycopg.Connection, settings: Settings, plan: Plan,
     with advisory_lock(conn, lock_timeout), notices_to(conn, rep) as running:
         state = tracking.read_state(conn, table)  # another runner may have finished meanwhile
         if state.fresh and plan.baseline is not None:
-            statements, lines = parse_baseline(plan.baseline)
+            statements, lines = plan.baseline_parsed or parse_baseline(plan.baseline)
             t0 = time.perf_counter()
             running.append(f"Baseline {plan.baseline.name}")
             try:
@@ -92,10 +92,9 @@ def apply(conn: psycopg.Connection, settings: Settings, plan: Plan,
             for mf in pending_files(plan.files, state, plan.target):
                 mig = parsed.get(mf.version) or load(mf)
                 rep.migration_started(mig)
-                down = file_checksum(mf.down) if mf.down is not None else None
                 ms = run_labelled(conn, running,
                                   f"Migration {version_text(mig.version)} - {mig.name}",
-                                  migration_file(conn, mig, table, by, down), ddl)
+                                  migration_file(conn, mig, table, by, mf.down_checksum), ddl)
                 applied.append((mig, ms))
                 rep.migration_applied(mig, ms)
         finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from ..errors import ConfigError, MigrationFileError
@@ -23,12 +24,36 @@ DOWN_SUFFIX = ".down.sql"  # NNN_name.down.sql reverses NNN_name.sql (golang-mig
 
 @dataclass(frozen=True)
 class MigrationFile:
-    """A migration file found on disk, not yet read."""
+    """A migration file found on disk, and its down file.
+
+    Each is read and checksummed once, when first needed, and remembered: a run works from the
+    files it discovered, so the text it checks is the text it runs and records.
+    """
 
     version: int
     name: str
     path: Path
     down: Path | None = None  # the companion NNN_name.down.sql, when there is one
+
+    @cached_property
+    def text(self) -> str:
+        """Return the file's text as it is parsed and run (read_sql)."""
+        return read_sql(self.path)
+
+    @cached_property
+    def down_text(self) -> str | None:
+        """Return the down file's text as it is parsed and run; None without a down file."""
+        return None if self.down is None else read_sql(self.down)
+
+    @cached_property
+    def checksum(self) -> str:
+        """Return the file's checksum, the one recorded when it is applied."""
+        return checksum(self.text)
+
+    @cached_property
+    def down_checksum(self) -> str | None:
+        """Return the down file's checksum; None without a down file."""
+        return None if self.down_text is None else checksum(self.down_text)
 
 
 @dataclass(frozen=True)
@@ -66,6 +91,11 @@ def read_text(path: Path) -> str:
         raise MigrationFileError(f"{path}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
     except OSError as exc:
         raise MigrationFileError(f"{path}: cannot read: {exc.strerror}") from None
+
+
+def read_sql(path: Path) -> str:
+    """Read a SQL file (read_text) with its line ends as LF, the text kgmigrate parses and runs."""
+    return read_text(path).replace("\r\n", "\n").replace("\r", "\n")
 
 
 def _renumber_hint(found: dict[int, MigrationFile], dupes: list[tuple[Path, Path]]) -> str:
@@ -143,14 +173,15 @@ def load(mf: MigrationFile, down: bool = False) -> Migration:
     if path is None:
         raise MigrationFileError(f"migration {version_text(mf.version)} ({mf.name}) has no down "
                                  f"file")
-    text = read_text(path).replace("\r\n", "\n").replace("\r", "\n")
+    text = mf.down_text if down else mf.text
     lines = LineMap(text)
     statements = split_statements(text, path, lines)
-    return Migration(version=mf.version, name=mf.name, path=path, checksum=checksum(text),
+    return Migration(version=mf.version, name=mf.name, path=path,
+                     checksum=mf.down_checksum if down else mf.checksum,
                      transactional=not has_no_transaction_directive(text),
                      statements=statements, lines=lines)
 
 
 def file_checksum(path: Path) -> str:
-    """Return the checksum of a file on disk."""
+    """Return the checksum kgmigrate records for a file on disk."""
     return checksum(read_text(path))

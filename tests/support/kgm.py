@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -145,3 +146,24 @@ def runner_sleeping(conn: psycopg.Connection) -> bool:
     return conn.execute("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
                         "AND application_name = 'kgmigrate' AND query LIKE '%pg_sleep%'"
                         ).fetchone()[0] == 1
+
+
+class AnswerAfter(io.BytesIO):
+    """stdin whose answer is read only after `meanwhile` ran: what happens while a prompt waits."""
+
+    def __init__(self, answer: bytes, meanwhile: Callable[[], None]) -> None:
+        super().__init__(answer)
+        self._meanwhile = meanwhile
+
+    def _reading(self, size: int | None) -> None:
+        if size != 0 and self._meanwhile is not None:
+            self._meanwhile, meanwhile = None, self._meanwhile
+            meanwhile()
+
+    def read(self, size: int | None = -1) -> bytes:
+        self._reading(size)
+        return super().read(size)
+
+    def read1(self, size: int = -1) -> bytes:
+        self._reading(size)
+        return super().read1(size)
