@@ -56,6 +56,17 @@ def pending_files(files: list[MigrationFile], state: tracking.DbState,
             and (target is None or mf.version <= target)]
 
 
+def is_fresh(conn: psycopg.Connection, state: tracking.DbState, settings: Settings) -> bool:
+    """Tell whether nothing was ever applied: no tracking table, nor the settings' baseline schema.
+
+    A database built before kgmigrate tracked it has the schema without the table.
+    """
+    if state.has_table:
+        return False
+    return (settings.baseline_schema is None
+            or not tracking.schema_exists(conn, settings.baseline_schema))
+
+
 def make_plan(conn: psycopg.Connection, settings: Settings, target: int | None = None,
               parse: bool = True,
               on_pending: Callable[[list[MigrationFile]], None] | None = None) -> Plan:
@@ -70,7 +81,8 @@ def make_plan(conn: psycopg.Connection, settings: Settings, target: int | None =
         on_pending(pending)
     parsed = [load(mf) for mf in pending] if parse else None
     baseline = settings.baseline_path
-    use_baseline = (state.fresh and not settings.no_baseline and baseline.is_file())
+    use_baseline = (not settings.no_baseline and baseline.is_file()
+                    and is_fresh(conn, state, settings))
     baseline_parsed = parse_baseline(baseline) if use_baseline and parse else None
     found = drift(state, files)
     on_disk = {mf.version for mf in files}

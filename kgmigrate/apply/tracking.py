@@ -43,14 +43,8 @@ class DbState:
     """What the database says about its migrations."""
 
     has_table: bool
-    has_kg_api: bool
     applied: dict[int, AppliedRow]
     columns: frozenset[str] = frozenset()
-
-    @property
-    def fresh(self) -> bool:
-        """A database nothing was ever applied to: no tracking table and no kg_api schema."""
-        return not self.has_table and not self.has_kg_api
 
     @property
     def current_version(self) -> int | None:
@@ -102,28 +96,33 @@ def _check_shape(conn: psycopg.Connection, table: TableName, relkind: str,
 
 
 def read_state(conn: psycopg.Connection, table: TableName = TRACKING_TABLE) -> DbState:
-    """Read the tracking table (whichever of its columns exist) and whether kg_api exists.
+    """Read the tracking table (whichever of its columns exist).
 
     A relation of that name in another tool's shape is refused (ConfigError) untouched.
     """
     rows = conn.execute(
-        "SELECT c.relkind::text, a.attname::text, a.atttypid::regtype::text, "
-        "EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = 'kg_api') "
+        "SELECT c.relkind::text, a.attname::text, a.atttypid::regtype::text "
         "FROM (SELECT 1) one "
         "LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = %s "
         "LEFT JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = %s "
         "LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 "
         "AND NOT a.attisdropped ORDER BY a.attnum", (table.schema, table.name)).fetchall()
-    relkind, has_kg_api = rows[0][0], rows[0][3]
+    relkind = rows[0][0]
     if relkind is None:
-        return DbState(False, has_kg_api, {})
+        return DbState(False, {})
     cols = {r[1]: r[2] for r in rows if r[1] is not None}
     _check_shape(conn, table, relkind, cols)
     pick = sql.SQL(", ").join(sql.Identifier(c) if c in cols else sql.SQL("NULL")
                               for c in COLUMNS)
     found = conn.execute(sql.SQL("SELECT {} FROM {} ORDER BY version").format(
         pick, sql.Identifier(table.schema, table.name))).fetchall()
-    return DbState(True, has_kg_api, {r[0]: AppliedRow(*r) for r in found}, frozenset(cols))
+    return DbState(True, {r[0]: AppliedRow(*r) for r in found}, frozenset(cols))
+
+
+def schema_exists(conn: psycopg.Connection, schema: str) -> bool:
+    """Tell whether the database has a schema of that name."""
+    return conn.execute("SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = %s",
+                        (schema,)).fetchone() is not None
 
 
 def ensure_sql(conn: psycopg.Connection, table: TableName,
@@ -137,9 +136,7 @@ def ensure_sql(conn: psycopg.Connection, table: TableName,
     name = quoted(conn, table)
     out = []
     if state is None or not state.has_table:
-        schema_exists = conn.execute("SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = %s",
-                                     (table.schema,)).fetchone()
-        if not schema_exists:
+        if not schema_exists(conn, table.schema):
             out.append(f"CREATE SCHEMA IF NOT EXISTS {sql.Identifier(table.schema).as_string(conn)}")
         out.append(f"CREATE TABLE IF NOT EXISTS {name} (version INTEGER PRIMARY KEY, "
                    f"name TEXT NOT NULL, applied_at TIMESTAMP NOT NULL DEFAULT NOW(), "

@@ -20,7 +20,7 @@ from . import session, tracking
 from .drift import settle
 from .locks.ddl import DdlLockPolicy, DdlLocks
 from .locks.runner import DEFAULT_TIMEOUT_S, advisory_lock
-from .plan import Plan, parse_baseline, pending_files
+from .plan import Plan, is_fresh, parse_baseline, pending_files
 from .progress import Reporter
 from .runfile import (
     OWN_QUIET,
@@ -76,7 +76,7 @@ def apply(conn: psycopg.Connection, settings: Settings, plan: Plan,
     applied: list[tuple[Migration, int]] = []
     with advisory_lock(conn, lock_timeout), notices_to(conn, rep) as running:
         state = tracking.read_state(conn, table)  # another runner may have finished meanwhile
-        if state.fresh and plan.baseline is not None:
+        if plan.baseline is not None and is_fresh(conn, state, settings):
             statements, lines = plan.baseline_parsed or parse_baseline(plan.baseline)
             t0 = time.perf_counter()
             running.append(f"Baseline {plan.baseline.name}")
