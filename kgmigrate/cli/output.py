@@ -86,12 +86,14 @@ def version_label(v: int | None) -> str:
 
 def human_size(n: int) -> str:
     """Return a byte count as 1.2 MB and the like."""
-    size = float(n)
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if size < 1000 or unit == "TB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+    if n < 1000:
+        return f"{n} B"
+    size = n / 1000
+    for unit in ("kB", "MB", "GB"):
+        if size < 1000:
+            return f"{size:.1f} {unit}"
         size /= 1000
-    return f"{n} B"
+    return f"{size:.1f} TB"
 
 
 class TerminalReporter(Reporter):
@@ -100,9 +102,6 @@ class TerminalReporter(Reporter):
     def __init__(self, verbose: bool = False, quiet: bool = False) -> None:
         self.verbose, self.quiet = verbose, quiet
         self._shown: str | None = None  # the file whose notices are being shown
-
-    def warning(self, message: str) -> None:
-        warn(message)
 
     def baseline_applied(self, path: Path, ms: int) -> None:
         say(f"  {ok_mark()} Baseline {path.name} ({ms} ms)", fg="green")

@@ -13,7 +13,6 @@ from pathlib import Path
 from ..errors import MigrationFileError
 from .sourcemap import LineMap, source_error
 
-NO_TRANSACTION_DIRECTIVE = "kgmigrate: no-transaction"
 # Matched against the text of one `--` comment token the scanner found, never against raw lines.
 _DIRECTIVE_RE = re.compile(r"--\s*kgmigrate:\s*no-transaction\s*", re.IGNORECASE)
 _COMMENT_TOKENS = frozenset({"SQL_COMMENT", "C_COMMENT"})

@@ -109,7 +109,7 @@ def find_client(name: str, min_major: int) -> tuple[Path, str]:
     path = find_binary(name, min_major)
     major, minor = binary_version(str(path))
     if path.resolve().name == "pg_wrapper":
-        # Debian's Perl dispatcher costs ~40 ms a run; go straight to the program it would run.
+        # Debian's dispatcher is a Perl script started on every call; run the program it would.
         real = Path(f"/usr/lib/postgresql/{major}/bin/{name}")
         if real.is_file() and binary_version(str(real))[0] == major:
             path = real

@@ -24,7 +24,8 @@ from .dbfacts import DbFacts
 from .manifest import Manifest, default_path, manifest_json, manifest_path, prune
 
 FORMATS = ("custom", "plain")
-# gzip level for the custom format; bench/bench_snapshot.py has the figures behind it.
+# gzip level for the custom format: nearly as small as pg_dump's default level 6 in a fraction
+# of the time (bench/bench_snapshot.py measures the levels).
 DEFAULT_COMPRESSION = 1
 CHUNK = 1 << 20
 _PARTIAL_PREFIX = ".kgmigrate-partial-"
