@@ -99,15 +99,16 @@ def up(settings: Settings, dry_run: bool, yes: bool, verbose: bool, quiet: bool,
 
         if verbose:
             say(f"Waiting for the migration lock (up to {lock_timeout:g} s)", err=True)
-        result = apply(conn, settings, plan, lock_timeout=lock_timeout, reporter=TerminalReporter(verbose, quiet),
+        result = apply(conn, settings, plan, lock_timeout=lock_timeout,
+                       reporter=TerminalReporter(verbose, quiet),
                        ddl_policy=DdlLockPolicy(timeout_s=ddl_lock_timeout, retries=retries))
         if count:
             say()
             n = len(result.applied) + (1 if result.baseline_applied else 0)
             if n == 0:  # we waited for the lock while another runner did the work
                 say("Another runner applied them meanwhile.")
-            say(f"Applied: {n} migration(s). Schema version: {version_label(result.current_version)}",
-                fg="green", bold=True)
+            say(f"Applied: {n} migration(s). Schema version: "
+                f"{version_label(result.current_version)}", fg="green", bold=True)
 
 
 @click.command()
