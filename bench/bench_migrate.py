@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from urllib.parse import quote
 
-from kgmigrate.localdb import LocalCluster
+from kgmigrate.postgres.localdb import LocalCluster
 
 TRACKING = ("CREATE TABLE IF NOT EXISTS public.schema_migrations (version INTEGER PRIMARY KEY, "
             "name TEXT NOT NULL, applied_at TIMESTAMP NOT NULL DEFAULT NOW())")
@@ -119,7 +119,7 @@ def run_kgmigrate(bench: Bench, dirs: dict, n: int, *extra: str) -> float:
 
 def lint_runs(dirs: dict, repeat: int) -> dict[str, list[float]]:
     """Time `kgmigrate lint` on the seed files and squawk run directly on the same files."""
-    from kgmigrate.lint import find_squawk
+    from kgmigrate.files.squawk import find_squawk
 
     squawk = find_squawk()
     files = sorted(str(p) for p in dirs["seed"].glob("*.sql"))
@@ -153,7 +153,7 @@ def print_lint(runs: dict[str, list[float]], n: int) -> None:
 
 def run_psql(bench: Bench, dirs: dict, n: int) -> float:
     name, url = bench.fresh_db(with_tracking=True)
-    from kgmigrate.pgtools import find_binary
+    from kgmigrate.postgres.programs import find_binary
 
     psql = str(find_binary("psql"))
     files = sorted(dirs["seed"].glob("*.sql"))

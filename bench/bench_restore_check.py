@@ -24,11 +24,11 @@ from pathlib import Path
 
 from bench_snapshot import build, fresh_db
 
-from kgmigrate.localdb import LocalCluster
-from kgmigrate.pgtools import find_binary
+from kgmigrate.postgres.localdb import LocalCluster
+from kgmigrate.postgres.programs import find_binary
 
 # Each child prints its answer and its own peak memory (ru_maxrss, kB on Linux).
-_CHILD = ("import resource, sys; from kgmigrate.manifest import {fn}; out = {fn}(sys.argv[1]); "
+_CHILD = ("import resource, sys; from kgmigrate.snapshot.manifest import {fn}; out = {fn}(sys.argv[1]); "
           "print(out, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
 CHECK, HASH = _CHILD.format(fn="plain_hazard"), _CHILD.format(fn="file_sha256")
 

@@ -52,7 +52,7 @@ def model_folder(name: str) -> tuple[Path, int]:
 
 def start_database(root: Path):
     """A fast throwaway cluster with the project's schema applied by kgmigrate; (cluster, URL)."""
-    from kgmigrate.localdb import LocalCluster
+    from kgmigrate.postgres.localdb import LocalCluster
 
     cluster = LocalCluster(root / "pg", dbname="kg", fast=True, port=lib.free_port())
     cluster.start()

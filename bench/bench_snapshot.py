@@ -25,9 +25,9 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from kgmigrate.localdb import LocalCluster
-from kgmigrate.pgtools import find_binary
-from kgmigrate.snapshots import DEFAULT_COMPRESSION
+from kgmigrate.postgres.localdb import LocalCluster
+from kgmigrate.postgres.programs import find_binary
+from kgmigrate.snapshot.take import DEFAULT_COMPRESSION
 
 REPO = Path(__file__).resolve().parent.parent
 

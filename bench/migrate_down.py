@@ -59,7 +59,7 @@ def _kgmigrate(bench: Bench, dirs: dict, n: int, *extra: str) -> float:
 
 
 def _psql(bench: Bench, dirs: dict, n: int) -> float:
-    from kgmigrate.pgtools import find_binary
+    from kgmigrate.postgres.programs import find_binary
 
     name, url = bench.fresh_db(with_tracking=True)
     psql = [str(find_binary("psql")), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-1", "-d", url, "-f"]

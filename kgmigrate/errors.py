@@ -1,4 +1,5 @@
-"""Exceptions kgmigrate raises; cli.py turns them into one-line errors."""
+"""Exceptions kgmigrate raises; the root command (cli/__init__.py) turns them into
+one-line errors."""
 
 from __future__ import annotations
 

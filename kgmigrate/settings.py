@@ -51,6 +51,9 @@ class TableName:
 
 
 TRACKING_TABLE = TableName()  # public.schema_migrations
+# The schema this project's baseline creates. A database that has it but no tracking table was
+# built before kgmigrate tracked it (by the old runner or by hand): it never gets the baseline.
+BASELINE_SCHEMA = "kg_api"
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,9 @@ class Settings:
     backups_dir: Path
     no_baseline: bool = False
     table: TableName = TRACKING_TABLE
+    # Where this schema exists without a tracking table the database is not fresh; None: only the
+    # tracking table tells.
+    baseline_schema: str | None = BASELINE_SCHEMA
 
     @property
     def baseline_path(self) -> Path:
@@ -89,7 +95,7 @@ def resolve_database_url(configured: str | None, start_local: bool = False) -> s
         return configured
     if not uses_local_db(configured):
         return ""
-    from .localdb import project_cluster
+    from .postgres.localdb import project_cluster
 
     cluster = project_cluster()
     if start_local:

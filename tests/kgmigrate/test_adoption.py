@@ -8,7 +8,7 @@ import shutil
 import psycopg
 import pytest
 
-from kgmigrate.migrations import file_checksum
+from kgmigrate.files.migrations import file_checksum
 from tests.support.kgm import REPO, columns, old_runner, table_exists, tracked
 from tests.support.pg import create_database, drop_database
 

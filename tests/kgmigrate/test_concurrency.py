@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import signal
 
-from kgmigrate.locking import LOCK_KEY
+from kgmigrate.apply.locks.runner import LOCK_KEY
 from tests.support.kgm import (
     kgmigrate_proc,
     run_kgmigrate,

@@ -9,7 +9,7 @@ from typing import Self
 import psycopg
 import pytest
 
-from kgmigrate.ddllock import DdlLockPolicy
+from kgmigrate.apply.locks.ddl import DdlLockPolicy
 from tests.support.kgm import (
     NO_TX,
     columns,

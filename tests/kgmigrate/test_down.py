@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from kgmigrate.locking import LOCK_KEY
-from kgmigrate.migrations import file_checksum
-from tests.support.kgm import NO_TX, table_exists, tracked
+from kgmigrate.apply.locks.runner import LOCK_KEY
+from kgmigrate.files.migrations import file_checksum
+from tests.support.kgm import NO_TX, AnswerAfter, table_exists, tracked
 
 
 def _downs(db) -> dict[int, str | None]:
@@ -68,6 +68,19 @@ def test_a_version_without_down_file_refuses_the_whole_plan(kgmigrate, four, db)
     assert tracked(db) == [1, 2, 3, 4] and table_exists(db, "kgt_4")
     status = json.loads(kgmigrate("status", "--json").stdout)
     assert [a["reversible"] for a in status["applied"]] == [True, False, False, True]
+
+
+def test_down_runs_what_it_showed_when_files_change_at_the_prompt(kgmigrate, four, db):
+    shown = four.path / "004_t4.down.sql"
+
+    def edit() -> None:
+        shown.write_text("CREATE TABLE kgt_edited (x INTEGER);\nDROP TABLE kgt_4;\n")
+
+    result = kgmigrate("down", input=AnswerAfter(b"y\n", edit))
+    assert result.exit_code == 0, result.output
+    assert "Reverse 1 migration(s)?" in result.output
+    assert tracked(db) == [1, 2, 3] and not table_exists(db, "kgt_4")
+    assert not table_exists(db, "kgt_edited")
 
 
 def test_prompt_no_reverses_nothing_and_dry_run_writes_nothing(kgmigrate, four, db):

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from kgmigrate.migrations import discover
+from kgmigrate.files.migrations import discover
 
 
 def test_down_files_are_companions_not_migrations(kgmigrate, migrations):

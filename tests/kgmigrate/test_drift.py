@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from kgmigrate.migrations import file_checksum
+from kgmigrate.files.migrations import file_checksum
 from tests.support.kgm import tracked
 
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from kgmigrate.migrations import checksum
+from kgmigrate.files.migrations import checksum
 from tests.support.kgm import table_exists, tracked, user_relations
 
 BODY = "-- Migration 001\nCREATE TABLE kgt_crlf (x INTEGER);\n\nINSERT INTO kgt_crlf VALUES (1);\n"

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from kgmigrate.cli import cli
 from kgmigrate.errors import LintUnavailable
-from kgmigrate.lint import find_squawk
+from kgmigrate.files.squawk import find_squawk
 from tests.support.kgm import NO_TX, env, run_kgmigrate
 
 
@@ -223,7 +223,7 @@ SHIPPED = {"002_example_add_query_cache.sql":
 
 
 def test_shipped_migrations_keep_the_checksums_databases_recorded(repo_schema):
-    from kgmigrate.migrations import file_checksum
+    from kgmigrate.files.migrations import file_checksum
 
     for name, recorded in SHIPPED.items():
         assert "squawk-ignore-file" in (repo_schema / name).read_text()

@@ -12,9 +12,9 @@ import psycopg
 import pytest
 from click.testing import CliRunner
 
-from kgmigrate import pgtools
 from kgmigrate.cli import cli
-from kgmigrate.localdb import LocalCluster
+from kgmigrate.postgres import programs as pgtools
+from kgmigrate.postgres.localdb import LocalCluster
 from tests.support.kgm import REPO, latest_version
 
 SCHEMA = REPO / "schema" / "migrations"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from kgmigrate.locking import LOCK_KEY
-from kgmigrate.migrations import file_checksum
+from kgmigrate.apply.locks.runner import LOCK_KEY
+from kgmigrate.files.migrations import file_checksum
 from tests.support.kgm import NO_TX, table_exists, tracked
 
 

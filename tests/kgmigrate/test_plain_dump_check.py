@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from kgmigrate.dumpscan import find_hazard
-from kgmigrate.pgtools import find_binary
+from kgmigrate.postgres.programs import find_binary
+from kgmigrate.snapshot.dumpscan import find_hazard
 from tests.support.kgm import latest_version
 
 TRICKY_ROWS = r"""

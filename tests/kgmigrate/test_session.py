@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 
-from kgmigrate.pgtools import find_binary
+from kgmigrate.postgres.programs import find_binary
 from tests.support.kgm import table_exists, tracked
 
 # Fails the file unless the session is as new: default search_path, role, time zone, no temp table.

@@ -12,9 +12,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from kgmigrate.dbfacts import DbFacts
 from kgmigrate.errors import ToolError
-from kgmigrate.snapshots import take_snapshot
+from kgmigrate.snapshot.dbfacts import DbFacts
+from kgmigrate.snapshot.take import take_snapshot
 from tests.support.kgm import kgmigrate_running
 from tests.support.snapshots import (
     MIGRATION_002,
@@ -220,7 +220,7 @@ def test_restore_of_garbage_without_manifest_is_refused(kgmigrate, migrations, d
 
 def test_restore_waits_for_a_running_migration(kgmigrate, migrations, db, db_url, tmp_path):
     """Restore takes the migration lock: it starts only once a concurrent `up` lets go."""
-    from kgmigrate.locking import LOCK_KEY
+    from kgmigrate.apply.locks.runner import LOCK_KEY
 
     seed(migrations, kgmigrate, db)
     path = take(kgmigrate)

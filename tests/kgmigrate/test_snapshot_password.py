@@ -10,9 +10,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from kgmigrate.pgtools import find_binary
-from kgmigrate.restore import Checked, restore_commands
-from kgmigrate.snapshots import dump_command
+from kgmigrate.postgres.programs import find_binary
+from kgmigrate.snapshot.restore import Checked, restore_commands
+from kgmigrate.snapshot.take import dump_command
 from tests.support.snapshots import MIGRATION_001, fingerprint
 from tests.support.waiting import wait_for
 

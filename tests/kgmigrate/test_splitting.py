@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from kgmigrate.sqltext import split_statements
+from kgmigrate.files.sqltext import split_statements
 from tests.support.kgm import table_exists, tracked
 
 TRICKY = r"""-- Migration 004: tricky

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
-from tests.support.kgm import table_exists, tracked, user_relations, user_schemas
+from kgmigrate.files.migrations import checksum
+from kgmigrate.settings import Settings
+from tests.support.kgm import (
+    AnswerAfter,
+    table_exists,
+    tracked,
+    user_relations,
+    user_schemas,
+)
 
 
 @pytest.fixture
@@ -143,6 +153,42 @@ def test_baseline_is_not_applied_where_kg_api_exists(kgmigrate, migrations, db):
     result = kgmigrate("up", "-y")
     assert result.exit_code == 0, result.output
     assert "Baseline" not in result.output and tracked(db) == [1]
+
+
+def test_the_schema_that_marks_an_untracked_database_is_a_setting(db, db_url, migrations,
+                                                                   tmp_path):
+    from kgmigrate.apply.plan import make_plan
+    from kgmigrate.apply.session import connect
+
+    db.execute("CREATE SCHEMA kgt_app")
+    baseline = migrations.baseline("CREATE SCHEMA kgt_app;\n")
+    migrations.add("001_a.sql", "CREATE TABLE kgt_a (x INTEGER);\n")
+    settings = Settings(database_url=db_url, migrations_dir=migrations.path,
+                        backups_dir=tmp_path / "backups")
+    assert settings.baseline_schema == "kg_api"
+    with connect(db_url, read_only=True) as conn:
+        assert make_plan(conn, settings).baseline == baseline  # no kg_api: fresh
+        for schema in ("kgt_app", None):
+            plan = make_plan(conn, replace(settings, baseline_schema=schema))
+            assert plan.baseline == (None if schema else baseline)
+
+
+def test_up_applies_what_it_showed_when_files_change_at_the_prompt(kgmigrate, migrations, db):
+    baseline = migrations.baseline("CREATE SCHEMA kg_api;\nCREATE TABLE kg_api.kgt_shown (x INTEGER);\n")
+    shown = "CREATE TABLE kgt_a (x INTEGER);\n"
+    first = migrations.add("001_a.sql", shown)
+
+    def edit() -> None:
+        baseline.write_text("CREATE TABLE kgt_edited_baseline (x INTEGER);\n")
+        first.write_text("CREATE TABLE kgt_edited_1 (x INTEGER);\n")
+
+    result = kgmigrate("up", input=AnswerAfter(b"y\n", edit))
+    assert result.exit_code == 0, result.output
+    assert "Apply 2 migration(s)?" in result.output
+    assert table_exists(db, "kg_api.kgt_shown") and table_exists(db, "kgt_a")
+    assert not table_exists(db, "kgt_edited_baseline") and not table_exists(db, "kgt_edited_1")
+    recorded = db.execute("SELECT checksum FROM public.schema_migrations WHERE version = 1")
+    assert recorded.fetchone()[0] == checksum(shown)
 
 
 def test_verbose_chatter_goes_to_stderr(kgmigrate, three, db):

@@ -205,9 +205,9 @@ def test_migration_004_adopts_rows_as_torch(db_url, tmp_path):
     shutil.copytree(REPO / "schema" / "migrations", partial,
                     ignore=shutil.ignore_patterns("004_*"))
     shutil.copy(REPO / "schema" / "00_baseline.sql", tmp_path / "00_baseline.sql")
-    from kgmigrate.engine import apply
-    from kgmigrate.plan import make_plan
-    from kgmigrate.session import connect
+    from kgmigrate.apply.plan import make_plan
+    from kgmigrate.apply.session import connect
+    from kgmigrate.apply.up import apply
     from kgmigrate.settings import Settings
 
     def up(folder: Path) -> None:

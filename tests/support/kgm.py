@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -108,7 +109,7 @@ def old_runner(url: str, schema_dir: Path) -> None:
     The baseline first (it creates schema_migrations with version/name/applied_at only), then
     every migration whose version is not yet recorded; each file records itself.
     """
-    from kgmigrate.pgtools import find_binary
+    from kgmigrate.postgres.programs import find_binary
 
     psql = str(find_binary("psql"))
 
@@ -131,7 +132,7 @@ def schema_dump(url: str) -> list[str]:
     """Return `pg_dump --schema-only` of the database as its sorted blocks (one object's
     statement or header each), psql's \\restrict lines (a random key per dump) left out: equal
     schemas give equal lists whatever order their objects were created in."""
-    from kgmigrate.pgtools import find_binary
+    from kgmigrate.postgres.programs import find_binary
 
     out = subprocess.run([str(find_binary("pg_dump")), "--schema-only", "--no-owner", "-d", url],
                          capture_output=True, text=True, check=True).stdout
@@ -145,3 +146,24 @@ def runner_sleeping(conn: psycopg.Connection) -> bool:
     return conn.execute("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
                         "AND application_name = 'kgmigrate' AND query LIKE '%pg_sleep%'"
                         ).fetchone()[0] == 1
+
+
+class AnswerAfter(io.BytesIO):
+    """stdin whose answer is read only after `meanwhile` ran: what happens while a prompt waits."""
+
+    def __init__(self, answer: bytes, meanwhile: Callable[[], None]) -> None:
+        super().__init__(answer)
+        self._meanwhile = meanwhile
+
+    def _reading(self, size: int | None) -> None:
+        if size != 0 and self._meanwhile is not None:
+            self._meanwhile, meanwhile = None, self._meanwhile
+            meanwhile()
+
+    def read(self, size: int | None = -1) -> bytes:
+        self._reading(size)
+        return super().read(size)
+
+    def read1(self, size: int = -1) -> bytes:
+        self._reading(size)
+        return super().read1(size)

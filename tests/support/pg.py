@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from kgmigrate.localdb import LocalCluster
+from kgmigrate.postgres.localdb import LocalCluster
 
 _counter = itertools.count()
 

@@ -1,0 +1,107 @@
+"""What `up` would do, read without writing anything: pending files, drift, the baseline."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..files.migrations import (
+    Migration,
+    MigrationFile,
+    discover,
+    load,
+    read_sql,
+)
+from ..files.sourcemap import LineMap
+from ..files.sqltext import Statement, split_statements
+from ..files.versions import version_text
+from ..settings import Settings
+from . import tracking
+from .drift import drift
+
+if TYPE_CHECKING:
+    import psycopg
+
+
+@dataclass
+class Plan:
+    """What `up` would do, read without writing anything."""
+
+    state: tracking.DbState
+    files: list[MigrationFile]
+    baseline: Path | None
+    pending: list[MigrationFile]
+    # The pending files read, checksummed and parsed; None when the plan was made without
+    # parsing them (status, lint --pending).
+    parsed: list[Migration] | None
+    drifted: list[int]
+    missing_files: list[int]
+    target: int | None = None
+    down_drifted: list[int] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    # The baseline read and parsed (statements, line map), when the plan parses and uses one.
+    baseline_parsed: tuple[list[Statement], LineMap] | None = None
+
+    @property
+    def current_version(self) -> int | None:
+        return self.state.current_version
+
+
+def pending_files(files: list[MigrationFile], state: tracking.DbState,
+                  target: int | None = None) -> list[MigrationFile]:
+    """Return the files not applied yet, up to version `target` when given."""
+    return [mf for mf in files if mf.version not in state.applied
+            and (target is None or mf.version <= target)]
+
+
+def is_fresh(conn: psycopg.Connection, state: tracking.DbState, settings: Settings) -> bool:
+    """Tell whether nothing was ever applied: no tracking table, nor the settings' baseline schema.
+
+    A database built before kgmigrate tracked it has the schema without the table.
+    """
+    if state.has_table:
+        return False
+    return (settings.baseline_schema is None
+            or not tracking.schema_exists(conn, settings.baseline_schema))
+
+
+def make_plan(conn: psycopg.Connection, settings: Settings, target: int | None = None,
+              parse: bool = True,
+              on_pending: Callable[[list[MigrationFile]], None] | None = None) -> Plan:
+    """Read the database and the directory; parse every pending file (syntax errors stop here).
+
+    `on_pending` learns the pending files before they are parsed (`up` starts its linter there).
+    """
+    files = discover(settings.migrations_dir)
+    state = tracking.read_state(conn, settings.table)
+    pending = pending_files(files, state, target)
+    if on_pending is not None:
+        on_pending(pending)
+    parsed = [load(mf) for mf in pending] if parse else None
+    baseline = settings.baseline_path
+    use_baseline = (not settings.no_baseline and baseline.is_file()
+                    and is_fresh(conn, state, settings))
+    baseline_parsed = parse_baseline(baseline) if use_baseline and parse else None
+    found = drift(state, files)
+    on_disk = {mf.version for mf in files}
+    plan = Plan(state=state, files=files, baseline=baseline if use_baseline else None,
+                pending=pending, parsed=parsed, drifted=found.drifted,
+                missing_files=[v for v in state.applied if v not in on_disk], target=target,
+                down_drifted=found.down_drifted,
+                baseline_parsed=baseline_parsed)
+    current = state.current_version
+    for mf in pending:
+        if current is not None and mf.version < current:
+            plan.warnings.append(f"migration {version_text(mf.version)} ({mf.name}) is numbered "
+                                 f"below the current version {version_text(current)}; it will be "
+                                 f"applied in order")
+    return plan
+
+
+def parse_baseline(path: Path) -> tuple[list[Statement], LineMap]:
+    """Read and parse `00_baseline.sql`."""
+    text = read_sql(path)
+    lines = LineMap(text)
+    return split_statements(text, path, lines), lines

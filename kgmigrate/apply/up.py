@@ -1,0 +1,103 @@
+"""Apply migrations under the runner lock: the baseline, then each pending file in its own
+transaction with its tracking row (runfile.py), drift checked again under the lock (drift.py)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import psycopg
+
+from ..errors import MigrationFailed
+from ..files.migrations import Migration, load
+from ..files.sourcemap import LineMap
+from ..files.sqltext import Statement
+from ..files.versions import version_text
+from ..settings import Settings, TableName
+from . import session, tracking
+from .drift import settle
+from .locks.ddl import DdlLockPolicy, DdlLocks
+from .locks.runner import DEFAULT_TIMEOUT_S, advisory_lock
+from .plan import Plan, is_fresh, parse_baseline, pending_files
+from .progress import Reporter
+from .runfile import (
+    OWN_QUIET,
+    SqlFile,
+    StatementFailed,
+    notices_to,
+    run_labelled,
+    run_transaction,
+)
+
+
+@dataclass
+class ApplyResult:
+    """What `apply` did: the baseline, each file with its time in ms, the version reached."""
+
+    baseline_applied: bool
+    applied: list[tuple[Migration, int]]
+    current_version: int | None
+
+
+def _apply_baseline(conn: psycopg.Connection, path: Path, statements: list[Statement],
+                    lines: LineMap, table: TableName) -> None:
+    """Run the baseline and create the tracking table in one transaction."""
+    try:
+        run_transaction(conn, path, lines, statements,
+                        [*session.reset_sql(conn), OWN_QUIET, *tracking.ensure_sql(conn, table)])
+    except StatementFailed as exc:
+        raise MigrationFailed(f"{exc.message}\nThe baseline was rolled back: the database is as "
+                              f"it was.") from None
+
+
+def migration_file(conn: psycopg.Connection, mig: Migration, table: TableName,
+                   by: str, down_checksum: str | None = None) -> SqlFile:
+    """Return `mig` ready to run with the row that records it (and its down file's checksum)."""
+    return SqlFile(f"Migration {version_text(mig.version)} ({mig.name})", mig.path,
+                   mig.lines, mig.statements, mig.transactional,
+                   partial(tracking.record_sql, conn, table, mig.version, mig.name, mig.checksum,
+                           by, down_checksum=down_checksum))
+
+
+def apply(conn: psycopg.Connection, settings: Settings, plan: Plan,
+          lock_timeout: float = DEFAULT_TIMEOUT_S, reporter: Reporter | None = None,
+          ddl_policy: DdlLockPolicy | None = None) -> ApplyResult:
+    """Take the lock, re-read the state, then apply the baseline and every pending file in order.
+
+    `lock_timeout` bounds the wait for the runner lock; `ddl_policy` the wait of each statement
+    for the locks it needs, and how often a file that gave up on one is retried.
+    """
+    rep = reporter or Reporter()
+    by, table = tracking.applied_by(), settings.table
+    parsed = {m.version: m for m in plan.parsed or ()}
+    baseline_done = False
+    applied: list[tuple[Migration, int]] = []
+    with advisory_lock(conn, lock_timeout), notices_to(conn, rep) as running:
+        state = tracking.read_state(conn, table)  # another runner may have finished meanwhile
+        if plan.baseline is not None and is_fresh(conn, state, settings):
+            statements, lines = plan.baseline_parsed or parse_baseline(plan.baseline)
+            t0 = time.perf_counter()
+            running.append(f"Baseline {plan.baseline.name}")
+            try:
+                _apply_baseline(conn, plan.baseline, statements, lines, table)
+            finally:
+                running.clear()
+            baseline_done = True
+            rep.baseline_applied(plan.baseline, round((time.perf_counter() - t0) * 1000))
+        state = settle(conn, table, plan.files, rep)
+        ddl = DdlLocks(conn, ddl_policy or DdlLockPolicy(), on_retry=rep.lock_retry)
+        try:
+            for mf in pending_files(plan.files, state, plan.target):
+                mig = parsed.get(mf.version) or load(mf)
+                rep.migration_started(mig)
+                ms = run_labelled(conn, running,
+                                  f"Migration {version_text(mig.version)} - {mig.name}",
+                                  migration_file(conn, mig, table, by, mf.down_checksum), ddl)
+                applied.append((mig, ms))
+                rep.migration_applied(mig, ms)
+        finally:
+            ddl.close()
+        current = tracking.read_state(conn, table).current_version
+    return ApplyResult(baseline_done, applied, current)

@@ -1,0 +1,73 @@
+"""`new`: write the next migration file (and its down file) from a name, never overwriting."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from pathlib import Path
+
+from ..errors import MigrationFileError
+from .migrations import DOWN_SUFFIX, FILENAME_RE, discover
+
+DEFAULT_WIDTH = 3
+
+
+def slugify(name: str) -> str:
+    """Return `name` as a file name part: "Add session notes" -> "add_session_notes"."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
+    return re.sub(r"[^a-z0-9]+", "_", ascii_name.lower()).strip("_")
+
+
+def next_version(directory: Path) -> tuple[int, int]:
+    """Return the next free version and the width the existing files use (3 when none)."""
+    files = discover(directory)  # bad names and duplicate versions stop here too
+    if not files:
+        return 1, DEFAULT_WIDTH
+    width = max(len(FILENAME_RE.match(mf.path.name).group("version")) for mf in files)
+    return files[-1].version + 1, width
+
+
+def up_text(version: str, slug: str, no_transaction: bool) -> str:
+    """Return the new file's text: the leading comment block schema/migrations/README.md asks for."""
+    directive = "-- kgmigrate: no-transaction\n" if no_transaction else ""
+    return (f"-- Migration {version}: {slug}\n"
+            f"-- Why: \n"
+            f"{directive}\n")
+
+
+def down_text(version: str, slug: str, no_transaction: bool) -> str:
+    """Return the new down file's text."""
+    directive = "-- kgmigrate: no-transaction\n" if no_transaction else ""
+    return (f"-- Reverses migration {version}: {slug}\n"
+            f"-- Undo exactly what {version}_{slug}.sql does, newest change first. Leave this file\n"
+            f"-- out when undoing would destroy data that cannot come back.\n"
+            f"{directive}\n")
+
+
+def create(directory: Path, name: str, down: bool = False,
+           no_transaction: bool = False) -> list[Path]:
+    """Create `NNN_slug.sql` (and `NNN_slug.down.sql`) with the next free number; return them.
+
+    Raises ValueError for a name that slugifies to nothing; never overwrites a file.
+    """
+    slug = slugify(name)
+    if not slug:
+        raise ValueError(f"{name!r} has no letters or digits to name a file with")
+    number, width = next_version(directory)
+    version = f"{number:0{width}d}"
+    up = directory / f"{version}_{slug}.sql"
+    paths = [(up, up_text(version, slug, no_transaction))]
+    if down:
+        paths.append((directory / f"{version}_{slug}{DOWN_SUFFIX}",
+                      down_text(version, slug, no_transaction)))
+    written: list[Path] = []
+    try:
+        for path, text in paths:
+            with path.open("x", encoding="utf-8") as fh:  # "x": never overwrite
+                fh.write(text)
+            written.append(path)
+    except FileExistsError as exc:
+        for path in written:
+            path.unlink()
+        raise MigrationFileError(f"{exc.filename} already exists; nothing was written") from None
+    return written

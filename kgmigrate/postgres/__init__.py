@@ -1,0 +1,2 @@
+"""PostgreSQL's own programs: finding them, pointing client programs at a database, and the
+project-local cluster."""
