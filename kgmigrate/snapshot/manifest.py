@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import os
 import re
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from ..durable import file_sha256
 from ..errors import SnapshotError
 
 CUSTOM_MAGIC = b"PGDMP"
 PLAIN_TRAILER = b"-- PostgreSQL database dump complete"
 SUFFIX = {"custom": ".dump", "plain": ".sql"}
-READ_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -74,17 +73,6 @@ def sniff_format(snapshot: Path) -> str:
     """Return 'custom' when the file starts like a pg_dump archive, else 'plain'."""
     with open(snapshot, "rb") as fh:
         return "custom" if fh.read(len(CUSTOM_MAGIC)) == CUSTOM_MAGIC else "plain"
-
-
-def file_sha256(path: Path) -> str:
-    """Return the sha256 of a file, read in large chunks."""
-    h = hashlib.sha256()
-    buf = bytearray(READ_CHUNK)
-    view = memoryview(buf)
-    with open(path, "rb", buffering=0) as fh:
-        while n := fh.readinto(buf):
-            h.update(view[:n])
-    return h.hexdigest()
 
 
 def verify(snapshot: Path, m: Manifest) -> None:

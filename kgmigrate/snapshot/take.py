@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import __version__
+from ..durable import fsync_dir
 from ..errors import SnapshotError
 from ..postgres.clientenv import scrub, tool_target
 from ..postgres.programs import find_client
@@ -87,14 +88,6 @@ def _stream(proc: subprocess.Popen, out: int) -> tuple[str, int]:
     return h.hexdigest(), size
 
 
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _place(tmp_dump: Path, tmp_manifest: Path, final: Path) -> None:
     """Rename the dump, then its manifest, into place; on failure leave neither."""
     if final.exists() or manifest_path(final).exists():
@@ -105,7 +98,7 @@ def _place(tmp_dump: Path, tmp_manifest: Path, final: Path) -> None:
     except OSError:
         final.unlink(missing_ok=True)
         raise
-    _fsync_dir(final.parent)
+    fsync_dir(final.parent)
 
 
 def take_snapshot(conninfo: str, facts: DbFacts, backups_dir: Path, output: Path | None = None,

@@ -26,7 +26,8 @@ from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
-from ..durable import atomic_write
+from kgmigrate.durable import atomic_write
+
 from ..providers.base import ProviderConfig, ProviderError
 from ..providers.export.cache import MANIFEST, Exporter, ExportSpec
 from ..providers.export.convert import ONNX_QUANTIZED, UnsupportedModel

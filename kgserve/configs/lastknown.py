@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ..durable import atomic_write
+from kgmigrate.durable import atomic_write
 
 log = logging.getLogger(__name__)
 _TIMES = ("created_at", "updated_at")

@@ -9,8 +9,8 @@ import stat
 
 import pytest
 
+from kgmigrate.durable import atomic_write, file_sha256
 from kgserve.configs import lastknown
-from kgserve.durable import atomic_write, file_sha256
 
 
 @pytest.fixture

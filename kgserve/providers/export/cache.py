@@ -34,7 +34,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from ...durable import file_sha256, fsync_dir, fsync_tree
+from kgmigrate.durable import file_sha256, fsync_dir, fsync_tree
+
 from . import convert, weights_int8
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ...durable import atomic_write
+from kgmigrate.durable import atomic_write
+
 from ..base import ProviderError
 from .probes import probe_texts
 

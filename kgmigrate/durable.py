@@ -1,9 +1,9 @@
-"""Files that survive a crash whole, and the digest of a file.
+"""Files that survive a crash whole, and the digest of a file (kgmigrate's and kgserve's one owner).
 
-One durability for every file kgserve writes for later: a temporary file in the same folder,
-fsync it, rename it over the target, fsync the folder. A reader (another worker, or the next
-start after a power cut) sees the old file or the whole new one, never part of one. Files are
-created private (0600) whatever the umask.
+One durability for every file either package writes for later: a temporary file in the same
+folder, fsync it, rename it over the target, fsync the folder. A reader (another worker, or the
+next start after a power cut) sees the old file or the whole new one, never part of one. Files
+are created private (0600) whatever the umask.
 """
 
 from __future__ import annotations
@@ -53,10 +53,15 @@ def fsync_tree(folder: Path) -> None:
         fsync_dir(path)
 
 
+READ_CHUNK = 1 << 20
+
+
 def file_sha256(path: Path) -> str:
-    """The sha256 of a file's content, read in blocks."""
+    """The sha256 of a file's content, read in large blocks into one buffer."""
     digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
+    buf = bytearray(READ_CHUNK)
+    view = memoryview(buf)
+    with open(path, "rb", buffering=0) as fh:
+        while n := fh.readinto(buf):
+            digest.update(view[:n])
     return digest.hexdigest()
