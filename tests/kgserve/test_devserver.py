@@ -14,6 +14,7 @@ import urllib.request
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from tests.support.kgs import MINILM, REPO, call, free_port
 from tests.support.waiting import stop_process
@@ -21,6 +22,8 @@ from tests.support.waiting import stop_process
 BOUND = 300
 
 
+@pytest.mark.gunicorn
+@pytest.mark.export
 def test_cli_set_then_devserver_serves_and_prints_the_examples(kg_url):
     bindir = Path(sys.executable).parent
     env = {**os.environ, "KG_DATABASE_URL": kg_url, "HF_HUB_OFFLINE": "1"}
