@@ -1,4 +1,4 @@
-# make install | make test | make run   (see README.md)
+# make install | make test | make test-fast | make lint | make run   (see README.md)
 VENV    ?= .venv
 PYTHON  ?= python3
 PY      := $(VENV)/bin/python
@@ -13,7 +13,7 @@ WEB_STAMP := $(WEB)/node_modules/.installed
 # The test suite runs deploy/nginx.conf with Debian's nginx (tests/kgserve/test_nginx.py).
 NGINX_PKG ?= nginx-light
 
-.PHONY: install test run clean system-packages chromium
+.PHONY: install test test-fast lint run clean system-packages chromium
 
 install: $(STAMP) $(WEB_STAMP) system-packages
 
@@ -47,8 +47,20 @@ $(WEB_STAMP): $(WEB)/package.json $(WEB)/package-lock.json
 	$(NPM) ci --prefix $(WEB) --ignore-scripts --no-audit --no-fund
 	touch $(WEB_STAMP)
 
-test: install chromium
+# The whole suite, and lint first.
+test: install chromium lint
 	$(VENV)/bin/pytest
+
+# The inner loop: every test but those marked as needing a browser, nginx, gunicorn workers or
+# a real model export, or as slow (the markers are described in pyproject.toml), in
+# FAST_WORKERS processes (pytest-xdist; each starts its own PostgreSQL cluster).
+FAST_TESTS   ?= not (slow or browser or nginx or gunicorn or export)
+FAST_WORKERS ?= 2
+test-fast: install
+	$(VENV)/bin/pytest -m "$(FAST_TESTS)" -n $(FAST_WORKERS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
 
 # The browser tests drive Debian's chromium (playwright cannot download its own browser here).
 # Installed when missing and this runs as root; otherwise the tests fail saying what to run.

@@ -49,12 +49,9 @@ texts = json.loads(sys.stdin.read())
 p = build_provider(ProviderConfig("local", folder, dims, precision=precision, backend=backend,
                                   device="cpu", batch_size=32))
 p.load()
-def rate(size):
-    done, i, start = 0, 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        p.embed([texts[(i + k) % len(texts)] for k in range(size)])
-        done, i = done + size, i + size
-    return done / (time.perf_counter() - start)
+def encode(chunk, size):
+    p.embed(chunk)
+""" + lib.RATE + """
 print(json.dumps({"one": rate(1), "batch32": rate(32)}))
 """
 
@@ -82,12 +79,9 @@ TextEmbedding.add_custom_model("kgbench/model", pooling=PoolingType.MEAN, normal
                                model_file=model_file)
 m = TextEmbedding("kgbench/model", specific_model_path=folder, threads=2)
 texts = data["sample"]
-def rate(size):
-    done, i, start = 0, 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        list(m.embed([texts[(i + k) % len(texts)] for k in range(size)], batch_size=size))
-        done, i = done + size, i + size
-    return done / (time.perf_counter() - start)
+def encode(chunk, size):
+    list(m.embed(chunk, batch_size=size))
+""" + lib.RATE + """
 probes = [v.tolist() for v in m.embed(data["probes"], batch_size=8)]
 print(json.dumps({"one": rate(1), "batch32": rate(32), "probes": probes}))
 """
@@ -106,14 +100,3 @@ def fastembed(python: str, export_dir: Path, model_file: str, dims: int, sample:
         return "failed: " + (out.stderr.strip().splitlines() or ["?"])[-1][:200]
     return json.loads(out.stdout.strip().splitlines()[-1])
 
-
-def start_infinity(binary: str, model_dir: Path, name: str, port: int, log: Path,
-                   engine: str) -> subprocess.Popen:
-    """infinity-emb v2 with `--engine` torch or optimum on `model_dir`, offline."""
-    cmd = [binary, "v2", "--model-id", str(model_dir), "--served-model-name", name,
-           "--port", str(port), "--device", "cpu", "--engine", engine]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "DO_NOT_TRACK": "1",
-           "INFINITY_ANONYMOUS_USAGE_STATS": "0"}
-    with open(log, "wb") as out:
-        return subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)

@@ -30,10 +30,9 @@ import tempfile
 import threading
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # as bench_serve.py: `bench.*`
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `bench.*` as bench/x.py too
 
 from bench import serve_lib as lib
-from bench.bench_serve import bodies, start_database
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 FIRST_VECTOR = """async (quantized) => {
@@ -90,17 +89,14 @@ def main() -> None:
     print(f"load average before: {os.getloadavg()}", flush=True)
     work = Path(tempfile.mkdtemp(prefix="kgbench-browser-"))
     work.chmod(0o755)  # the postgres user runs the cluster inside it
-    cluster, db_url = start_database(work)
-    port, token = lib.free_port(), secrets.token_hex(16)
+    cluster, db_url = lib.start_database(work)
+    token = secrets.token_hex(16)
     env = {"KG_DATABASE_URL": db_url, "KG_ADMIN_TOKEN": token}
-    proc = lib.start_gunicorn(port, env, work / "gunicorn.log")
-    base = f"http://127.0.0.1:{port}"
+    proc = None
     try:
-        lib.wait_until(lambda: lib.http("GET", base + "/healthz")[0] == 200, 120, "kgserve", proc)
-        code, body = lib.http("POST", base + "/admin/embedding/config", {
-            "provider": "local", "model_name": MINILM, "embedding_dimensions": 384,
-            "precision": "float32", "device": "cpu", "allow_dimension_change": True,
-            "updated_by": "bench"}, {"Authorization": f"Bearer {token}"}, timeout=1800)
+        proc, base = lib.start_kgserve(env, work / "gunicorn.log")
+        code, body = lib.select_model(base, token, {
+            "model_name": MINILM, "embedding_dimensions": 384, "precision": "float32"})
         assert code == 200, body
         flask = Path(sys.executable).with_name("flask")
         prepared = subprocess.run([str(flask), "--app", "kgserve", "embedding", "browser"],
@@ -115,7 +111,7 @@ def main() -> None:
               f"cosine {export['accuracy'].get('min_cosine', float('nan')):.4f} to torch float32")
         lib.wait_until(lambda: lib.http("POST", base + "/v1/embeddings",
                                         {"input": "warm"})[0] == 200, 600, "model", proc)
-        script = lib.wrk_script(work, bodies(lib.texts(), MINILM))
+        script = lib.wrk_script(work, lib.bodies(lib.texts(), MINILM))
         queries = lib.texts(args.queries, seed=7)
         with sync_playwright() as pw:
             browser = launch(pw)
@@ -165,7 +161,8 @@ def main() -> None:
             ratio = statistics.median(got["server"]) / statistics.median(got["browser"])
             print(f"  {label}: server round trip p50 / browser p50 = {ratio:.2f}x")
     finally:
-        lib.stop(proc)
+        if proc is not None:
+            lib.stop(proc)
         cluster.stop()
         shutil.rmtree(work, ignore_errors=True)
 

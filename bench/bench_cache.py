@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import secrets
 import shutil
@@ -30,10 +29,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `bench.*` as bench/x.py too
 
 from bench import serve_lib as lib
-from bench.bench_serve import start_database
 
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -87,17 +85,15 @@ class Server:
 def start_kgserve(label: str, cache_mb: int, db_url: str, work: Path) -> Server:
     from tests.support.tiny_models import minilm_dir
 
-    port, token = lib.free_port(), secrets.token_hex(16)
+    token = secrets.token_hex(16)
     env = {"KG_DATABASE_URL": db_url, "KG_ADMIN_TOKEN": token, "KG_CACHE_MB": str(cache_mb)}
-    proc = lib.start_gunicorn(port, env, work / f"gunicorn-{cache_mb}.log")
-    server = Server(label, f"http://127.0.0.1:{port}", "/v1/embeddings", proc)
-    lib.wait_until(lambda: lib.http("GET", server.base + "/healthz")[0] == 200, 120, label, proc)
-    code, body = lib.http("POST", server.base + "/admin/embedding/config", {
-        "provider": "local", "model_name": str(minilm_dir()), "embedding_dimensions": 384,
-        "precision": "float32", "device": "cpu", "batch_size": 32,
-        "allow_dimension_change": True, "updated_by": "bench"},
-        {"Authorization": f"Bearer {token}"}, timeout=600)
+    proc, base = lib.start_kgserve(env, work / f"gunicorn-{cache_mb}.log", label)
+    server = Server(label, base, "/v1/embeddings", proc)
+    code, body = lib.select_model(base, token, {
+        "model_name": str(minilm_dir()), "embedding_dimensions": 384, "precision": "float32",
+        "batch_size": 32}, timeout=600)
     if code != 200:
+        lib.stop(proc)
         raise RuntimeError(f"selecting the model failed: {code} {body}")
     return server
 
@@ -107,15 +103,10 @@ def start_infinity(label: str, binary: str, disk_cache: bool, work: Path) -> Ser
 
     port = lib.free_port()
     flag = "--vector-disk-cache" if disk_cache else "--no-vector-disk-cache"
-    cmd = [binary, "v2", "--model-id", str(minilm_dir()), "--served-model-name", MODEL,
-           "--port", str(port), "--device", "cpu", "--engine", "torch", flag]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "DO_NOT_TRACK": "1",
-           "INFINITY_ANONYMOUS_USAGE_STATS": "0"}
     folder = work / f"infinity-{disk_cache}"  # its disk cache goes below the working folder
     folder.mkdir()
-    with open(folder / "log", "wb") as out:
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True, cwd=folder)
+    proc = lib.start_infinity(binary, minilm_dir(), MODEL, port, folder / "log", "--engine",
+                              "torch", flag, cwd=folder)
     server = Server(label, f"http://127.0.0.1:{port}", "/embeddings", proc)
     try:
         lib.wait_until(lambda: lib.http("GET", server.base + "/models")[0] == 200, 600, label,
@@ -169,7 +160,7 @@ def main() -> None:
     warm = workload(2000, 0.0, per, 3)
     work = Path(tempfile.mkdtemp(prefix="kgbench-cache-"))
     work.chmod(0o755)  # the postgres user must reach the cluster below it
-    cluster, url = start_database(work)
+    cluster, url = lib.start_database(work)
     servers: list[Server] = []
     missing: dict[str, str] = {}
     try:

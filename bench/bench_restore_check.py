@@ -1,9 +1,9 @@
 """What the plain-dump check before `kgmigrate restore` costs on a big dump.
 
-Builds a database of about --size-mb in a throwaway cluster (bench_snapshot's data: the project's
+Builds a database of about --size-mb in a throwaway cluster (snapshot_lib's data: the project's
 schema, JSONB, text, float arrays), dumps it as plain SQL twice (pg_dump's COPY format, and
 `--inserts`, one INSERT a row, the worst case for a lexer), then times, each in a fresh process,
-alternating, median of --runs: the check (kgmigrate.manifest.plain_hazard), a sha256 of the same
+alternating, median of --runs: the check (kgmigrate.snapshot.manifest.plain_hazard), a sha256 of the same
 file (what reading it costs), and once, for scale, psql restoring it in one transaction. Prints
 seconds, MB/s, the ratio to sha256 and each process's peak memory.
 
@@ -22,8 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_snapshot import build, fresh_db
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `bench.*` as bench/x.py too
 
+from bench import snapshot_lib as lib
 from kgmigrate.postgres.localdb import LocalCluster
 from kgmigrate.postgres.programs import find_binary
 
@@ -58,7 +59,7 @@ def main() -> None:
     cluster = LocalCluster(root / "pg", dbname="postgres", fast=True)
     try:
         cluster.start()
-        url = build(cluster, args.size_mb)
+        url = lib.build(cluster, args.size_mb)
         pg_dump, psql = str(find_binary("pg_dump", 15)), str(find_binary("psql", 15))
         dumps = {"COPY": root / "copy.sql", "--inserts": root / "inserts.sql"}
         subprocess.run([pg_dump, "-d", url, "-f", str(dumps["COPY"])], check=True)
@@ -74,7 +75,7 @@ def main() -> None:
                 assert c[2] == "None", f"the check refused the dump: {c[2]}"
                 checks.append(c)
                 hashes.append(h)
-            target = fresh_db(cluster, "restored")
+            target = lib.fresh_db(cluster, "restored")
             restore_s, _, _ = timed_plain([psql, "-X", "-q", "-v", "ON_ERROR_STOP=1",
                                      "--single-transaction", "-d", target, "-f", str(path)])
             check_s = statistics.median(c[0] for c in checks)

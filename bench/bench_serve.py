@@ -22,13 +22,12 @@ import json
 import os
 import secrets
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `bench.*` as bench/x.py too
 
 from bench import backends_lib as blib
 from bench import serve_lib as lib
@@ -50,24 +49,6 @@ def model_folder(name: str) -> tuple[Path, int]:
     return target, 768
 
 
-def start_database(root: Path):
-    """A fast throwaway cluster with the project's schema applied by kgmigrate; (cluster, URL)."""
-    from kgmigrate.postgres.localdb import LocalCluster
-
-    cluster = LocalCluster(root / "pg", dbname="kg", fast=True, port=lib.free_port())
-    cluster.start()
-    url = cluster.url()
-    subprocess.run([sys.executable, "-m", "kgmigrate", "--database-url", url,
-                    "--migrations-dir", str(lib.REPO / "schema" / "migrations"),
-                    "--backups-dir", str(root / "backups"), "up", "-y"],
-                   check=True, capture_output=True, cwd=lib.REPO)
-    return cluster, url
-
-
-def bodies(sample: list[str], model: str) -> list[str]:
-    return [json.dumps({"input": t, "model": model}) for t in sample]
-
-
 def measure(base: str, path: str, payloads: list[str], work: Path, seconds: float,
             after_warmup=lambda: None, warmup: int = 1000) -> dict:
     """Warm up with `warmup` requests, then 32 clients and 1 client for `seconds` each."""
@@ -83,17 +64,14 @@ def measure(base: str, path: str, payloads: list[str], work: Path, seconds: floa
 def bench_kgserve(folder: Path, dims: int, db_url: str, payloads: list[str], work: Path,
                   seconds: float, more: int, backend: str = "torch", precision: str = "float32",
                   warmup: int = 1000) -> dict | str:
-    port, token = lib.free_port(), secrets.token_hex(16)
-    log = work / "gunicorn.log"
-    proc = lib.start_gunicorn(port, {"KG_DATABASE_URL": db_url, "KG_ADMIN_TOKEN": token}, log)
-    base = f"http://127.0.0.1:{port}"
+    token = secrets.token_hex(16)
+    proc, base = lib.start_kgserve({"KG_DATABASE_URL": db_url, "KG_ADMIN_TOKEN": token},
+                                   work / "gunicorn.log")
     admin = {"Authorization": f"Bearer {token}"}
     try:
-        lib.wait_until(lambda: lib.http("GET", base + "/healthz")[0] == 200, 120, "kgserve", proc)
-        code, body = lib.http("POST", base + "/admin/embedding/config", {
-            "provider": "local", "model_name": str(folder), "embedding_dimensions": dims,
-            "precision": precision, "backend": backend, "device": "cpu", "batch_size": 32,
-            "allow_dimension_change": True, "updated_by": "bench"}, admin, timeout=1800)
+        code, body = lib.select_model(base, token, {
+            "model_name": str(folder), "embedding_dimensions": dims, "precision": precision,
+            "backend": backend, "batch_size": 32})
         if code == 422:
             return f"refused: {body.get('message', body)}"[:300]
         if code != 200:
@@ -139,7 +117,7 @@ def bench_infinity(binary: str, folder: Path, payloads_for, work: Path,
                    warmup: int = 1000) -> dict | str:
     port = lib.free_port()
     log = work / f"infinity-{engine}.log"
-    proc = blib.start_infinity(binary, folder, "bench-model", port, log, engine)
+    proc = lib.start_infinity(binary, folder, "bench-model", port, log, "--engine", engine)
     base = f"http://127.0.0.1:{port}"
     try:
         lib.wait_until(lambda: lib.http("GET", base + "/models")[0] == 200, 600, "infinity",
@@ -251,7 +229,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="kgbench-", dir="/tmp") as tmp:
         work = Path(tmp)
         os.chmod(work, 0o755)  # the postgres user must reach the cluster below it
-        cluster, db_url = start_database(work)
+        cluster, db_url = lib.start_database(work)
         try:
             for name in args.models.split(","):
                 folder, dims = model_folder(name)
@@ -263,7 +241,7 @@ def main() -> None:
                 ours: dict = {}
                 for backend, precision in matrix:
                     ours[(backend, precision)] = bench_kgserve(
-                        folder, dims, db_url, bodies(sample, str(folder)), work, args.seconds,
+                        folder, dims, db_url, lib.bodies(sample, str(folder)), work, args.seconds,
                         more, backend, precision, warmup)
                     print(f"  kgserve {backend} {precision} done ({time.monotonic() - started:.0f}s)",
                           flush=True)
@@ -273,7 +251,8 @@ def main() -> None:
                         infs[engine or "-"] = "not installed"
                         continue
                     infs[engine] = bench_infinity(args.infinity, folder,
-                                                  lambda m: bodies(sample, m), work, args.seconds,
+                                                  lambda m: lib.bodies(sample, m), work,
+                                                  args.seconds,
                                                   engine, probes, ref, warmup)
                 raws = {f"{b} {p}": blib.raw_kgserve(folder, dims, b, p, sample, args.raw_seconds)
                         for b, p in matrix if b != "torch"}

@@ -9,24 +9,14 @@ removes the old runner's tracking row, so every tool ends with an empty public.s
 from __future__ import annotations
 
 import statistics
-import sys
 from pathlib import Path
-from urllib.parse import quote
 
-from bench_migrate import Bench, body, check_applied, timed
+from bench import migrate_lib as lib
 
 
 def _drop(v: int) -> list[str]:
     return [f"DROP TABLE bench_{v:04d};",
             f"DELETE FROM public.schema_migrations WHERE version = {v};"]
-
-
-def _checkpoint(bench: Bench, name: str) -> None:
-    """Flush what the untimed `up` wrote, so no tool's timed reversal pays for it."""
-    import psycopg
-
-    with psycopg.connect(bench.cluster.url(name), autocommit=True) as conn:
-        conn.execute("CHECKPOINT")
 
 
 def generate_down(root: Path, n: int) -> dict[str, Path]:
@@ -35,7 +25,7 @@ def generate_down(root: Path, n: int) -> dict[str, Path]:
     for d in dirs.values():
         d.mkdir(parents=True)
     for v in range(1, n + 1):
-        up, down = "\n".join(body(v)), "\n".join(_drop(v))
+        up, down = "\n".join(lib.body(v)), "\n".join(_drop(v))
         name = f"{v:04d}_bench_{v:04d}"
         for tool in ("kgmigrate", "psql"):
             (dirs[tool] / f"{name}.sql").write_text(f"-- Migration {v:04d}\n{up}\n")
@@ -47,56 +37,53 @@ def generate_down(root: Path, n: int) -> dict[str, Path]:
     return dirs
 
 
-def _kgmigrate(bench: Bench, dirs: dict, n: int, *extra: str) -> float:
+def _kgmigrate(bench: lib.Bench, dirs: dict, n: int, *extra: str) -> float:
     name, url = bench.fresh_db()
-    base = [str(Path(sys.executable).with_name("kgmigrate")), "--database-url", url,
-            "--migrations-dir", str(dirs["kgmigrate"]), "--no-baseline"]
-    timed([[*base, "up", "-y", "--lint=off"]])
-    _checkpoint(bench, name)
-    t = timed([[*base, "down", "--to", "0", "-y", *extra]])
-    check_applied(bench, name, 0)
+    base = [lib.kgmigrate_exe(), "--database-url", url, "--migrations-dir",
+            str(dirs["kgmigrate"]), "--no-baseline"]
+    lib.timed([[*base, "up", "-y", "--lint=off"]])
+    bench.checkpoint(name)
+    t = lib.timed([[*base, "down", "--to", "0", "-y", *extra]])
+    bench.check_applied(name, 0)
     return t
 
 
-def _psql(bench: Bench, dirs: dict, n: int) -> float:
+def _psql(bench: lib.Bench, dirs: dict, n: int) -> float:
     from kgmigrate.postgres.programs import find_binary
 
     name, url = bench.fresh_db(with_tracking=True)
     psql = [str(find_binary("psql")), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-1", "-d", url, "-f"]
-    timed([[*psql, str(dirs["psql"] / f"{v:04d}_bench_{v:04d}.sql")] for v in range(1, n + 1)])
-    _checkpoint(bench, name)
-    t = timed([[*psql, str(dirs["psql"] / f"{v:04d}_bench_{v:04d}.down.sql")]
-               for v in range(n, 0, -1)])
-    check_applied(bench, name, 0)
+    lib.timed([[*psql, str(dirs["psql"] / f"{v:04d}_bench_{v:04d}.sql")]
+               for v in range(1, n + 1)])
+    bench.checkpoint(name)
+    t = lib.timed([[*psql, str(dirs["psql"] / f"{v:04d}_bench_{v:04d}.down.sql")]
+                   for v in range(n, 0, -1)])
+    bench.check_applied(name, 0)
     return t
 
 
-def _dbmate(bench: Bench, dirs: dict, n: int, exe: str) -> float:
+def _dbmate(bench: lib.Bench, dirs: dict, n: int, exe: str) -> float:
     name, _ = bench.fresh_db(with_tracking=True)
-    url = (f"postgres://postgres@/{name}?socket={quote(str(bench.cluster.sockdir), safe='/')}"
-           f"&port={bench.cluster.port}&sslmode=disable")
-    cmd = [exe, "--url", url, "--migrations-dir", str(dirs["dbmate"]), "--migrations-table",
-           "dbmate_migrations", "--no-dump-schema"]
-    timed([[*cmd, "up"]])
-    _checkpoint(bench, name)
-    t = timed([[*cmd, "rollback"]] * n)
-    check_applied(bench, name, 0)
+    cmd = [exe, "--url", bench.dbmate_url(name), "--migrations-dir", str(dirs["dbmate"]),
+           "--migrations-table", "dbmate_migrations", "--no-dump-schema"]
+    lib.timed([[*cmd, "up"]])
+    bench.checkpoint(name)
+    t = lib.timed([[*cmd, "rollback"]] * n)
+    bench.check_applied(name, 0)
     return t
 
 
-def _yoyo(bench: Bench, dirs: dict, n: int, exe: str) -> float:
+def _yoyo(bench: lib.Bench, dirs: dict, n: int, exe: str) -> float:
     name, _ = bench.fresh_db(with_tracking=True)
-    url = (f"postgresql://postgres@/{name}?host={quote(str(bench.cluster.sockdir), safe='')}"
-           f"&port={bench.cluster.port}")
-    cmd = ["--batch", "--no-config-file", "--database", url, str(dirs["yoyo"])]
-    timed([[exe, "apply", *cmd]])
-    _checkpoint(bench, name)
-    t = timed([[exe, "rollback", "--all", *cmd]])
-    check_applied(bench, name, 0)
+    cmd = ["--batch", "--no-config-file", "--database", bench.yoyo_url(name), str(dirs["yoyo"])]
+    lib.timed([[exe, "apply", *cmd]])
+    bench.checkpoint(name)
+    t = lib.timed([[exe, "rollback", "--all", *cmd]])
+    bench.check_applied(name, 0)
     return t
 
 
-def down_runs(bench: Bench, n: int, repeat: int, dbmate: str | None,
+def down_runs(bench: lib.Bench, n: int, repeat: int, dbmate: str | None,
               yoyo: str | None) -> dict[str, list[float]]:
     """Time the reversal of n migrations by each tool, round robin, `repeat` times."""
     dirs = generate_down(bench.root / "down", n)
@@ -107,11 +94,7 @@ def down_runs(bench: Bench, n: int, repeat: int, dbmate: str | None,
         tools[f"dbmate rollback x{n}"] = lambda: _dbmate(bench, dirs, n, dbmate)
     if yoyo:
         tools["yoyo rollback --all"] = lambda: _yoyo(bench, dirs, n, yoyo)
-    runs: dict[str, list[float]] = {label: [] for label in tools}
-    for _ in range(repeat):
-        for label, fn in tools.items():
-            runs[label].append(fn())
-    return runs
+    return lib.round_robin(tools, repeat)
 
 
 def print_down(runs: dict[str, list[float]], n: int) -> None:

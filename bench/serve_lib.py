@@ -1,4 +1,5 @@
-"""Helpers for bench_serve.py: texts, wrk runs, servers (kgserve, infinity-emb), RSS, raw encode."""
+"""Helpers for the serving benchmarks: texts, a database, wrk runs, servers (kgserve, infinity-emb),
+RSS, raw encode."""
 
 from __future__ import annotations
 
@@ -66,6 +67,25 @@ def wait_until(check, seconds: float, what: str, proc: subprocess.Popen | None =
             return
         time.sleep(0.25)
     raise RuntimeError(f"{what}: not ready within {seconds:g}s")
+
+
+def start_database(root: Path):
+    """A fast throwaway cluster with the project's schema applied by kgmigrate; (cluster, URL)."""
+    from kgmigrate.postgres.localdb import LocalCluster
+
+    cluster = LocalCluster(root / "pg", dbname="kg", fast=True, port=free_port())
+    cluster.start()
+    url = cluster.url()
+    subprocess.run([sys.executable, "-m", "kgmigrate", "--database-url", url,
+                    "--migrations-dir", str(REPO / "schema" / "migrations"),
+                    "--backups-dir", str(root / "backups"), "up", "-y"],
+                   check=True, capture_output=True, cwd=REPO)
+    return cluster, url
+
+
+def bodies(sample: list[str], model: str) -> list[str]:
+    """/v1/embeddings request bodies, one text each."""
+    return [json.dumps({"input": t, "model": model}) for t in sample]
 
 
 # -- wrk -----------------------------------------------------------------------------------
@@ -176,16 +196,38 @@ def start_gunicorn(port: int, env: dict[str, str], log: Path) -> subprocess.Pope
                                 stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def start_infinity(binary: str, model_dir: Path, name: str, port: int,
-                   log: Path) -> subprocess.Popen:
-    """infinity-emb v2 on `model_dir` (offline), its defaults otherwise."""
+def start_kgserve(env: dict[str, str], log: Path, what: str = "kgserve"
+                  ) -> tuple[subprocess.Popen, str]:
+    """gunicorn on a free port, once /healthz answers; (process, base URL). Stopped on failure."""
+    port = free_port()
+    proc = start_gunicorn(port, env, log)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: http("GET", base + "/healthz")[0] == 200, 120, what, proc)
+    except BaseException:
+        stop(proc)
+        raise
+    return proc, base
+
+
+def select_model(base: str, token: str, config: dict, timeout: float = 1800) -> tuple[int, dict]:
+    """Activate a local model on the CPU through the admin API; (status, JSON body)."""
+    body = {"provider": "local", "device": "cpu", "allow_dimension_change": True,
+            "updated_by": "bench", **config}
+    return http("POST", base + "/admin/embedding/config", body,
+                {"Authorization": f"Bearer {token}"}, timeout=timeout)
+
+
+def start_infinity(binary: str, model_dir: Path, name: str, port: int, log: Path, *flags: str,
+                   cwd: Path | None = None) -> subprocess.Popen:
+    """infinity-emb v2 on `model_dir` on the CPU, offline, with `flags` (e.g. --engine torch)."""
     cmd = [binary, "v2", "--model-id", str(model_dir), "--served-model-name", name,
-           "--port", str(port), "--device", "cpu"]
+           "--port", str(port), "--device", "cpu", *flags]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "DO_NOT_TRACK": "1",
            "INFINITY_ANONYMOUS_USAGE_STATS": "0"}
     with open(log, "wb") as out:
         return subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+                                start_new_session=True, cwd=cwd)
 
 
 def infinity_available(binary: str | None) -> bool:
@@ -193,19 +235,25 @@ def infinity_available(binary: str | None) -> bool:
 
 
 # -- raw sentence-transformers ---------------------------------------------------------------
+# Source for child processes: texts/s of `encode(chunk, size)` over `texts` for `seconds`.
+RATE = """
+def rate(size):
+    done, i, start = 0, 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        encode([texts[(i + k) % len(texts)] for k in range(size)], size)
+        done, i = done + size, i + size
+    return done / (time.perf_counter() - start)
+"""
+
 _RAW = """
 import json, sys, time
 from sentence_transformers import SentenceTransformer
 model_dir, seconds, texts = sys.argv[1], float(sys.argv[2]), json.loads(sys.stdin.read())
 m = SentenceTransformer(model_dir, device="cpu", local_files_only=True)
 m.encode(texts[:32], batch_size=32)
-def rate(size):
-    done, i, start = 0, 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        chunk = [texts[(i + k) % len(texts)] for k in range(size)]
-        m.encode(chunk, batch_size=size)
-        done, i = done + size, i + size
-    return done / (time.perf_counter() - start)
+def encode(chunk, size):
+    m.encode(chunk, batch_size=size)
+""" + RATE + """
 print(json.dumps({"one": rate(1), "batch32": rate(32)}))
 """
 

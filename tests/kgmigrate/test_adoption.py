@@ -26,6 +26,7 @@ def schema(tmp_path):
     return dst
 
 
+@pytest.mark.slow
 def test_old_database_reads_without_being_changed(schema, db_url, db, kgmigrate):
     old_runner(db_url, schema)
     assert columns(db, "public.schema_migrations") == OLD_COLUMNS

@@ -143,7 +143,7 @@ def test_help_does_not_import_heavy_packages(args):
 @pytest.mark.parametrize("args", [["--help"], ["up", "--help"], ["snapshot", "--help"],
                                   ["lint", "--help"], ["localdb", "--help"], ["--version"]])
 def test_help_loads_no_database_driver_and_no_sql_parser(args):
-    # What keeps `kgmigrate --help` fast (README): psycopg and pglast load only when a command runs.
+    # What keeps `kgmigrate --help` fast (docs/kgmigrate.md): psycopg and pglast load only when a command runs.
     code = ("import sys\nfrom kgmigrate.cli import main\nsys.argv = ['kgmigrate', *sys.argv[1:]]\n"
             "try:\n    main()\nexcept SystemExit as exc:\n    assert exc.code == 0, exc.code\n"
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'psycopg', 'pglast'}))\n")

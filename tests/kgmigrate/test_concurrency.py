@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import signal
 
+import pytest
+
 from kgmigrate.apply.locks.runner import LOCK_KEY
 from tests.support.kgm import (
     kgmigrate_proc,
@@ -18,6 +20,7 @@ from tests.support.waiting import wait_for
 RUNNERS = 6
 
 
+@pytest.mark.slow
 def test_six_runners_at_once_apply_each_migration_exactly_once(migrations, db_url, db):
     # Every file logs itself without ON CONFLICT: running one twice leaves two log rows.
     migrations.baseline("CREATE SCHEMA kg_api;\n"
@@ -73,6 +76,7 @@ def test_status_and_dry_run_do_not_wait_for_the_lock(kgmigrate, migrations, db):
     assert kgmigrate("up", "--dry-run").exit_code == 0
 
 
+@pytest.mark.slow
 def test_kill_9_mid_migration_leaves_nothing_and_the_next_run_finishes(migrations, db_url, db):
     db.execute("CREATE TABLE kgt_control (sleep_s FLOAT NOT NULL)")
     db.execute("INSERT INTO kgt_control VALUES (600)")

@@ -70,6 +70,7 @@ class Readers:
 
 
 @pytest.mark.timeout(120)
+@pytest.mark.slow
 def test_up_gives_up_retries_names_the_blocker_and_applies_nothing(busy, blocker, db_url, db):
     busy.add("002_alter.sql", "CREATE TABLE kgt_side (x BIGINT);\n"
                               "ALTER TABLE kgt_busy ADD COLUMN note TEXT;\n")
@@ -100,6 +101,7 @@ def test_up_gives_up_retries_names_the_blocker_and_applies_nothing(busy, blocker
 
 
 @pytest.mark.timeout(120)
+@pytest.mark.slow
 def test_blocker_that_commits_during_the_retries_lets_the_migration_through(busy, blocker,
                                                                             db_url, db):
     busy.add("002_alter.sql", "ALTER TABLE kgt_busy ADD COLUMN note TEXT;\n")
@@ -164,6 +166,7 @@ def test_zero_keeps_the_database_s_own_lock_timeout(migrations, db_url, db):
 
 
 @pytest.mark.timeout(120)
+@pytest.mark.slow
 def test_create_index_concurrently_is_not_cut_short(busy, db_url, db):
     # CONCURRENTLY waits for open writers without blocking anyone; giving up would leave an
     # invalid index behind. It keeps the database's own lock_timeout.

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import signal
 
+import pytest
+
 from tests.support.kgm import (
     kgmigrate_proc,
     run_kgmigrate,
@@ -13,6 +15,8 @@ from tests.support.kgm import (
     tracked,
 )
 from tests.support.waiting import wait_for
+
+pytestmark = pytest.mark.slow
 
 RUNNERS = 6
 

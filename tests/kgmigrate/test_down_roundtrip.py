@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.support.kgm import latest_version, schema_dump, tracked
 
 
+@pytest.mark.slow
 def test_down_to_each_version_matches_a_fresh_up_to_it(kgmigrate, repo_schema, db_url, db,
                                                         pg_cluster):
     from tests.support.pg import create_database, drop_database

@@ -80,6 +80,7 @@ def test_localdb_start_status_url_stop(localdb_dir):
     assert "was not running" in _kg("localdb", "stop").output
 
 
+@pytest.mark.slow
 def test_localdb_start_without_migrating(localdb_dir):
     result = _kg("localdb", "start", "--no-migrate")
     assert result.exit_code == 0, result.output

@@ -88,7 +88,7 @@ def test_wrong_password_fails_cleanly_and_masked(secured, kgmigrate, tmp_path):
 @pytest.mark.parametrize("conninfo", [
     f"postgresql://u:{quote(PASSWORD, safe='')}@db.example:5433/kg?sslmode=prefer",
     f"host=db.example port=5433 dbname=kg user=u password='{PASSWORD}'",
-])
+], ids=["url", "keywords"])  # the same ids in every process (pytest-xdist); the password varies
 def test_argv_never_holds_the_password(conninfo, tmp_path):
     argv, env = dump_command(find_binary("pg_dump"), conninfo, "custom", 1)
     assert env["PGPASSWORD"] == PASSWORD

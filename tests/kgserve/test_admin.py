@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import psycopg
+import pytest
 
 from tests.support.kgs import MINILM, MINILM_BODY, serve
 from tests.support.waiting import join, start_threads, wait_for
@@ -106,6 +107,7 @@ def test_over_max_memory_is_refused(client, admin, kg_url):
     assert active_rows(kg_url) == [(1, "openai", "text-embedding-3-small")]
 
 
+@pytest.mark.slow
 def test_reload_rebuilds_from_the_active_row(client, admin, minilm):
     first = client.get("/admin/embedding/config", headers=admin).get_json()["model_status"]
     resp = client.post("/admin/embedding/config/reload", headers=admin)
@@ -124,6 +126,7 @@ def test_history_limit(client, admin, minilm):
     assert resp.status_code == 422 and resp.get_json()["param"] == "limit"
 
 
+@pytest.mark.slow
 def test_requests_during_a_switch_are_all_answered(app, client, admin, minilm, tiny_nomic_dir):
     import json
     import threading

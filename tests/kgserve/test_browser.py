@@ -21,7 +21,7 @@ from tests.support.kgs import ADMIN_TOKEN, MINILM, MINILM_BODY, make_app, migrat
 from tests.support.pg import create_database, drop_database
 from tests.support.tiny_models import model_variant
 
-pytestmark = pytest.mark.timeout(900)
+pytestmark = [pytest.mark.timeout(900), pytest.mark.browser]
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 LONG = " ".join(["PostgreSQL keeps the vectors next to the rows they describe."] * 60)
 BOUND = {False: 0.999, True: 0.99}  # float graph, int8-weight graph: min cosine to the server

@@ -77,6 +77,7 @@ def test_a_model_a_browser_cannot_run_says_why(change, reason, tiny_nomic_dir, t
     assert reason in summary["browser_unavailable"]
 
 
+@pytest.mark.export
 def test_model_files_are_exported_on_first_request_and_cached_for_good(client, admin, minilm):
     url = client.get("/embedding/config").get_json()["browser"]["model_url"]
     resp = client.get(url + "config.json")  # exports MiniLM unless this session did already
@@ -160,6 +161,7 @@ def test_a_failed_export_is_remembered_and_retried_on_request(tiny_nomic_dir, tm
         browser_export.prepare(row)  # the operator's command tries again
 
 
+@pytest.mark.export
 def test_the_cli_prepares_the_export(app, admin, minilm):
     runner = app.test_cli_runner()
     out = runner.invoke(args=["embedding", "browser"])

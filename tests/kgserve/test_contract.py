@@ -3,6 +3,7 @@ app (real MiniLM, real PostgreSQL), bounded, and checks each answer against the 
 
 from __future__ import annotations
 
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import positive_data_acceptance
@@ -33,6 +34,7 @@ def fuzz(operation) -> None:
     keeps_its_contract()
 
 
+@pytest.mark.slow
 def test_every_documented_operation_keeps_its_contract(app, minilm):
     schema = schemathesis.openapi.from_wsgi("/openapi.json", app)
     operations = [result.ok() for result in schema.get_all_operations()]

@@ -27,6 +27,7 @@ def torch_minilm():
 
 
 @pytest.mark.parametrize("backend", ["onnx", "openvino"])
+@pytest.mark.export
 def test_float32_exports_serve_what_torch_serves(backend, torch_minilm, model_cache):
     provider = loaded(cpu(backend))
     try:
@@ -47,6 +48,7 @@ def test_float32_exports_serve_what_torch_serves(backend, torch_minilm, model_ca
 
 
 @pytest.mark.parametrize("backend", ["onnx", "openvino"])
+@pytest.mark.export
 def test_int8_is_served_only_when_the_guard_passes(backend, torch_minilm):
     provider = build_provider(cpu(backend, "int8"))
     try:
@@ -64,6 +66,7 @@ def test_int8_is_served_only_when_the_guard_passes(backend, torch_minilm):
         provider.close()
 
 
+@pytest.mark.export
 def test_kg_min_cosine_overrides_the_bound(monkeypatch):
     monkeypatch.setenv("KG_MIN_COSINE", "0.9999999")
     with pytest.raises(AccuracyRefused, match="bound 0.9999999"):
@@ -120,6 +123,7 @@ def test_a_model_needing_remote_code_is_refused_with_the_reason(tiny_nomic_dir, 
 # -- through the admin API ------------------------------------------------------------------
 
 
+@pytest.mark.export
 def test_admin_api_serves_onnx_and_reports_the_guard(client, admin, kg_url, caplog):
     with caplog.at_level(logging.INFO, logger="kgserve"):
         resp = client.post("/admin/embedding/config", json=ONNX_BODY, headers=admin)
@@ -143,6 +147,7 @@ def test_admin_api_serves_onnx_and_reports_the_guard(client, admin, kg_url, capl
     assert re.search(series, metrics)
 
 
+@pytest.mark.export
 def test_a_refused_config_changes_nothing(client, admin, kg_url, minilm, monkeypatch):
     before = client.get("/admin/embedding/config", headers=admin).get_json()
     threads = torch.get_num_threads()
@@ -162,6 +167,7 @@ def test_a_refused_config_changes_nothing(client, admin, kg_url, minilm, monkeyp
     assert 'kgserve_accuracy_guard_refusals_total{backend="onnx"' in metrics
 
 
+@pytest.mark.slow
 def test_a_refused_torch_config_leaves_the_thread_count(client, admin, minilm):
     threads = torch.get_num_threads()
     resp = client.post("/admin/embedding/config", headers=admin,
@@ -171,6 +177,7 @@ def test_a_refused_torch_config_leaves_the_thread_count(client, admin, minilm):
     assert torch.get_num_threads() == threads
 
 
+@pytest.mark.export
 def test_cli_sets_the_backend(app, kg_url):
     import json
 

@@ -11,6 +11,8 @@ from tests.support.kgs import MINILM, MINILM_BODY, make_app, migrate
 from tests.support.pg import create_database, destroy_cluster, make_cluster
 from tests.support.waiting import wait_for
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def own_cluster():

@@ -47,6 +47,7 @@ def test_a_request_past_its_deadline_gets_503_and_no_model_time(gated, client):
     assert any("in time" in call for call in gate.calls)
 
 
+@pytest.mark.slow
 def test_the_server_default_applies_without_the_header(make, admin):
     from tests.support.kgs import MINILM_BODY
 
@@ -63,6 +64,7 @@ def test_the_server_default_applies_without_the_header(make, admin):
     assert not any("waits too long" in call for call in gate.calls)
 
 
+@pytest.mark.slow
 def test_a_client_that_hung_up_is_dropped_before_its_model_call(gated):
     app, queue, gate = gated
     before = dropped("client_gone")
@@ -81,6 +83,7 @@ def test_a_client_that_hung_up_is_dropped_before_its_model_call(gated):
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "abc", "nan", "inf", "3601"])
+@pytest.mark.slow
 def test_a_bad_timeout_header_is_a_400(client, minilm, value):
     resp = client.post("/v1/embeddings", json={"input": "x"},
                        headers={"x-request-timeout": value})

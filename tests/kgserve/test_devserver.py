@@ -14,6 +14,7 @@ import urllib.request
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from tests.support.kgs import MINILM, REPO, call, free_port
 from tests.support.waiting import stop_process
@@ -21,6 +22,8 @@ from tests.support.waiting import stop_process
 BOUND = 300
 
 
+@pytest.mark.gunicorn
+@pytest.mark.export
 def test_cli_set_then_devserver_serves_and_prints_the_examples(kg_url):
     bindir = Path(sys.executable).parent
     env = {**os.environ, "KG_DATABASE_URL": kg_url, "HF_HUB_OFFLINE": "1"}
@@ -68,7 +71,7 @@ def test_cli_set_then_devserver_serves_and_prints_the_examples(kg_url):
         assert f"kgserve is ready on {base}" in seen and f"curl -s {base}/v1/embeddings" in seen
         assert f"backend {winner[0]} {winner[1]}" in seen, seen[-1500:]
         assert "OpenAI(base_url=" in seen
-        assert f"open {base}/browser/" in seen  
+        assert f"open {base}/browser/" in seen
         with urllib.request.urlopen(f"{base}/browser/", timeout=30) as resp:
             assert resp.status == 200 and b"page.js" in resp.read()
         token = re.search(r"KG_ADMIN_TOKEN=(\S+)\s+\(generated for this run\)", seen).group(1)

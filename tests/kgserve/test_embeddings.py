@@ -58,6 +58,7 @@ def test_dimensions_truncate_and_renormalise(client, minilm):
 
 
 @pytest.mark.parametrize("dims", [385, 0, -1])
+@pytest.mark.slow
 def test_dimensions_out_of_range(client, minilm, dims):
     resp = client.post("/v1/embeddings", json={"input": "x", "dimensions": dims})
     assert resp.status_code == 400

@@ -55,6 +55,7 @@ def decode(items, fmt, size):
 
 @pytest.mark.parametrize("dims", [None, 100])
 @pytest.mark.parametrize("fmt", ["int8", "uint8", "binary", "ubinary"])
+@pytest.mark.slow
 def test_decoded_bytes_equal_sentence_transformers_quantization(served, fmt, dims):
     _, client = served
     d = dims or 384

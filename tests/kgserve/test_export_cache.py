@@ -64,6 +64,7 @@ def test_an_entry_is_made_once_then_reused(tiny_nomic_dir, tmp_path):
     assert [p.name for p in first.path.parent.iterdir() if p.name.startswith(".tmp")] == []
 
 
+@pytest.mark.slow
 def test_a_corrupt_entry_is_detected_and_rebuilt(tiny_nomic_dir, tmp_path, caplog):
     exporter = Exporter("tiny", tiny_nomic_dir, torch_parts(tiny_nomic_dir), root=tmp_path)
     entry = exporter.ensure(ONNX32)
@@ -97,6 +98,7 @@ Exporter("tiny", Path(sys.argv[1]), lambda: (None, None), root=Path(sys.argv[2])
 """
 
 
+@pytest.mark.slow
 def test_a_crash_mid_export_leaves_nothing_a_load_trusts(tiny_nomic_dir, tmp_path):
     proc = subprocess.run([sys.executable, "-c", _CRASH, str(tiny_nomic_dir), str(tmp_path)],
                           cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
@@ -110,6 +112,7 @@ def test_a_crash_mid_export_leaves_nothing_a_load_trusts(tiny_nomic_dir, tmp_pat
     assert [p.name for p in root.iterdir() if p.name.startswith(".tmp-")] == []
 
 
+@pytest.mark.export
 def test_the_guard_refuses_a_broken_export(client, admin, kg_url, model_cache, monkeypatch,
                                            tmp_path):
     """A well-formed entry with wrong numbers (an exporter bug) is caught by the guard."""
@@ -169,6 +172,7 @@ def gunicorn_with_onnx_active(kg_url, tiny_nomic_dir, tmp_path):
         stop_process(proc)
 
 
+@pytest.mark.gunicorn
 def test_two_gunicorn_workers_export_once_and_both_serve(gunicorn_with_onnx_active):
     base, proc, log, cache = gunicorn_with_onnx_active
     seen: dict[int, dict] = {}

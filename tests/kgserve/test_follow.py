@@ -37,6 +37,7 @@ def test_a_change_in_one_worker_reaches_the_other(apps, admin):
     assert out.status_code == 200 and out.get_json()["model"] == MINILM
 
 
+@pytest.mark.slow
 def test_reload_in_one_worker_rebuilds_the_others(apps, admin):
     a, b = apps
     resp = a.test_client().post("/admin/embedding/config", json=MINILM_BODY, headers=admin)
@@ -49,6 +50,7 @@ def test_reload_in_one_worker_rebuilds_the_others(apps, admin):
     assert served(b)["state"] == "ready"
 
 
+@pytest.mark.slow
 def test_the_periodic_check_catches_a_missed_notification(kg_url, admin):
     app = make_app(kg_url, LISTENER=True, POLL_INTERVAL=0.5)
     try:
@@ -67,6 +69,7 @@ def test_the_periodic_check_catches_a_missed_notification(kg_url, admin):
         shutdown(app)
 
 
+@pytest.mark.slow
 def test_a_worker_that_cannot_load_the_new_model_keeps_the_old_one(apps, admin, kg_url):
     a, b = apps
     resp = a.test_client().post("/admin/embedding/config", json=MINILM_BODY, headers=admin)

@@ -5,10 +5,13 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import pytest
 
 from tests.support.gunicorn import BOUND
 from tests.support.kgs import MINILM, MINILM_BODY, OPENAI_BODY, call
 from tests.support.waiting import wait_for
+
+pytestmark = pytest.mark.gunicorn
 
 
 def test_two_workers_follow_a_switch_to_openai_and_back(gunicorn_server, openai_stub):

@@ -10,6 +10,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+pytestmark = pytest.mark.gunicorn
+
 LIMIT = 8 * 1024 * 1024  # KG_MAX_CONTENT_LENGTH's default, which the server runs with
 
 

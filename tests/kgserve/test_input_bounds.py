@@ -10,6 +10,7 @@ SURROGATE = '{"input": ["fine", "a\\ud800b"]}'  # valid JSON, but not text
 
 
 @pytest.mark.parametrize("batching", [True, False])
+@pytest.mark.slow
 def test_a_lone_surrogate_is_a_400_naming_its_input(make, batching):
     app = make(BATCHING=batching)
     client = app.test_client()

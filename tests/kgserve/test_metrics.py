@@ -138,6 +138,7 @@ def test_a_bad_input_fails_only_its_request(client, minilm, app, monkeypatch):
         solo["data"][1]["embedding"], abs=1e-5)
 
 
+@pytest.mark.gunicorn
 def test_metrics_add_up_across_gunicorn_workers(gunicorn_server):
     srv = gunicorn_server
     code, body = call(srv.base, "POST", "/admin/embedding/config", MINILM_BODY, admin=True)

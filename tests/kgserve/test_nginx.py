@@ -14,6 +14,8 @@ import pytest
 from tests.support.kgs import MINILM_BODY, REPO, call, free_port
 from tests.support.waiting import stop_process, wait_for
 
+pytestmark = [pytest.mark.nginx, pytest.mark.gunicorn]
+
 SLOW_CLIENTS = 200  # the count: far more than gunicorn's 2 x 32 threads
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 

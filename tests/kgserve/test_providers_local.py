@@ -252,6 +252,7 @@ def test_nomic_matryoshka(nomic):
         assert out.shape == (4, size) and np.allclose(out, head, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_nomic_from_the_hf_cache_uses_the_known_prompts(tmp_path, monkeypatch):
     """A nomic id found in the local HF cache loads offline and gets nomic's task prefixes."""
     hub = tmp_path / "hub"

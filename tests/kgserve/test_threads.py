@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 
-from kgserve.runtime import runtime
+import pytest
+
 from kgserve.threads import cores, default_threads
+from kgserve.runtime import runtime
 from tests.support.kgs import MINILM_BODY
 
 
@@ -31,6 +33,7 @@ def test_num_threads_is_bounded_by_the_cores(app, client, admin, minilm):
     assert os_threads() <= before + cores() + 2
 
 
+@pytest.mark.slow
 def test_a_config_without_num_threads_gets_the_default_again(make, admin):
     # Without batching, model calls run on the request's thread (here: this one), where torch's
     # thread count set for one config must not become the next config's "default".

@@ -60,6 +60,7 @@ def test_input_type_adds_the_task_prefix(make, admin, tiny_nomic_dir):
     ({"input": []}, "input"), ({"input": ["ok", 3]}, "input"), ({"input": "x" * 0}, "input"),
     ({"input": "ok", "input_type": "code"}, "input_type"), ({"input": "ok", "extra": 1}, "extra"),
 ])
+@pytest.mark.slow
 def test_bad_requests_get_openai_shaped_400s(client, minilm, path, body, param):
     resp = client.post(path, json=body)
     assert resp.status_code == 400
@@ -67,6 +68,7 @@ def test_bad_requests_get_openai_shaped_400s(client, minilm, path, body, param):
     assert error["type"] == "invalid_request_error" and error["param"] == param
 
 
+@pytest.mark.slow
 def test_same_limits_and_auth_as_embeddings(make, minilm):
     app = make(API_TOKEN="secret-api-token")
     client = app.test_client()

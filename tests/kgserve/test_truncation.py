@@ -57,6 +57,7 @@ def test_truncate_must_be_a_boolean(client, minilm):
     assert resp.get_json()["error"]["param"] == "truncate"
 
 
+@pytest.mark.slow
 def test_the_openai_sdk_reads_the_extra_usage_and_the_refusal(app, minilm):
     import openai
 

@@ -1,0 +1,1 @@
+"""Benchmark scripts (run as `.venv/bin/python bench/<script>.py`) and the helpers they share."""
