@@ -3,8 +3,8 @@
 Builds a database of about --size-mb in a throwaway cluster (snapshot_lib's data: the project's
 schema, JSONB, text, float arrays), dumps it as plain SQL twice (pg_dump's COPY format, and
 `--inserts`, one INSERT a row, the worst case for a lexer), then times, each in a fresh process,
-alternating, median of --runs: the check (kgmigrate.snapshot.manifest.plain_hazard), a sha256 of the same
-file (what reading it costs), and once, for scale, psql restoring it in one transaction. Prints
+alternating, median of --runs: the check (kgmigrate.snapshot.manifest.plain_hazard), a sha256 of
+the same file (what reading it costs), and once, for scale, psql restoring it in one transaction. Prints
 seconds, MB/s, the ratio to sha256 and each process's peak memory.
 
     .venv/bin/python bench/bench_restore_check.py --size-mb 420 --runs 3

@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from kgserve.threads import cores, default_threads
 from kgserve.runtime import runtime
+from kgserve.threads import cores, default_threads
 from tests.support.kgs import MINILM_BODY
 
 
