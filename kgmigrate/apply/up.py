@@ -20,6 +20,7 @@ from . import session, tracking
 from .drift import settle
 from .locks.ddl import DdlLockPolicy, DdlLocks
 from .locks.runner import DEFAULT_TIMEOUT_S, advisory_lock
+from .order import out_of_order, refuse
 from .plan import Plan, is_fresh, parse_baseline, pending_files
 from .progress import Reporter
 from .runfile import (
@@ -63,11 +64,13 @@ def migration_file(conn: psycopg.Connection, mig: Migration, table: TableName,
 
 def apply(conn: psycopg.Connection, settings: Settings, plan: Plan,
           lock_timeout: float = DEFAULT_TIMEOUT_S, reporter: Reporter | None = None,
-          ddl_policy: DdlLockPolicy | None = None) -> ApplyResult:
+          ddl_policy: DdlLockPolicy | None = None,
+          allow_out_of_order: bool = False) -> ApplyResult:
     """Take the lock, re-read the state, then apply the baseline and every pending file in order.
 
     `lock_timeout` bounds the wait for the runner lock; `ddl_policy` the wait of each statement
-    for the locks it needs, and how often a file that gave up on one is retried.
+    for the locks it needs, and how often a file that gave up on one is retried. Out-of-order
+    files are checked again against the state read under the lock (order.py).
     """
     rep = reporter or Reporter()
     by, table = tracking.applied_by(), settings.table
@@ -87,9 +90,11 @@ def apply(conn: psycopg.Connection, settings: Settings, plan: Plan,
             baseline_done = True
             rep.baseline_applied(plan.baseline, round((time.perf_counter() - t0) * 1000))
         state = settle(conn, table, plan.files, rep)
+        pending = pending_files(plan.files, state, plan.target)
+        refuse(out_of_order(pending, state), pending, state, plan.graph, allow_out_of_order)
         ddl = DdlLocks(conn, ddl_policy or DdlLockPolicy(), on_retry=rep.lock_retry)
         try:
-            for mf in pending_files(plan.files, state, plan.target):
+            for mf in pending:
                 mig = parsed.get(mf.version) or load(mf)
                 rep.migration_started(mig)
                 ms = run_labelled(conn, running,

@@ -17,10 +17,12 @@ from ..settings import (
     TableName,
 )
 from .down import down
+from .graph import graph
 from .lint import lint
 from .localdb import localdb
 from .mark import mark, unmark
 from .new import new
+from .renumber import renumber
 from .snapshot import restore, snapshot
 from .up import repair, status, up
 
@@ -95,6 +97,8 @@ cli.add_command(localdb)
 cli.add_command(lint)
 cli.add_command(snapshot)
 cli.add_command(restore)
+cli.add_command(graph)
+cli.add_command(renumber)
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ from functools import cached_property
 from pathlib import Path
 
 from ..errors import ConfigError, MigrationFileError
+from .directives import Directive, directives
 from .sourcemap import LineMap
 from .sqltext import (
     Statement,
@@ -49,6 +50,11 @@ class MigrationFile:
     def checksum(self) -> str:
         """Return the file's checksum, the one recorded when it is applied."""
         return checksum(self.text)
+
+    @cached_property
+    def directives(self) -> list[Directive]:
+        """Return the file's `-- kgmigrate:` directives (files/directives.py)."""
+        return directives(self.text)
 
     @cached_property
     def down_checksum(self) -> str | None:
