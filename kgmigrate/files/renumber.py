@@ -1,9 +1,9 @@
 """Give a pending migration file (and its down file) a new number: `kgmigrate renumber`.
 
 The move is `git mv` when the file is tracked by git, else a plain rename. The `requires`
-references to the old number in other pending files follow it; a reference that cannot follow
-(an applied file, whose edit would be drift, or a file numbered below the new number, which
-may not require a later one) refuses the whole move before anything changes.
+references to the old number in other pending files follow it, and the pending files that require
+it move along after it; an applied file requiring it (its edit would be drift) refuses the whole
+move before anything changes.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import MigrationFileError
-from .directives import Directive
 from .graph import Graph, resolve_word
 from .migrations import DOWN_SUFFIX, FILENAME_RE, MigrationFile, read_sql
 from .versions import version_text
@@ -38,36 +37,69 @@ def find_file(graph: Graph, which: str) -> MigrationFile:
                              if graph.files else f"no migration file {which}")
 
 
-def _new_word(word: str, old: int, new: int) -> str:
-    """Return `word` (a reference to version `old`) naming version `new`, written alike."""
+def _new_word(word: str, new: int) -> str:
+    """Return `word` (a reference to a version) naming version `new`, written alike."""
     m = FILENAME_RE.match(word if word.lower().endswith(".sql") else word + "_x.sql")
     digits = m.group("version") if m else word
     return f"{new:0{len(digits)}d}" + word[len(digits):]
 
 
-def _rewrites(graph: Graph, mf: MigrationFile, new: int,
-              applied: set[int]) -> list[tuple[MigrationFile, Directive, str, str]]:
-    """Return the requires words to rewrite, or refuse when one cannot follow the move."""
-    out, problems = [], []
+def _dependents(graph: Graph, mf: MigrationFile, applied: set[int]) -> list[MigrationFile]:
+    """Return `mf` and the pending files that require it, directly or not, in number order."""
+    moving = {mf.version}
+    for other in graph.files:  # number order: a file requires only lower numbers
+        if other.version not in applied and moving & set(graph.requires.get(other.version, ())):
+            moving.add(other.version)
+    return [f for f in graph.files if f.version in moving]
+
+
+def _plan(graph: Graph, mf: MigrationFile, applied: set[int],
+          new: int | None) -> dict[int, int]:
+    """Return old -> new version of each file that moves; refuse what cannot follow."""
+    taken = {f.version for f in graph.files} | applied | graph.provided
+    if new is not None and new in taken:
+        raise MigrationFileError(f"version {version_text(new)} is taken; the next free number is "
+                                 f"{version_text(max(taken) + 1)}")
+    problems = []
     for other in graph.files:
-        for d in other.directives:
-            if not d.leading or d.word != "requires":
-                continue
-            for word in d.args:
-                if resolve_word(word, graph) != mf.version:
-                    continue
-                if other.version in applied:
-                    problems.append(f"applied {other.path.name} requires it (line {d.line}); "
-                                    f"editing an applied file is drift")
-                elif other.version < new:
-                    problems.append(f"{other.path.name} requires it (line {d.line}) and is "
-                                    f"numbered below {version_text(new)}: renumber it after")
-                else:
-                    out.append((other, d, word, _new_word(word, mf.version, new)))
+        if mf.version in graph.requires.get(other.version, ()) and other.version in applied:
+            problems.append(f"applied {other.path.name} requires it (line "
+                            f"{graph.lines[(other.version, mf.version)]}); editing an applied "
+                            f"file is drift")
+        elif (new is not None and mf.version in graph.requires.get(other.version, ())
+              and other.version < new):
+            problems.append(f"{other.path.name} requires it (line "
+                            f"{graph.lines[(other.version, mf.version)]}) and is numbered below "
+                            f"{version_text(new)}: without NEW both move, in order")
     if problems:
         raise MigrationFileError(f"cannot renumber {mf.path.name}: " + "; ".join(problems)
                                  + ". Nothing was changed.")
-    return out
+    if new is not None:
+        return {mf.version: new}
+    free = max(taken) + 1
+    return {f.version: free + i for i, f in enumerate(_dependents(graph, mf, applied))}
+
+
+def _rewrite(graph: Graph, moves: dict[int, int]) -> list[tuple[Path, str, str]]:
+    """Rewrite the `requires` words naming a moved version in every pending file; return them."""
+    done = []
+    for other in graph.files:
+        edits = []
+        for d in other.directives:
+            if d.leading and d.word == "requires":
+                words = [(w, _new_word(w, moves[t])) for w in d.args
+                         if (t := resolve_word(w, graph)) in moves]
+                if words:
+                    edits.append((d, dict(words)))
+        if not edits:
+            continue
+        text = read_sql(other.path)  # the text the directives' offsets are in
+        for d, words in sorted(edits, key=lambda e: -e[0].offset):
+            comment = " ".join(words.get(p, p) for p in text[d.offset:d.end].split())
+            text = text[:d.offset] + comment + text[d.end:]
+            done += [(other.path, old, new) for old, new in words.items()]
+        other.path.write_text(text, encoding="utf-8")
+    return done
 
 
 def _in_git(path: Path) -> bool:
@@ -79,35 +111,37 @@ def _in_git(path: Path) -> bool:
         return False
 
 
+def _move(old_path: Path, new_path: Path, with_git: bool) -> None:
+    if with_git:
+        subprocess.run(["git", "-C", str(old_path.parent), "mv", old_path.name, new_path.name],
+                       check=True, capture_output=True)
+    else:
+        old_path.rename(new_path)
+
+
 def renumber(graph: Graph, mf: MigrationFile, applied: set[int],
              new: int | None = None) -> Renumbered:
-    """Move pending `mf` (and its down file) to `new`, or the next free number."""
+    """Move pending `mf` (and its down file) to `new`, or the next free number.
+
+    Without `new`, the pending files that require it move along after it, in their order.
+    """
     if mf.version in applied:
         raise MigrationFileError(f"{mf.path.name} is applied: a new number would make it pending "
                                  f"again and run it twice. Renumber only pending files.")
-    taken = {f.version for f in graph.files} | applied | graph.provided
-    if new is None:
-        new = max(taken) + 1
-    elif new in taken:
-        raise MigrationFileError(f"version {version_text(new)} is taken; the next free number is "
-                                 f"{version_text(max(taken) + 1)}")
-    edits = _rewrites(graph, mf, new, applied)
-    width = len(FILENAME_RE.match(mf.path.name).group("version"))
-    stem = f"{new:0{width}d}_{mf.name}"
-    moves = [(mf.path, mf.path.with_name(stem + ".sql"))]
-    if mf.down is not None:
-        moves.append((mf.down, mf.down.with_name(stem + DOWN_SUFFIX)))
+    moves = _plan(graph, mf, applied, new)
+    by_version = {f.version: f for f in graph.files}
     done = Renumbered(with_git=_in_git(mf.path))
-    for old_path, new_path in moves:
-        if done.with_git:
-            subprocess.run(["git", "-C", str(old_path.parent), "mv", old_path.name,
-                            new_path.name], check=True, capture_output=True)
-        else:
-            old_path.rename(new_path)
-        done.moves.append((old_path, new_path))
-    for other, d, old, word in edits:
-        text = read_sql(other.path)  # the text the directive's offsets are in
-        comment = " ".join(word if p == old else p for p in text[d.offset:d.end].split())
-        other.path.write_text(text[:d.offset] + comment + text[d.end:], encoding="utf-8")
-        done.rewritten.append((other.path, old, word))
+    done.rewritten = _rewrite(graph, moves)
+    for old, target in moves.items():
+        f = by_version[old]
+        width = len(FILENAME_RE.match(f.path.name).group("version"))
+        stem = f"{target:0{width}d}_{f.name}"
+        pairs = [(f.path, f.path.with_name(stem + ".sql"))]
+        if f.down is not None:
+            pairs.append((f.down, f.down.with_name(stem + DOWN_SUFFIX)))
+        for old_path, new_path in pairs:
+            _move(old_path, new_path, done.with_git)
+            done.moves.append((old_path, new_path))
+    moved = dict(done.moves)
+    done.rewritten = [(moved.get(p, p), old, word) for p, old, word in done.rewritten]
     return done
