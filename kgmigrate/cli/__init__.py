@@ -16,6 +16,7 @@ from ..settings import (
     Settings,
     TableName,
 )
+from .check import check
 from .down import down
 from .graph import graph
 from .lint import lint
@@ -98,6 +99,7 @@ cli.add_command(lint)
 cli.add_command(snapshot)
 cli.add_command(restore)
 cli.add_command(graph)
+cli.add_command(check)
 cli.add_command(renumber)
 
 

@@ -41,6 +41,7 @@ class Problem:
     path: Path
     line: int
     message: str
+    kind: str = "requires"  # or "directive": a directive kgmigrate cannot honour as written
 
     def __str__(self) -> str:
         return f"{self.path}:{self.line}: {self.message}"
@@ -131,7 +132,8 @@ def analyse(files: list[MigrationFile], repeatables: Iterable = (),
     found: list[Problem] = []
     for node, f in [*((mf.version, mf) for mf in files), *reps.items()]:
         leading = [d for d in f.directives if d.leading]
-        found += [Problem(f.path, line, msg) for line, msg in directive_problems(leading)]
+        found += [Problem(f.path, line, msg, "directive")
+                  for line, msg in directive_problems(leading)]
         for d in leading:
             if d.word != "requires":
                 continue

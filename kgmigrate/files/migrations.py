@@ -126,6 +126,17 @@ def discover(directory: Path) -> list[MigrationFile]:
 
     Badly named .sql files, duplicate versions and down files without their up file are errors.
     """
+    files, problems = survey(directory)
+    if problems:
+        raise MigrationFileError(f"{directory}: " + "\n".join(msg for _, msg in problems))
+    return files
+
+
+def survey(directory: Path) -> tuple[list[MigrationFile], list[tuple[Path, str]]]:
+    """Return the well-formed migration files of `directory` and what is wrong with the rest.
+
+    Each problem comes with the file it is about (the first, when it is about several).
+    """
     if not directory.is_dir():
         raise ConfigError(f"migrations directory not found: {directory}")
     found: dict[int, MigrationFile] = {}
@@ -146,31 +157,30 @@ def discover(directory: Path) -> list[MigrationFile]:
         else:
             found[int(m.group("version"))] = MigrationFile(int(m.group("version")),
                                                            m.group("name"), path)
-    problems = []
+    problems: list[tuple[Path, str]] = []
     if bad:
         reversal = any(b.lower().endswith(DOWN_SUFFIX) for b in bad)
-        problems.append("badly named migration file(s) (expected NNN_name.sql): " + ", ".join(bad)
-                        + ("; a reversal is named NNN_name.down.sql" if reversal else ""))
+        problems.append((directory / bad[0], "badly named migration file(s) (expected NNN_name.sql): " + ", ".join(bad)
+                        + ("; a reversal is named NNN_name.down.sql" if reversal else "")))
     if dupes:
-        problems.append("duplicate migration version(s): "
-                        + "; ".join(f"{a.name} and {b.name}" for a, b in dupes)
-                        + f". {_renumber_hint(found, dupes)}")
+        problems.append((dupes[0][1], "duplicate migration version(s): "
+                         + "; ".join(f"{a.name} and {b.name}" for a, b in dupes)
+                         + f". {_renumber_hint(found, dupes)}"))
     for version, paths in sorted(downs.items()):
         up = found.get(version)
         if len(paths) > 1:
-            problems.append(f"two down files for version {version}: "
-                            + " and ".join(p.name for p in paths) + "; keep one")
+            problems.append((paths[1], f"two down files for version {version}: "
+                             + " and ".join(p.name for p in paths) + "; keep one"))
         elif up is None:
-            problems.append(f"down file without its migration: {paths[0].name} "
-                            f"(no {paths[0].name[:-len(DOWN_SUFFIX)]}.sql)")
+            problems.append((paths[0], f"down file without its migration: {paths[0].name} "
+                                       f"(no {paths[0].name[:-len(DOWN_SUFFIX)]}.sql)"))
         elif paths[0].name[:-len(DOWN_SUFFIX)] != up.path.name[:-4]:
-            problems.append(f"down file {paths[0].name} does not match its migration "
-                            f"{up.path.name}: name it {up.path.name[:-4]}{DOWN_SUFFIX}")
+            problems.append((paths[0], f"down file {paths[0].name} does not match its migration "
+                                       f"{up.path.name}: name it {up.path.name[:-4]}"
+                                       f"{DOWN_SUFFIX}"))
         else:
             found[version] = MigrationFile(up.version, up.name, up.path, paths[0])
-    if problems:
-        raise MigrationFileError(f"{directory}: " + "\n".join(problems))
-    return [found[v] for v in sorted(found)]
+    return [found[v] for v in sorted(found)], problems
 
 
 def load(mf: MigrationFile, down: bool = False) -> Migration:

@@ -1,0 +1,69 @@
+"""The migration files of a git ref (`check --base REF`), read without touching the work tree."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from ..errors import KgMigrateError
+
+
+class GitBaseError(KgMigrateError):
+    """The base cannot be read: not a git work tree, or an unknown ref (a usage error)."""
+
+    exit_code = 2
+
+
+def _git(cwd: Path, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run(["git", *args], cwd=cwd, input=stdin, capture_output=True,
+                              check=False)
+    except OSError as exc:
+        raise GitBaseError(f"--base needs git: {exc.strerror}") from None
+
+
+def repo_root(directory: Path) -> Path | None:
+    """Return the top of the git work tree holding `directory`; None outside one."""
+    done = _git(directory, "rev-parse", "--show-toplevel")
+    return Path(done.stdout.decode().strip()) if done.returncode == 0 else None
+
+
+def fork_point(directory: Path, ref: str) -> str:
+    """Return the commit where this branch left `ref` (git merge-base); `ref` when none."""
+    done = _git(directory, "merge-base", ref, "HEAD")
+    return done.stdout.decode().strip() if done.returncode == 0 else ref
+
+
+def files_at(directory: Path, ref: str) -> dict[str, str]:
+    """Return {file name: text} of the .sql files of `directory` as they are at `ref`.
+
+    A folder the ref does not have yet gives no files; a ref git does not know is an error.
+    """
+    root = repo_root(directory)
+    if root is None:
+        raise GitBaseError(f"--base {ref}: {directory} is not in a git work tree")
+    if _git(root, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}").returncode != 0:
+        raise GitBaseError(f"--base {ref}: no such git commit, branch or tag (fetch it first: "
+                           f"CI checkouts are often shallow, e.g. `git fetch origin main`)")
+    rel = directory.resolve().relative_to(root.resolve()).as_posix()
+    listing = _git(root, "ls-tree", "-z", "--name-only", f"{ref}:{rel}" if rel != "." else ref)
+    if listing.returncode != 0:
+        return {}
+    names = [n for n in listing.stdout.decode().split("\0") if n.lower().endswith(".sql")]
+    if not names:
+        return {}
+    prefix = "" if rel == "." else rel + "/"
+    batch = _git(root, "cat-file", "--batch",
+                 stdin="".join(f"{ref}:{prefix}{n}\n" for n in names).encode())
+    out, pos, data = {}, 0, batch.stdout
+    for name in names:
+        header_end = data.index(b"\n", pos)
+        parts = data[pos:header_end].split()
+        if len(parts) < 3 or parts[1] != b"blob":
+            pos = header_end + 1
+            continue
+        size = int(parts[2])
+        body = data[header_end + 1:header_end + 1 + size]
+        out[name] = body.decode("utf-8-sig", errors="replace")
+        pos = header_end + 1 + size + 1
+    return out
