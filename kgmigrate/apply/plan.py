@@ -14,9 +14,11 @@ from ..files.migrations import (
     load,
     read_sql,
 )
+from ..files.repeatable import load_repeatable
 from ..files.sourcemap import LineMap
 from ..files.sqltext import Statement, split_statements
 from ..settings import Settings
+from . import repeatables as reps
 from . import tracking
 from .drift import drift
 from .order import OutOfOrder, out_of_order
@@ -45,6 +47,14 @@ class Plan:
     baseline_parsed: tuple[list[Statement], LineMap] | None = None
     graph: Graph | None = None
     out_of_order: list[OutOfOrder] = field(default_factory=list)
+    # Every repeatable file in run order with its state; those that run, parsed (when parsing).
+    repeatables: list[reps.RepeatableState] = field(default_factory=list)
+    repeatables_parsed: list[Migration] | None = None
+
+    @property
+    def repeatables_to_run(self) -> list[reps.RepeatableState]:
+        """Return the new and changed repeatable files; none with --target (a partial `up`)."""
+        return [] if self.target is not None else [r for r in self.repeatables if r.runs]
 
     @property
     def current_version(self) -> int | None:
@@ -80,8 +90,11 @@ def make_plan(conn: psycopg.Connection, settings: Settings, target: int | None =
     files = graph.files
     state = tracking.read_state(conn, settings.table)
     pending = pending_files(files, state, target)
+    repeatables = reps.states(graph.repeatables, reps.read_recorded(conn, settings.table),
+                              graph.repeatable_order())
+    rerun = [r.file for r in repeatables if r.runs] if target is None else []
     if on_pending is not None:
-        on_pending(pending)
+        on_pending([*pending, *rerun])
     parsed = [load(mf) for mf in pending] if parse else None
     baseline = settings.baseline_path
     use_baseline = (not settings.no_baseline and baseline.is_file()
@@ -95,7 +108,8 @@ def make_plan(conn: psycopg.Connection, settings: Settings, target: int | None =
                                if v not in on_disk and v not in graph.provided],
                 target=target, down_drifted=found.down_drifted,
                 baseline_parsed=baseline_parsed, graph=graph,
-                out_of_order=out_of_order(pending, state))
+                out_of_order=out_of_order(pending, state), repeatables=repeatables,
+                repeatables_parsed=[load_repeatable(f) for f in rerun] if parse else None)
     return plan
 
 

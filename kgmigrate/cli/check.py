@@ -38,7 +38,7 @@ def check(settings: Settings, base: str | None, fmt: str, lint: bool) -> None:
     from ..files.graph import provided_by_baseline
 
     result = do_check(settings.migrations_dir, base, lint,
-                      provided_by_baseline(settings.baseline_path))
+                      provided_by_baseline(settings.baseline_path), settings.repeatables_path)
     if fmt == "json":
         click.echo(json.dumps({"files": result.files, "base": result.base,
                                "errors": len(result.errors),

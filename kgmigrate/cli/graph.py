@@ -15,6 +15,7 @@ def _marks(plan) -> dict:
     late = {o.file.version for o in plan.out_of_order}
     marks.update({mf.version: Mark("out-of-order" if mf.version in late else "pending")
                   for mf in plan.pending})
+    marks.update({r.file.name: Mark(r.status) for r in plan.repeatables})
     return marks
 
 

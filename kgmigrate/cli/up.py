@@ -44,6 +44,10 @@ def _print_plan(plan) -> None:
             + ("  [no-transaction]" if not m.transactional else "")
             + (f"  [out of order: after {versions_text(late[m.version].above)}]"
                if m.version in late else ""), fg="cyan")
+    for r in plan.repeatables_to_run:
+        say(f"  {arrow()} Repeatable {r.file.name} ({r.status})", fg="cyan")
+    if plan.target is not None and any(r.runs for r in plan.repeatables):
+        warn("repeatable files run only in an `up` without --target")
     for w in plan.warnings:
         warn(w)
     if plan.down_drifted:
@@ -87,7 +91,7 @@ def up(settings: Settings, dry_run: bool, yes: bool, verbose: bool, quiet: bool,
             check_drift(plan.drifted, plan.files)
         refuse(plan.out_of_order, plan.pending, plan.state, plan.graph, allow_out_of_order)
         pending_lint.finish()
-        count = len(plan.pending) + (1 if plan.baseline else 0)
+        count = len(plan.pending) + (1 if plan.baseline else 0) + len(plan.repeatables_to_run)
         if dry_run:
             say()
             say(f"Dry run: nothing was applied. Current schema version: "
@@ -114,9 +118,11 @@ def up(settings: Settings, dry_run: bool, yes: bool, verbose: bool, quiet: bool,
         if count:
             say()
             n = len(result.applied) + (1 if result.baseline_applied else 0)
-            if n == 0:  # we waited for the lock while another runner did the work
+            k = len(result.repeatables)
+            if n + k == 0:  # we waited for the lock while another runner did the work
                 say("Another runner applied them meanwhile.")
-            say(f"Applied: {n} migration(s). Schema version: "
+            again = f" and {k} repeatable file(s)" if k else ""
+            say(f"Applied: {n} migration(s){again}. Schema version: "
                 f"{version_label(result.current_version)}", fg="green", bold=True)
 
 
@@ -144,6 +150,9 @@ def status(settings: Settings, as_json: bool) -> None:
             "pending": [{"version": m.version, "name": m.name} for m in plan.pending],
             "out_of_order": [{"version": o.file.version, "name": o.file.name,
                               "applied_above": o.above} for o in plan.out_of_order],
+            "repeatable": [{"name": r.file.name, "status": r.status,
+                            "applied_at": r.applied_at.isoformat() if r.applied_at else None}
+                           for r in plan.repeatables],
             "drifted": plan.drifted,
             "down_drifted": plan.down_drifted,
         }, indent=2))
@@ -164,6 +173,11 @@ def status(settings: Settings, as_json: bool) -> None:
         say(f"  {arrow()} Migration {version_text(m.version)} - {m.name}"
             + (f"  [out of order: below applied {versions_text(late[m.version])}]"
                if m.version in late else ""), fg="cyan")
+    if plan.repeatables:
+        say(f"Repeatable: {len(plan.repeatables)} file(s)")
+    for r in plan.repeatables:
+        say(f"  {ok_mark() if not r.runs else arrow()} Repeatable {r.file.name} ({r.status})",
+            fg=None if not r.runs else "cyan")
     if late:
         warn(f"{len(late)} pending file(s) numbered below applied versions: `kgmigrate up` "
              f"refuses them until renumbered (`kgmigrate renumber FILE`) or allowed "

@@ -15,6 +15,7 @@ from pathlib import Path
 from .gitbase import files_at, fork_point
 from .graph import analyse
 from .migrations import DOWN_SUFFIX, FILENAME_RE, MigrationFile, checksum, survey
+from .repeatable import RepeatableFile, discover_repeatables
 from .versions import version_text
 
 
@@ -46,13 +47,13 @@ class CheckResult:
         return [f for f in self.findings if f.severity == "error"]
 
 
-def _folder(directory: Path, provided: frozenset[int]) -> tuple[list[MigrationFile],
-                                                                list[Finding]]:
+def _folder(directory: Path, repeatables: list[RepeatableFile],
+            provided: frozenset[int]) -> tuple[list[MigrationFile], list[Finding]]:
     files, problems = survey(directory)
     found = [Finding(path, 1, "files", msg) for path, msg in problems]
-    _, graph_problems = analyse(files, (), provided)
+    _, graph_problems = analyse(files, repeatables, provided)
     found += [Finding(p.path, p.line, p.kind, p.message) for p in graph_problems]
-    for mf in files:
+    for mf in [*files, *repeatables]:
         found += [Finding(mf.path, d.line, "directive",
                           f"`-- kgmigrate:{d.word}` after the first statement has no effect: "
                           f"directives go in the file's leading comments")
@@ -118,16 +119,24 @@ def _lint(paths: list[Path]) -> list[Finding]:
 
 
 def check(directory: Path, base: str | None = None, lint: bool = False,
-          provided: frozenset[int] = frozenset()) -> CheckResult:
+          provided: frozenset[int] = frozenset(),
+          repeatable_dir: Path | None = None) -> CheckResult:
     """Check the migrations folder (against the git ref `base`); lint new files with `lint`.
 
     `provided`: the versions the baseline stands for (squashed), whose files may be gone.
+    Repeatable files take part in the `requires` checks, and are linted when new or changed.
     """
-    files, found = _folder(directory, provided)
+    repeatables = discover_repeatables(repeatable_dir) if repeatable_dir else []
+    files, found = _folder(directory, repeatables, provided)
     new = [p for mf in files for p in (mf.path, mf.down) if p is not None]
+    new += [r.path for r in repeatables]
     if base is not None:
         against, new = _against_base(directory, files, base, provided)
         found += against
+        if repeatables:
+            before = files_at(repeatable_dir, fork_point(repeatable_dir, base))
+            new += [r.path for r in repeatables
+                    if r.path.name not in before or checksum(before[r.path.name]) != r.checksum]
     if lint:
         found += _lint(sorted(new))
     found.sort(key=lambda f: (str(f.path), f.line))

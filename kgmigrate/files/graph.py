@@ -18,6 +18,7 @@ from ..errors import MigrationFileError
 from ..settings import Settings
 from .directives import problems as directive_problems
 from .migrations import MigrationFile, discover
+from .repeatable import RepeatableFile, discover_repeatables
 from .versions import version_text
 
 Ref = int | str  # a version, or a repeatable file's name
@@ -52,7 +53,7 @@ class Graph:
     """Every file and what it requires, resolved; requirements on provided versions included."""
 
     files: list[MigrationFile]
-    repeatables: list = field(default_factory=list)  # RepeatableFile, name order
+    repeatables: list[RepeatableFile] = field(default_factory=list)  # name order
     provided: frozenset[int] = frozenset()  # versions the baseline stands for (squashed)
     requires: dict[Ref, list[Ref]] = field(default_factory=dict)
     lines: dict[tuple[Ref, Ref], int] = field(default_factory=dict)  # where each edge is written
@@ -123,7 +124,7 @@ def resolve_word(word: str, graph: Graph) -> Ref | None:
                     {r.name: r for r in graph.repeatables}, graph.provided)[0]
 
 
-def analyse(files: list[MigrationFile], repeatables: Iterable = (),
+def analyse(files: list[MigrationFile], repeatables: Iterable[RepeatableFile] = (),
             provided: frozenset[int] = frozenset()) -> tuple[Graph, list[Problem]]:
     """Resolve every file's `requires`; return the graph and what is wrong with it."""
     reps = {r.name: r for r in repeatables}
@@ -182,7 +183,7 @@ def _cycles(graph: Graph) -> list[Problem]:
     return out
 
 
-def check_graph(files: list[MigrationFile], repeatables: Iterable = (),
+def check_graph(files: list[MigrationFile], repeatables: Iterable[RepeatableFile] = (),
                 provided: frozenset[int] = frozenset()) -> Graph:
     """Return the graph; raise RequiresError (exit 2) naming every file and line that is wrong."""
     graph, found = analyse(files, repeatables, provided)
@@ -195,4 +196,5 @@ def check_graph(files: list[MigrationFile], repeatables: Iterable = (),
 def read_graph(settings: Settings) -> Graph:
     """Discover the files of `settings` and check their graph (RequiresError, exit 2)."""
     files = discover(settings.migrations_dir)
-    return check_graph(files, (), provided_by_baseline(settings.baseline_path))
+    return check_graph(files, discover_repeatables(settings.repeatables_path),
+                       provided_by_baseline(settings.baseline_path))

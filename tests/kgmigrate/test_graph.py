@@ -15,13 +15,17 @@ MERMAID = REPO / "tools" / "mermaid" / "node_modules" / "mermaid" / "dist" / "me
 
 @pytest.fixture
 def branchy(kgmigrate, migrations, db):
-    """001..003 applied (003 requires 001), 005 applied by a branch deployed first, 004 pending."""
+    """001..003 applied (003 requires 001), 005 applied by a branch deployed first, 004 pending;
+    a repeatable view on 005."""
     migrations.add("001_users.sql", "CREATE TABLE kgt_users (id INTEGER);\n")
     migrations.add("002_orders.sql", "CREATE TABLE kgt_orders (id INTEGER);\n")
     migrations.add("003_user_view.sql", '-- kgmigrate:requires 001_users\n'
                                         'CREATE VIEW "kgt_u""q" AS SELECT id FROM kgt_users;\n')
     migrations.add("005_audit.sql", "-- kgmigrate:requires 002 003\n"
                                     "CREATE TABLE kgt_audit (id INTEGER);\n")
+    (migrations.path.parent / "repeatable").mkdir()
+    (migrations.path.parent / "repeatable" / "audit view.sql").write_text(
+        "-- kgmigrate:requires 005\nCREATE OR REPLACE VIEW kgt_av AS SELECT id FROM kgt_audit;\n")
     assert kgmigrate("up", "-y").exit_code == 0
     migrations.add("004_late.sql", "-- kgmigrate:requires 002_orders\n"
                                    "CREATE TABLE kgt_late (id INTEGER);\n")
@@ -34,14 +38,16 @@ def test_text_shows_number_order_requires_and_with_applied_the_marks(kgmigrate, 
     assert result.output.splitlines() == [
         "001 users",
         "002 orders",
-        "003 user_view  requires 001",
-        "004 late       requires 002",
-        "005 audit      requires 002, 003",
+        "003 user_view          requires 001",
+        "004 late               requires 002",
+        "005 audit              requires 002, 003",
+        "repeatable audit view  requires 005",
     ]
     lines = kgmigrate("graph", "--applied").output.splitlines()
-    assert lines[0] == "001 users      [applied #1]"
-    assert lines[3] == "004 late       [out-of-order]  requires 002"
-    assert lines[4] == "005 audit      [applied #4]  requires 002, 003"
+    assert lines[0] == "001 users              [applied #1]"
+    assert lines[3] == "004 late               [out-of-order]  requires 002"
+    assert lines[4] == "005 audit              [applied #4]  requires 002, 003"
+    assert lines[5] == "repeatable audit view  [current]  requires 005"
 
 
 def _dot_svg(text: str) -> str:
@@ -58,9 +64,9 @@ def test_dot_output_is_accepted_by_graphviz(kgmigrate, branchy, applied):
     result = kgmigrate("graph", "--format", "dot", *(["--applied"] if applied else []))
     assert result.exit_code == 0, result.output
     svg = _dot_svg(result.output)
-    assert svg.count('class="node"') == 5
-    assert svg.count('class="edge"') == 4 + 4  # the spine, then the requires edges
-    assert svg.count(">requires</text>") == 4
+    assert svg.count('class="node"') == 6
+    assert svg.count('class="edge"') == 4 + 5  # the spine, then the requires edges
+    assert svg.count(">requires</text>") == 5
     assert ("#ffcc80" in svg) is applied  # the out-of-order file's fill
     with pytest.raises(subprocess.CalledProcessError):  # the check can fail
         _dot_svg(result.output.replace("->", "=>", 1))
@@ -99,8 +105,8 @@ def test_mermaid_output_parses_and_renders_in_mermaid(kgmigrate, branchy, mermai
     assert result.exit_code == 0, result.output
     out = mermaid_page.evaluate(_RENDER, result.output)
     assert "error" not in out, out
-    assert out["svg"].count("requires") == 4
-    for label in ("001 users", "004 late", "005 audit"):
+    assert out["svg"].count("requires") == 5
+    for label in ("001 users", "004 late", "005 audit", "repeatable audit view"):
         assert label in out["svg"]
     broken = mermaid_page.evaluate(_RENDER, result.output.replace("-->|requires|", "-->|", 1))
     assert "error" in broken
