@@ -46,24 +46,24 @@ def files_at(directory: Path, ref: str) -> dict[str, str]:
         raise GitBaseError(f"--base {ref}: no such git commit, branch or tag (fetch it first: "
                            f"CI checkouts are often shallow, e.g. `git fetch origin main`)")
     rel = directory.resolve().relative_to(root.resolve()).as_posix()
-    listing = _git(root, "ls-tree", "-z", "--name-only", f"{ref}:{rel}" if rel != "." else ref)
+    listing = _git(root, "ls-tree", "-z", f"{ref}:{rel}" if rel != "." else ref)
     if listing.returncode != 0:
         return {}
-    names = [n for n in listing.stdout.decode().split("\0") if n.lower().endswith(".sql")]
-    if not names:
+    blobs = {}  # name -> blob id: cat-file then reads by id, not by resolving REF:path each time
+    for entry in listing.stdout.decode().split("\0"):
+        meta, _, name = entry.partition("\t")
+        parts = meta.split()
+        if len(parts) == 3 and parts[1] == "blob" and name.lower().endswith(".sql"):
+            blobs[name] = parts[2]
+    if not blobs:
         return {}
-    prefix = "" if rel == "." else rel + "/"
-    batch = _git(root, "cat-file", "--batch",
-                 stdin="".join(f"{ref}:{prefix}{n}\n" for n in names).encode())
+    batch = _git(root, "cat-file", "--batch", stdin="".join(f"{b}\n" for b in blobs.values())
+                 .encode())
     out, pos, data = {}, 0, batch.stdout
-    for name in names:
+    for name in blobs:
         header_end = data.index(b"\n", pos)
-        parts = data[pos:header_end].split()
-        if len(parts) < 3 or parts[1] != b"blob":
-            pos = header_end + 1
-            continue
-        size = int(parts[2])
-        body = data[header_end + 1:header_end + 1 + size]
-        out[name] = body.decode("utf-8-sig", errors="replace")
+        size = int(data[pos:header_end].split()[2])
+        out[name] = data[header_end + 1:header_end + 1 + size].decode("utf-8-sig",
+                                                                     errors="replace")
         pos = header_end + 1 + size + 1
     return out
