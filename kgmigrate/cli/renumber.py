@@ -18,15 +18,16 @@ def renumber(settings: Settings, file: str, new: int | None) -> None:
     FILE is a path, a file name or a version. Uses `git mv` when git tracks the file; `requires`
     references to the old number in later pending files follow it. Applied files are refused.
     """
-    from ..apply.plan import make_plan
+    from ..apply import tracking
     from ..apply.session import open_database
-    from ..files.renumber import find_file
+    from ..files.renumber import read_for_renumber
     from ..files.renumber import renumber as do_renumber
 
+    graph, mf = read_for_renumber(settings, file)
     _, conn = open_database(settings, read_only=True)
     with conn:
-        plan = make_plan(conn, settings, parse=False)
-    done = do_renumber(plan.graph, find_file(plan.graph, file), set(plan.state.applied), new)
+        state = tracking.read_state(conn, settings.table)
+    done = do_renumber(graph, mf, {v: r.name for v, r in state.applied.items()}, new)
     for old, moved in done.moves:
         if done.with_git:
             say(f"git mv {old} {moved}")

@@ -117,7 +117,7 @@ def _renumber_hint(found: dict[int, MigrationFile], dupes: list[tuple[Path, Path
             out.append(f"git mv {second.name[:-4]}{DOWN_SUFFIX} {new}{DOWN_SUFFIX}")
         free += 1
     return ("two branches took the same number: give the one merged last the next free "
-            "number, e.g. " + "; ".join(out)
+            f"number (`kgmigrate renumber {dupes[0][1].name}`), e.g. " + "; ".join(out)
             + " (a file already applied somewhere keeps its number: renumber the other)")
 
 

@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import MigrationFileError
-from .graph import Graph, resolve_word
-from .migrations import DOWN_SUFFIX, FILENAME_RE, MigrationFile, read_sql
+from ..settings import Settings
+from .graph import Graph, check_graph, provided_by_baseline, resolve_word
+from .migrations import DOWN_SUFFIX, FILENAME_RE, MigrationFile, read_sql, survey
+from .repeatable import discover_repeatables
 from .versions import version_text
 
 
@@ -37,6 +39,30 @@ def find_file(graph: Graph, which: str) -> MigrationFile:
                              if graph.files else f"no migration file {which}")
 
 
+def read_for_renumber(settings: Settings, which: str) -> tuple[Graph, MigrationFile]:
+    """Return the checked graph and the file to move.
+
+    The one problem tolerated is the one renumber fixes: `which` took a number another file
+    has (two branches merged), and its down file then looks like the other's.
+    """
+    directory = settings.migrations_dir
+    files, problems = survey(directory)
+    path = directory / Path(which).name
+    dropped = None
+    m = FILENAME_RE.match(path.name)
+    if m and path.is_file() and all(f.path != path for f in files):
+        down = path.with_name(path.name[:-4] + DOWN_SUFFIX)
+        dropped = MigrationFile(int(m.group("version")), m.group("name"), path,
+                                down if down.is_file() else None)
+        problems = [(p, msg) for p, msg in problems
+                    if p not in (path, down) and not msg.startswith("duplicate migration")]
+    if problems:
+        raise MigrationFileError(f"{directory}: " + "\n".join(msg for _, msg in problems))
+    graph = check_graph(files, discover_repeatables(settings.repeatables_path),
+                        provided_by_baseline(settings.baseline_path))
+    return graph, dropped or find_file(graph, which)
+
+
 def _new_word(word: str, new: int) -> str:
     """Return `word` (a reference to a version) naming version `new`, written alike."""
     m = FILENAME_RE.match(word if word.lower().endswith(".sql") else word + "_x.sql")
@@ -57,6 +83,8 @@ def _plan(graph: Graph, mf: MigrationFile, applied: set[int],
           new: int | None) -> dict[int, int]:
     """Return old -> new version of each file that moves; refuse what cannot follow."""
     taken = {f.version for f in graph.files} | applied | graph.provided
+    if mf not in graph.files:  # a duplicate number: what requires that number means the other
+        return {mf.version: new or max(taken) + 1}
     if new is not None and new in taken:
         raise MigrationFileError(f"version {version_text(new)} is taken; the next free number is "
                                  f"{version_text(max(taken) + 1)}")
@@ -119,19 +147,21 @@ def _move(old_path: Path, new_path: Path, with_git: bool) -> None:
         old_path.rename(new_path)
 
 
-def renumber(graph: Graph, mf: MigrationFile, applied: set[int],
+def renumber(graph: Graph, mf: MigrationFile, applied: dict[int, str],
              new: int | None = None) -> Renumbered:
     """Move pending `mf` (and its down file) to `new`, or the next free number.
 
-    Without `new`, the pending files that require it move along after it, in their order.
+    `applied` maps each applied version to its name. Without `new`, the pending files that
+    require `mf` move along after it, in their order.
     """
-    if mf.version in applied:
+    if applied.get(mf.version) == mf.name:
         raise MigrationFileError(f"{mf.path.name} is applied: a new number would make it pending "
                                  f"again and run it twice. Renumber only pending files.")
-    moves = _plan(graph, mf, applied, new)
+    moves = _plan(graph, mf, set(applied), new)
     by_version = {f.version: f for f in graph.files}
+    by_version[mf.version] = mf
     done = Renumbered(with_git=_in_git(mf.path))
-    done.rewritten = _rewrite(graph, moves)
+    done.rewritten = _rewrite(graph, moves) if mf in graph.files else []
     for old, target in moves.items():
         f = by_version[old]
         width = len(FILENAME_RE.match(f.path.name).group("version"))

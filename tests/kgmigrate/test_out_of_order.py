@@ -131,3 +131,19 @@ def test_renumber_refuses_applied_files_taken_numbers_and_references_that_cannot
     assert result.exit_code == 0, result.output
     assert "(not tracked by git: renamed without it)" in result.output
     assert (late.path / "010_f.sql").exists()
+
+
+def test_renumber_fixes_two_branches_that_took_the_same_number(kgmigrate, late, db):
+    late.add("005_x.sql", "CREATE TABLE kgt_x (x INTEGER);\n")  # merged beside applied 005_e
+    late.add("005_x.down.sql", "DROP TABLE kgt_x;\n")
+    result = kgmigrate("up", "-y")
+    assert result.exit_code == 1
+    assert "(`kgmigrate renumber 005_x.sql`)" in result.output
+    result = kgmigrate("renumber", "005_e.sql")  # the applied one keeps its number
+    assert result.exit_code == 1 and (late.path / "005_e.sql").exists()
+    result = kgmigrate("renumber", "005_x.sql")
+    assert result.exit_code == 0, result.output
+    assert not (late.path / "005_x.sql").exists()
+    assert (late.path / "007_x.sql").exists() and (late.path / "007_x.down.sql").exists()
+    assert kgmigrate("up", "-y", "--allow-out-of-order").exit_code == 0
+    assert tracked(db) == [1, 2, 3, 4, 5, 6, 7]
