@@ -23,28 +23,17 @@ FILENAME_RE = re.compile(r"^(?P<version>\d+)_(?P<name>[A-Za-z0-9][A-Za-z0-9_.\-]
 DOWN_SUFFIX = ".down.sql"  # NNN_name.down.sql reverses NNN_name.sql (golang-migrate's convention)
 
 
-@dataclass(frozen=True)
-class MigrationFile:
-    """A migration file found on disk, and its down file.
+class SqlSource:
+    """A SQL file kgmigrate runs (at `self.path`): its text, checksum and directives, each read
+    once, when first needed, and remembered: a run works from the files it discovered, so the
+    text it checks is the text it runs and records."""
 
-    Each is read and checksummed once, when first needed, and remembered: a run works from the
-    files it discovered, so the text it checks is the text it runs and records.
-    """
-
-    version: int
-    name: str
     path: Path
-    down: Path | None = None  # the companion NNN_name.down.sql, when there is one
 
     @cached_property
     def text(self) -> str:
         """Return the file's text as it is parsed and run (read_sql)."""
         return read_sql(self.path)
-
-    @cached_property
-    def down_text(self) -> str | None:
-        """Return the down file's text as it is parsed and run; None without a down file."""
-        return None if self.down is None else read_sql(self.down)
 
     @cached_property
     def checksum(self) -> str:
@@ -55,6 +44,21 @@ class MigrationFile:
     def directives(self) -> list[Directive]:
         """Return the file's `-- kgmigrate:` directives (files/directives.py)."""
         return directives(self.text)
+
+
+@dataclass(frozen=True)
+class MigrationFile(SqlSource):
+    """A migration file found on disk, and its down file (read once too)."""
+
+    version: int
+    name: str
+    path: Path
+    down: Path | None = None  # the companion NNN_name.down.sql, when there is one
+
+    @cached_property
+    def down_text(self) -> str | None:
+        """Return the down file's text as it is parsed and run; None without a down file."""
+        return None if self.down is None else read_sql(self.down)
 
     @cached_property
     def down_checksum(self) -> str | None:

@@ -8,35 +8,21 @@ Each is named by its file name without `.sql`; its checksum is the versioned fil
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 
 from ..errors import MigrationFileError
-from .directives import Directive, directives
-from .migrations import Migration, checksum, read_sql
+from .migrations import Migration, SqlSource
 from .sourcemap import LineMap
 from .sqltext import has_no_transaction_directive, split_statements
 
 
 @dataclass(frozen=True)
-class RepeatableFile:
+class RepeatableFile(SqlSource):
     """A repeatable file found on disk, read and checksummed once, when first needed."""
 
     name: str
     path: Path
     down: None = None  # never reversed: the next version of the file replaces it
-
-    @cached_property
-    def text(self) -> str:
-        return read_sql(self.path)
-
-    @cached_property
-    def checksum(self) -> str:
-        return checksum(self.text)
-
-    @cached_property
-    def directives(self) -> list[Directive]:
-        return directives(self.text)
 
 
 def discover_repeatables(directory: Path) -> list[RepeatableFile]:
