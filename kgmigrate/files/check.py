@@ -70,7 +70,7 @@ def _against_base(directory: Path, files: list[MigrationFile], ref: str,
     """
     head = files_at(directory, ref)
     fork = fork_point(directory, ref)
-    base = head if fork == ref else files_at(directory, fork)
+    base = head if fork is None else files_at(directory, fork)
     versions = _versions(base)
     highest_at = _versions(head)
     found: list[Finding] = []
@@ -134,7 +134,7 @@ def check(directory: Path, base: str | None = None, lint: bool = False,
         against, new = _against_base(directory, files, base, provided)
         found += against
         if repeatables:
-            before = files_at(repeatable_dir, fork_point(repeatable_dir, base))
+            before = files_at(repeatable_dir, fork_point(repeatable_dir, base) or base)
             new += [r.path for r in repeatables
                     if r.path.name not in before or checksum(before[r.path.name]) != r.checksum]
     if lint:

@@ -28,10 +28,13 @@ def repo_root(directory: Path) -> Path | None:
     return Path(done.stdout.decode().strip()) if done.returncode == 0 else None
 
 
-def fork_point(directory: Path, ref: str) -> str:
-    """Return the commit where this branch left `ref` (git merge-base); `ref` when none."""
+def fork_point(directory: Path, ref: str) -> str | None:
+    """Return the commit where this branch left `ref` (git merge-base); None when it is `ref`'s
+    own commit or there is none."""
     done = _git(directory, "merge-base", ref, "HEAD")
-    return done.stdout.decode().strip() if done.returncode == 0 else ref
+    tip = _git(directory, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+    fork = done.stdout.decode().strip() if done.returncode == 0 else None
+    return None if fork == tip.stdout.decode().strip() else fork
 
 
 def files_at(directory: Path, ref: str) -> dict[str, str]:
