@@ -9,13 +9,18 @@ TORCH   ?= torch==2.13.0
 NPM     ?= npm
 WEB     := kgserve/browser
 WEB_STAMP := $(WEB)/node_modules/.installed
+# mermaid, which the tests run in Chromium on `kgmigrate graph --format mermaid`.
+TOOLS   := tools/mermaid
+TOOLS_STAMP := $(TOOLS)/node_modules/.installed
 
-# The test suite runs deploy/nginx.conf with Debian's nginx (tests/kgserve/test_nginx.py).
+# The test suite runs deploy/nginx.conf with Debian's nginx (tests/kgserve/test_nginx.py), and
+# Graphviz's dot on `kgmigrate graph --format dot` (tests/kgmigrate/test_graph.py).
 NGINX_PKG ?= nginx-light
+GRAPHVIZ_PKG ?= graphviz
 
 .PHONY: install test test-fast lint run clean system-packages chromium
 
-install: $(STAMP) $(WEB_STAMP) system-packages
+install: $(STAMP) $(WEB_STAMP) $(TOOLS_STAMP) system-packages
 
 # Debian packages the suite needs, installed when missing (as root; otherwise it says what to
 # run, and only test_nginx.py fails without them: `make run` does not need nginx).
@@ -26,6 +31,14 @@ system-packages:
 	  else \
 	    echo "WARNING: nginx is missing; the suite runs deploy/nginx.conf with it:" \
 	         "sudo apt-get install -y $(NGINX_PKG)" >&2; \
+	  fi; \
+	fi
+	@if ! command -v dot >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get install -y -q $(GRAPHVIZ_PKG) || { apt-get update -q && apt-get install -y -q $(GRAPHVIZ_PKG); }; \
+	  else \
+	    echo "WARNING: Graphviz's dot is missing; the suite checks \`kgmigrate graph\` with it:" \
+	         "sudo apt-get install -y $(GRAPHVIZ_PKG)" >&2; \
 	  fi; \
 	fi
 
@@ -46,6 +59,10 @@ $(WEB_STAMP): $(WEB)/package.json $(WEB)/package-lock.json
 	@command -v $(NPM) >/dev/null || { echo "npm is missing: run 'sudo apt-get install -y npm'"; exit 1; }
 	$(NPM) ci --prefix $(WEB) --ignore-scripts --no-audit --no-fund
 	touch $(WEB_STAMP)
+
+$(TOOLS_STAMP): $(TOOLS)/package.json $(TOOLS)/package-lock.json $(WEB_STAMP)
+	$(NPM) ci --prefix $(TOOLS) --ignore-scripts --no-audit --no-fund
+	touch $(TOOLS_STAMP)
 
 # The whole suite, and lint first.
 test: install chromium lint

@@ -68,11 +68,17 @@ class Settings:
     # Where this schema exists without a tracking table the database is not fresh; None: only the
     # tracking table tells.
     baseline_schema: str | None = BASELINE_SCHEMA
+    repeatable_dir: Path | None = None  # None: <migrations-dir>/../repeatable
 
     @property
     def baseline_path(self) -> Path:
         """Return `<migrations-dir>/../00_baseline.sql`."""
         return self.migrations_dir.parent / "00_baseline.sql"
+
+    @property
+    def repeatables_path(self) -> Path:
+        """Return the repeatable files' folder: --repeatable-dir, else <migrations-dir>/../repeatable."""
+        return self.repeatable_dir or self.migrations_dir.parent / "repeatable"
 
     @property
     def uses_local_db(self) -> bool:

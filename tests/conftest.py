@@ -22,7 +22,8 @@ from tests.support.pg import (
 def _isolated_env(monkeypatch, tmp_path):
     """Keep the developer's database settings and the project's .kgdata out of every test."""
     for var in ("KG_DATABASE_URL", "KG_MIGRATIONS_DIR", "KG_BACKUPS_DIR", "KG_NO_BASELINE",
-                "KG_LOCALDB_NAME", "KG_PG_BINDIR", "KG_MIGRATIONS_TABLE", "PGHOST", "PGHOSTADDR",
+                "KG_LOCALDB_NAME", "KG_PG_BINDIR", "KG_MIGRATIONS_TABLE", "KG_REPEATABLE_DIR",
+                "KG_ALLOW_OUT_OF_ORDER", "PGHOST", "PGHOSTADDR",
                 "PGPORT", "PGDATABASE", "PGUSER", "PGPASSWORD", "PGSERVICE", "KG_ADMIN_TOKEN",
                 "KG_API_TOKEN", "OPENAI_API_KEY", "OPENAI_BASE_URL"):
         monkeypatch.delenv(var, raising=False)

@@ -1,5 +1,5 @@
 """`down`: choose the applied migrations to reverse, check the whole plan, then run each down
-file in its own transaction together with the deletion of its tracking row, newest first."""
+file in its own transaction together with the deletion of its tracking row, last applied first."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from dataclasses import dataclass
 import psycopg
 
 from ..errors import MigrationFailed, MigrationFileError
-from ..files.migrations import Migration, MigrationFile, discover, load
+from ..files.graph import Graph, read_graph
+from ..files.migrations import Migration, MigrationFile, load
 from ..files.versions import version_text, versions_text
 from ..settings import Settings
 from . import tracking
@@ -36,12 +37,13 @@ class DownPlan:
 
 def choose(state: tracking.DbState, files: list[MigrationFile], steps: int | None,
            to: int | None) -> list[int]:
-    """Return the applied versions to reverse, newest first: the `steps` newest, or all above `to`.
+    """Return the applied versions to reverse, last applied first: the `steps` last applied, or
+    all above `to`.
 
-    `to` 0 means everything reversible: the oldest applied version (the baseline) is left out
+    `to` 0 means everything reversible: the first applied version (the baseline) is left out
     when it has no down file, as it never has one.
     """
-    applied = sorted(state.applied, reverse=True)
+    applied = state.in_applied_order()[::-1]
     if to is None:
         return applied[:steps or 1]
     chosen = [v for v in applied if v > to]
@@ -69,6 +71,22 @@ def check_reversible(chosen: list[int], files: list[MigrationFile]) -> None:
                                  + ". Nothing was reversed.")
 
 
+def check_required(chosen: list[int], state: tracking.DbState, graph: Graph) -> None:
+    """Refuse to reverse a file that an applied file staying applied `requires`, naming both."""
+    going = set(chosen)
+    problems = []
+    for v in chosen:
+        for src in graph.required_by(v):
+            if src in going or (isinstance(src, int) and src not in state.applied):
+                continue
+            line = graph.lines[(src, v)]
+            problems.append(f"{graph.path_of(v).name} is required by applied "
+                            f"{graph.path_of(src).name} (line {line})")
+    if problems:
+        raise MigrationFileError("cannot reverse: " + "; ".join(problems) + ". Reverse those "
+                                 "too (e.g. --steps or --to), or nothing. Nothing was reversed.")
+
+
 def make_down_plan(conn: psycopg.Connection, settings: Settings, steps: int | None = None,
                    to: int | None = None,
                    on_chosen: Callable[[list[MigrationFile]], None] | None = None) -> DownPlan:
@@ -76,10 +94,12 @@ def make_down_plan(conn: psycopg.Connection, settings: Settings, steps: int | No
 
     `on_chosen` learns the chosen files before their down files are parsed (lint starts there).
     """
-    files = discover(settings.migrations_dir)
+    graph = read_graph(settings)
+    files = graph.files
     state = tracking.read_state(conn, settings.table)
     versions = choose(state, files, steps, to)
     check_reversible(versions, files)
+    check_required(versions, state, graph)
     by_version = {mf.version: mf for mf in files}
     chosen = [by_version[v] for v in versions]
     found = drift(state, files)
@@ -123,8 +143,7 @@ def reverse(conn: psycopg.Connection, settings: Settings, plan: DownPlan,
     done: list[tuple[Migration, int]] = []
     with advisory_lock(conn, lock_timeout), notices_to(conn, rep) as running:
         state = settle(conn, table, plan.files, rep, down_too=True)
-        planned = {mig.version for mig in plan.parsed}
-        newer = [v for v in state.applied if v > min(planned, default=0) and v not in planned]
+        newer = [v for v in state.applied if v not in plan.state.applied]
         if newer:
             raise MigrationFailed(
                 f"the database changed since the plan: version(s) {versions_text(sorted(newer))} "

@@ -7,19 +7,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..files.graph import Graph, read_graph
 from ..files.migrations import (
     Migration,
     MigrationFile,
-    discover,
     load,
     read_sql,
 )
+from ..files.repeatable import load_repeatable
 from ..files.sourcemap import LineMap
 from ..files.sqltext import Statement, split_statements
-from ..files.versions import version_text
 from ..settings import Settings
+from . import repeatables as reps
 from . import tracking
 from .drift import drift
+from .order import OutOfOrder, out_of_order
 
 if TYPE_CHECKING:
     import psycopg
@@ -43,6 +45,16 @@ class Plan:
     warnings: list[str] = field(default_factory=list)
     # The baseline read and parsed (statements, line map), when the plan parses and uses one.
     baseline_parsed: tuple[list[Statement], LineMap] | None = None
+    graph: Graph | None = None
+    out_of_order: list[OutOfOrder] = field(default_factory=list)
+    # Every repeatable file in run order with its state; those that run, parsed (when parsing).
+    repeatables: list[reps.RepeatableState] = field(default_factory=list)
+    repeatables_parsed: list[Migration] | None = None
+
+    @property
+    def repeatables_to_run(self) -> list[reps.RepeatableState]:
+        """Return the new and changed repeatable files; none with --target (a partial `up`)."""
+        return [] if self.target is not None else [r for r in self.repeatables if r.runs]
 
     @property
     def current_version(self) -> int | None:
@@ -74,11 +86,15 @@ def make_plan(conn: psycopg.Connection, settings: Settings, target: int | None =
 
     `on_pending` learns the pending files before they are parsed (`up` starts its linter there).
     """
-    files = discover(settings.migrations_dir)
+    graph = read_graph(settings)
+    files = graph.files
     state = tracking.read_state(conn, settings.table)
     pending = pending_files(files, state, target)
+    repeatables = reps.states(graph.repeatables, reps.read_recorded(conn, settings.table),
+                              graph.repeatable_order())
+    rerun = [r.file for r in repeatables if r.runs] if target is None else []
     if on_pending is not None:
-        on_pending(pending)
+        on_pending([*pending, *rerun])
     parsed = [load(mf) for mf in pending] if parse else None
     baseline = settings.baseline_path
     use_baseline = (not settings.no_baseline and baseline.is_file()
@@ -88,15 +104,12 @@ def make_plan(conn: psycopg.Connection, settings: Settings, target: int | None =
     on_disk = {mf.version for mf in files}
     plan = Plan(state=state, files=files, baseline=baseline if use_baseline else None,
                 pending=pending, parsed=parsed, drifted=found.drifted,
-                missing_files=[v for v in state.applied if v not in on_disk], target=target,
-                down_drifted=found.down_drifted,
-                baseline_parsed=baseline_parsed)
-    current = state.current_version
-    for mf in pending:
-        if current is not None and mf.version < current:
-            plan.warnings.append(f"migration {version_text(mf.version)} ({mf.name}) is numbered "
-                                 f"below the current version {version_text(current)}; it will be "
-                                 f"applied in order")
+                missing_files=[v for v in state.applied
+                               if v not in on_disk and v not in graph.provided],
+                target=target, down_drifted=found.down_drifted,
+                baseline_parsed=baseline_parsed, graph=graph,
+                out_of_order=out_of_order(pending, state), repeatables=repeatables,
+                repeatables_parsed=[load_repeatable(f) for f in rerun] if parse else None)
     return plan
 
 

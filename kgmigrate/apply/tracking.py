@@ -20,9 +20,10 @@ _TEXT = {"text", "character varying"}
 _TIMESTAMP = {"timestamp without time zone", "timestamp with time zone"}
 REQUIRED = {"version": _INTEGER, "name": _TEXT, "applied_at": _TIMESTAMP}
 ADDED = {"checksum": ("TEXT", _TEXT), "execution_ms": ("INTEGER", _INTEGER),
-         "applied_by": ("TEXT", _TEXT), "down_checksum": ("TEXT", _TEXT)}
+         "applied_by": ("TEXT", _TEXT), "down_checksum": ("TEXT", _TEXT),
+         "applied_order": ("INTEGER", _INTEGER)}
 COLUMNS = ("version", "name", "applied_at", "checksum", "execution_ms", "applied_by",
-           "down_checksum")
+           "down_checksum", "applied_order")
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class AppliedRow:
     execution_ms: int | None
     applied_by: str | None
     down_checksum: str | None = None  # of the down file, when it had one
+    applied_order: int | None = None  # 1 for the first file applied, then 2, ...
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,11 @@ class DbState:
     @property
     def current_version(self) -> int | None:
         return max(self.applied) if self.applied else None
+
+    def in_applied_order(self) -> list[int]:
+        """Return the applied versions in the order they ran (rows without one: by version)."""
+        return sorted(self.applied, key=lambda v: (self.applied[v].applied_order is None,
+                                                   self.applied[v].applied_order or 0, v))
 
 
 def applied_by() -> str:
@@ -141,9 +148,14 @@ def ensure_sql(conn: psycopg.Connection, table: TableName,
         out.append(f"CREATE TABLE IF NOT EXISTS {name} (version INTEGER PRIMARY KEY, "
                    f"name TEXT NOT NULL, applied_at TIMESTAMP NOT NULL DEFAULT NOW(), "
                    f"checksum TEXT, execution_ms INTEGER, applied_by TEXT, "
-                   f"down_checksum TEXT)")
+                   f"down_checksum TEXT, applied_order INTEGER)")
     missing = [c for c in ADDED if state is None or (state.has_table and c not in state.columns)]
     out += [f"ALTER TABLE {name} ADD COLUMN IF NOT EXISTS {c} {ADDED[c][0]}" for c in missing]
+    if "applied_order" in missing:
+        # Rows applied before the column existed: the order known, when they ran then version.
+        out.append(f"UPDATE {name} t SET applied_order = o.n FROM (SELECT version, row_number() "
+                   f"OVER (ORDER BY applied_at, version) AS n FROM {name}) o "
+                   f"WHERE t.version = o.version AND t.applied_order IS NULL")
     return out
 
 
@@ -154,16 +166,18 @@ def ensure_table(conn: psycopg.Connection, table: TableName, state: DbState) -> 
 
 
 _RECORD = """
-INSERT INTO {table} (version, name, checksum, execution_ms, applied_by, down_checksum)
+INSERT INTO {table} (version, name, checksum, execution_ms, applied_by, down_checksum,
+                     applied_order)
 VALUES (%s, %s, %s,
         -- None: the time this transaction has run so far, i.e. the file's statements
         COALESCE(%s, round(extract(epoch FROM clock_timestamp() - now()) * 1000)::integer), %s,
-        %s)
+        %s, (SELECT COALESCE(max(applied_order), 0) + 1 FROM {table}))
 ON CONFLICT (version) DO UPDATE
    SET checksum = EXCLUDED.checksum,
        execution_ms = EXCLUDED.execution_ms,
        applied_by = EXCLUDED.applied_by,
-       down_checksum = EXCLUDED.down_checksum"""
+       down_checksum = EXCLUDED.down_checksum,
+       applied_order = COALESCE({table}.applied_order, EXCLUDED.applied_order)"""
 
 
 def record_sql(conn: psycopg.Connection, table: TableName, version: int, name: str,

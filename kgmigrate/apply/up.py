@@ -4,7 +4,7 @@ transaction with its tracking row (runfile.py), drift checked again under the lo
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
@@ -12,14 +12,17 @@ import psycopg
 
 from ..errors import MigrationFailed
 from ..files.migrations import Migration, load
+from ..files.repeatable import load_repeatable
 from ..files.sourcemap import LineMap
 from ..files.sqltext import Statement
 from ..files.versions import version_text
 from ..settings import Settings, TableName
+from . import repeatables as reps
 from . import session, tracking
 from .drift import settle
 from .locks.ddl import DdlLockPolicy, DdlLocks
 from .locks.runner import DEFAULT_TIMEOUT_S, advisory_lock
+from .order import out_of_order, refuse
 from .plan import Plan, is_fresh, parse_baseline, pending_files
 from .progress import Reporter
 from .runfile import (
@@ -39,6 +42,7 @@ class ApplyResult:
     baseline_applied: bool
     applied: list[tuple[Migration, int]]
     current_version: int | None
+    repeatables: list[tuple[Migration, int]] = field(default_factory=list)
 
 
 def _apply_baseline(conn: psycopg.Connection, path: Path, statements: list[Statement],
@@ -63,11 +67,13 @@ def migration_file(conn: psycopg.Connection, mig: Migration, table: TableName,
 
 def apply(conn: psycopg.Connection, settings: Settings, plan: Plan,
           lock_timeout: float = DEFAULT_TIMEOUT_S, reporter: Reporter | None = None,
-          ddl_policy: DdlLockPolicy | None = None) -> ApplyResult:
+          ddl_policy: DdlLockPolicy | None = None,
+          allow_out_of_order: bool = False) -> ApplyResult:
     """Take the lock, re-read the state, then apply the baseline and every pending file in order.
 
     `lock_timeout` bounds the wait for the runner lock; `ddl_policy` the wait of each statement
-    for the locks it needs, and how often a file that gave up on one is retried.
+    for the locks it needs, and how often a file that gave up on one is retried. Out-of-order
+    files are checked again against the state read under the lock (order.py).
     """
     rep = reporter or Reporter()
     by, table = tracking.applied_by(), settings.table
@@ -87,9 +93,11 @@ def apply(conn: psycopg.Connection, settings: Settings, plan: Plan,
             baseline_done = True
             rep.baseline_applied(plan.baseline, round((time.perf_counter() - t0) * 1000))
         state = settle(conn, table, plan.files, rep)
+        pending = pending_files(plan.files, state, plan.target)
+        refuse(out_of_order(pending, state), pending, state, plan.graph, allow_out_of_order)
         ddl = DdlLocks(conn, ddl_policy or DdlLockPolicy(), on_retry=rep.lock_retry)
         try:
-            for mf in pending_files(plan.files, state, plan.target):
+            for mf in pending:
                 mig = parsed.get(mf.version) or load(mf)
                 rep.migration_started(mig)
                 ms = run_labelled(conn, running,
@@ -97,7 +105,37 @@ def apply(conn: psycopg.Connection, settings: Settings, plan: Plan,
                                   migration_file(conn, mig, table, by, mf.down_checksum), ddl)
                 applied.append((mig, ms))
                 rep.migration_applied(mig, ms)
+            rerun = _apply_repeatables(conn, plan, table, by, running, ddl, rep)
         finally:
             ddl.close()
         current = tracking.read_state(conn, table).current_version
-    return ApplyResult(baseline_done, applied, current)
+    return ApplyResult(baseline_done, applied, current, rerun)
+
+
+def _apply_repeatables(conn: psycopg.Connection, plan: Plan, table: TableName, by: str,
+                       running: list[str], ddl: DdlLocks,
+                       rep: Reporter) -> list[tuple[Migration, int]]:
+    """Run the new and changed repeatable files in order, each with its tracking row.
+
+    Their state is read again under the lock: another runner may have run them meanwhile.
+    """
+    if plan.target is not None or not plan.repeatables:
+        return []
+    recorded = reps.read_recorded(conn, table)
+    parsed = {m.name: m for m in plan.repeatables_parsed or ()}
+    done = []
+    for r in plan.repeatables:
+        if recorded.get(r.file.name, (None,))[0] == r.file.checksum:
+            continue
+        if not done:
+            for stmt in reps.ensure_sql(conn, table):
+                conn.execute(stmt)
+        mig = parsed.get(r.file.name) or load_repeatable(r.file)
+        rep.migration_started(mig)
+        label = f"Repeatable {mig.name}"
+        ms = run_labelled(conn, running, label, SqlFile(
+            label, mig.path, mig.lines, mig.statements, mig.transactional,
+            partial(reps.record_sql, conn, table, mig.name, mig.checksum, by)), ddl)
+        done.append((mig, ms))
+        rep.repeatable_applied(mig, ms)
+    return done

@@ -16,11 +16,14 @@ from ..settings import (
     Settings,
     TableName,
 )
+from .check import check
 from .down import down
+from .graph import graph
 from .lint import lint
 from .localdb import localdb
 from .mark import mark, unmark
 from .new import new
+from .renumber import renumber
 from .snapshot import restore, snapshot
 from .up import repair, status, up
 
@@ -75,13 +78,18 @@ def _table_name(ctx: click.Context, param: click.Parameter, value: str) -> Table
               metavar="NAME", callback=_table_name,
               help="The tracking table, schema-qualified; its schema is created when missing "
                    "[env KG_MIGRATIONS_TABLE].")
+@click.option("--repeatable-dir", envvar="KG_REPEATABLE_DIR",
+              type=click.Path(path_type=Path, file_okay=False),
+              help="Folder of repeatable files, re-applied when they change [env "
+                   "KG_REPEATABLE_DIR; default: <migrations-dir>/../repeatable].")
 @click.version_option(__version__, "-V", "--version", prog_name="kgmigrate")
 @click.pass_context
 def cli(ctx: click.Context, database_url: str | None, migrations_dir: Path, no_baseline: bool,
-        backups_dir: Path, table: TableName) -> None:
+        backups_dir: Path, table: TableName, repeatable_dir: Path | None) -> None:
     """Evolve a PostgreSQL schema from versioned SQL files."""
     ctx.obj = Settings(database_url=database_url or None, migrations_dir=migrations_dir,
-                       backups_dir=backups_dir, no_baseline=no_baseline, table=table)
+                       backups_dir=backups_dir, no_baseline=no_baseline, table=table,
+                       repeatable_dir=repeatable_dir)
 
 
 cli.add_command(up)
@@ -95,6 +103,9 @@ cli.add_command(localdb)
 cli.add_command(lint)
 cli.add_command(snapshot)
 cli.add_command(restore)
+cli.add_command(graph)
+cli.add_command(check)
+cli.add_command(renumber)
 
 
 def main() -> None:

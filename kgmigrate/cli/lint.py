@@ -140,11 +140,15 @@ def lint(settings: Settings, paths: tuple[Path, ...], pending: bool, as_json: bo
 
         _, conn = open_database(settings, read_only=True)
         with conn:
-            chosen = [mf.path for mf in make_plan(conn, settings, parse=False).pending]
+            plan = make_plan(conn, settings, parse=False)
+        chosen = ([mf.path for mf in plan.pending]
+                  + [r.file.path for r in plan.repeatables_to_run])
     elif paths:
         chosen = _expand(paths)
     else:
-        chosen = folder_files(settings.migrations_dir)
+        repeatable = settings.repeatables_path
+        chosen = folder_files(settings.migrations_dir) + (
+            folder_files(repeatable) if repeatable.is_dir() else [])
     report = lint_files(read_files(chosen), lock_timeout_on=ddl_lock_timeout > 0)
     if as_json:
         click.echo(json.dumps(report.as_json(), indent=2))

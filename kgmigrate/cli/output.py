@@ -119,6 +119,9 @@ class TerminalReporter(Reporter):
         say(f"  {ok_mark()} Migration {version_text(mig.version)} - {mig.name} ({ms} ms)",
             fg="green")
 
+    def repeatable_applied(self, mig, ms: int) -> None:
+        say(f"  {ok_mark()} Repeatable {mig.name} ({ms} ms)", fg="green")
+
     def migration_reversed(self, mig, ms: int) -> None:
         say(f"  {ok_mark()} Reversed {version_text(mig.version)} - {mig.name} ({ms} ms)",
             fg="green")

@@ -38,9 +38,16 @@ def _print_plan(plan) -> None:
     say(f"Pending: {len(plan.pending) + extra} migration(s)")
     if plan.baseline:
         say(f"  {arrow()} Baseline {plan.baseline.name} (fresh database)", fg="cyan")
+    late = {o.file.version: o for o in plan.out_of_order}
     for m in plan.parsed:
         say(f"  {arrow()} Migration {version_text(m.version)} - {m.name}"
-            + ("  [no-transaction]" if not m.transactional else ""), fg="cyan")
+            + ("  [no-transaction]" if not m.transactional else "")
+            + (f"  [out of order: after {versions_text(late[m.version].above)}]"
+               if m.version in late else ""), fg="cyan")
+    for r in plan.repeatables_to_run:
+        say(f"  {arrow()} Repeatable {r.file.name} ({r.status})", fg="cyan")
+    if plan.target is not None and any(r.runs for r in plan.repeatables):
+        warn("repeatable files run only in an `up` without --target")
     for w in plan.warnings:
         warn(w)
     if plan.down_drifted:
@@ -60,13 +67,17 @@ def _print_plan(plan) -> None:
 @retries_option
 @lint_mode_option("pending files")
 @snapshot_option("applying")
+@click.option("--allow-out-of-order", is_flag=True, envvar="KG_ALLOW_OUT_OF_ORDER",
+              help="Apply pending files numbered below an applied version (a branch merged "
+                   "late), each once what it requires is applied [env KG_ALLOW_OUT_OF_ORDER=1].")
 @click.pass_obj
 def up(settings: Settings, dry_run: bool, yes: bool, verbose: bool, quiet: bool,
        target: int | None, lock_timeout: float, ddl_lock_timeout: float, retries: int,
-       lint_mode: str, snapshot: bool | None) -> None:
+       lint_mode: str, snapshot: bool | None, allow_out_of_order: bool) -> None:
     """Apply pending migrations in version order."""
     from ..apply.drift import check_drift
     from ..apply.locks.ddl import DdlLockPolicy
+    from ..apply.order import refuse
     from ..apply.plan import make_plan
     from ..apply.session import open_database
     from ..apply.up import apply
@@ -78,8 +89,9 @@ def up(settings: Settings, dry_run: bool, yes: bool, verbose: bool, quiet: bool,
         _print_plan(plan)
         if plan.drifted:  # a dry run predicts `up`, refusal included
             check_drift(plan.drifted, plan.files)
+        refuse(plan.out_of_order, plan.pending, plan.state, plan.graph, allow_out_of_order)
         pending_lint.finish()
-        count = len(plan.pending) + (1 if plan.baseline else 0)
+        count = len(plan.pending) + (1 if plan.baseline else 0) + len(plan.repeatables_to_run)
         if dry_run:
             say()
             say(f"Dry run: nothing was applied. Current schema version: "
@@ -101,13 +113,16 @@ def up(settings: Settings, dry_run: bool, yes: bool, verbose: bool, quiet: bool,
             say(f"Waiting for the migration lock (up to {lock_timeout:g} s)", err=True)
         result = apply(conn, settings, plan, lock_timeout=lock_timeout,
                        reporter=TerminalReporter(verbose, quiet),
-                       ddl_policy=DdlLockPolicy(timeout_s=ddl_lock_timeout, retries=retries))
+                       ddl_policy=DdlLockPolicy(timeout_s=ddl_lock_timeout, retries=retries),
+                       allow_out_of_order=allow_out_of_order)
         if count:
             say()
             n = len(result.applied) + (1 if result.baseline_applied else 0)
-            if n == 0:  # we waited for the lock while another runner did the work
+            k = len(result.repeatables)
+            if n + k == 0:  # we waited for the lock while another runner did the work
                 say("Another runner applied them meanwhile.")
-            say(f"Applied: {n} migration(s). Schema version: "
+            again = f" and {k} repeatable file(s)" if k else ""
+            say(f"Applied: {n} migration(s){again}. Schema version: "
                 f"{version_label(result.current_version)}", fg="green", bold=True)
 
 
@@ -124,14 +139,20 @@ def status(settings: Settings, as_json: bool) -> None:
         plan = make_plan(conn, settings, parse=False)
     applied = sorted(plan.state.applied.values(), key=lambda r: r.version)
     reversible = {mf.version for mf in plan.files if mf.down is not None}
+    late = {o.file.version: o.above for o in plan.out_of_order}
     if as_json:
         click.echo(json.dumps({
             "current_version": plan.current_version,
             "applied": [{"version": r.version, "name": r.name, "checksum": r.checksum,
                          "applied_at": r.applied_at.isoformat() if r.applied_at else None,
-                         "execution_ms": r.execution_ms,
+                         "execution_ms": r.execution_ms, "applied_order": r.applied_order,
                          "reversible": r.version in reversible} for r in applied],
             "pending": [{"version": m.version, "name": m.name} for m in plan.pending],
+            "out_of_order": [{"version": o.file.version, "name": o.file.name,
+                              "applied_above": o.above} for o in plan.out_of_order],
+            "repeatable": [{"name": r.file.name, "status": r.status,
+                            "applied_at": r.applied_at.isoformat() if r.applied_at else None}
+                           for r in plan.repeatables],
             "drifted": plan.drifted,
             "down_drifted": plan.down_drifted,
         }, indent=2))
@@ -149,7 +170,18 @@ def status(settings: Settings, as_json: bool) -> None:
             fg="red" if bad else None)
     say(f"Pending: {len(plan.pending)} migration(s)")
     for m in plan.pending:
-        say(f"  {arrow()} Migration {version_text(m.version)} - {m.name}", fg="cyan")
+        say(f"  {arrow()} Migration {version_text(m.version)} - {m.name}"
+            + (f"  [out of order: below applied {versions_text(late[m.version])}]"
+               if m.version in late else ""), fg="cyan")
+    if plan.repeatables:
+        say(f"Repeatable: {len(plan.repeatables)} file(s)")
+    for r in plan.repeatables:
+        say(f"  {ok_mark() if not r.runs else arrow()} Repeatable {r.file.name} ({r.status})",
+            fg=None if not r.runs else "cyan")
+    if late:
+        warn(f"{len(late)} pending file(s) numbered below applied versions: `kgmigrate up` "
+             f"refuses them until renumbered (`kgmigrate renumber FILE`) or allowed "
+             f"(--allow-out-of-order)")
     if plan.drifted:
         say(f"Drifted: {versions_text(plan.drifted)} changed since applied; "
             f"`kgmigrate repair` accepts the edits", fg="red")

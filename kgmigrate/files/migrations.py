@@ -9,6 +9,7 @@ from functools import cached_property
 from pathlib import Path
 
 from ..errors import ConfigError, MigrationFileError
+from .directives import Directive, directives
 from .sourcemap import LineMap
 from .sqltext import (
     Statement,
@@ -22,18 +23,12 @@ FILENAME_RE = re.compile(r"^(?P<version>\d+)_(?P<name>[A-Za-z0-9][A-Za-z0-9_.\-]
 DOWN_SUFFIX = ".down.sql"  # NNN_name.down.sql reverses NNN_name.sql (golang-migrate's convention)
 
 
-@dataclass(frozen=True)
-class MigrationFile:
-    """A migration file found on disk, and its down file.
+class SqlSource:
+    """A SQL file kgmigrate runs (at `self.path`): its text, checksum and directives, each read
+    once, when first needed, and remembered: a run works from the files it discovered, so the
+    text it checks is the text it runs and records."""
 
-    Each is read and checksummed once, when first needed, and remembered: a run works from the
-    files it discovered, so the text it checks is the text it runs and records.
-    """
-
-    version: int
-    name: str
     path: Path
-    down: Path | None = None  # the companion NNN_name.down.sql, when there is one
 
     @cached_property
     def text(self) -> str:
@@ -41,14 +36,29 @@ class MigrationFile:
         return read_sql(self.path)
 
     @cached_property
-    def down_text(self) -> str | None:
-        """Return the down file's text as it is parsed and run; None without a down file."""
-        return None if self.down is None else read_sql(self.down)
-
-    @cached_property
     def checksum(self) -> str:
         """Return the file's checksum, the one recorded when it is applied."""
         return checksum(self.text)
+
+    @cached_property
+    def directives(self) -> list[Directive]:
+        """Return the file's `-- kgmigrate:` directives (files/directives.py)."""
+        return directives(self.text)
+
+
+@dataclass(frozen=True)
+class MigrationFile(SqlSource):
+    """A migration file found on disk, and its down file (read once too)."""
+
+    version: int
+    name: str
+    path: Path
+    down: Path | None = None  # the companion NNN_name.down.sql, when there is one
+
+    @cached_property
+    def down_text(self) -> str | None:
+        """Return the down file's text as it is parsed and run; None without a down file."""
+        return None if self.down is None else read_sql(self.down)
 
     @cached_property
     def down_checksum(self) -> str | None:
@@ -111,7 +121,7 @@ def _renumber_hint(found: dict[int, MigrationFile], dupes: list[tuple[Path, Path
             out.append(f"git mv {second.name[:-4]}{DOWN_SUFFIX} {new}{DOWN_SUFFIX}")
         free += 1
     return ("two branches took the same number: give the one merged last the next free "
-            "number, e.g. " + "; ".join(out)
+            f"number (`kgmigrate renumber {dupes[0][1].name}`), e.g. " + "; ".join(out)
             + " (a file already applied somewhere keeps its number: renumber the other)")
 
 
@@ -119,6 +129,17 @@ def discover(directory: Path) -> list[MigrationFile]:
     """Return the migration files of `directory` in version order, each with its down file.
 
     Badly named .sql files, duplicate versions and down files without their up file are errors.
+    """
+    files, problems = survey(directory)
+    if problems:
+        raise MigrationFileError(f"{directory}: " + "\n".join(msg for _, msg in problems))
+    return files
+
+
+def survey(directory: Path) -> tuple[list[MigrationFile], list[tuple[Path, str]]]:
+    """Return the well-formed migration files of `directory` and what is wrong with the rest.
+
+    Each problem comes with the file it is about (the first, when it is about several).
     """
     if not directory.is_dir():
         raise ConfigError(f"migrations directory not found: {directory}")
@@ -140,31 +161,30 @@ def discover(directory: Path) -> list[MigrationFile]:
         else:
             found[int(m.group("version"))] = MigrationFile(int(m.group("version")),
                                                            m.group("name"), path)
-    problems = []
+    problems: list[tuple[Path, str]] = []
     if bad:
         reversal = any(b.lower().endswith(DOWN_SUFFIX) for b in bad)
-        problems.append("badly named migration file(s) (expected NNN_name.sql): " + ", ".join(bad)
-                        + ("; a reversal is named NNN_name.down.sql" if reversal else ""))
+        problems.append((directory / bad[0], "badly named migration file(s) (expected NNN_name.sql): " + ", ".join(bad)
+                        + ("; a reversal is named NNN_name.down.sql" if reversal else "")))
     if dupes:
-        problems.append("duplicate migration version(s): "
-                        + "; ".join(f"{a.name} and {b.name}" for a, b in dupes)
-                        + f". {_renumber_hint(found, dupes)}")
+        problems.append((dupes[0][1], "duplicate migration version(s): "
+                         + "; ".join(f"{a.name} and {b.name}" for a, b in dupes)
+                         + f". {_renumber_hint(found, dupes)}"))
     for version, paths in sorted(downs.items()):
         up = found.get(version)
         if len(paths) > 1:
-            problems.append(f"two down files for version {version}: "
-                            + " and ".join(p.name for p in paths) + "; keep one")
+            problems.append((paths[1], f"two down files for version {version}: "
+                             + " and ".join(p.name for p in paths) + "; keep one"))
         elif up is None:
-            problems.append(f"down file without its migration: {paths[0].name} "
-                            f"(no {paths[0].name[:-len(DOWN_SUFFIX)]}.sql)")
+            problems.append((paths[0], f"down file without its migration: {paths[0].name} "
+                                       f"(no {paths[0].name[:-len(DOWN_SUFFIX)]}.sql)"))
         elif paths[0].name[:-len(DOWN_SUFFIX)] != up.path.name[:-4]:
-            problems.append(f"down file {paths[0].name} does not match its migration "
-                            f"{up.path.name}: name it {up.path.name[:-4]}{DOWN_SUFFIX}")
+            problems.append((paths[0], f"down file {paths[0].name} does not match its migration "
+                                       f"{up.path.name}: name it {up.path.name[:-4]}"
+                                       f"{DOWN_SUFFIX}"))
         else:
             found[version] = MigrationFile(up.version, up.name, up.path, paths[0])
-    if problems:
-        raise MigrationFileError(f"{directory}: " + "\n".join(problems))
-    return [found[v] for v in sorted(found)]
+    return [found[v] for v in sorted(found)], problems
 
 
 def load(mf: MigrationFile, down: bool = False) -> Migration:

@@ -50,7 +50,7 @@ def test_up_adopts_adds_columns_and_fills_checksums(schema, db_url, db, kgmigrat
     assert "Nothing to do. Current schema version: 003" in result.output
     assert "Baseline" not in result.output  # the database is not fresh
     assert columns(db, "public.schema_migrations") == OLD_COLUMNS + [
-        "checksum", "execution_ms", "applied_by", "down_checksum"]
+        "checksum", "execution_ms", "applied_by", "down_checksum", "applied_order"]
     rows = db.execute("SELECT version, checksum, down_checksum FROM public.schema_migrations "
                       "ORDER BY 1").fetchall()
     for version, checksum, down_checksum in rows:

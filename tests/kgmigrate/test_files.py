@@ -91,7 +91,7 @@ def test_other_files_in_the_directory_are_ignored(kgmigrate, migrations, db):
     assert tracked(db) == [1]
 
 
-def test_pending_file_below_current_version_is_applied_in_order_with_a_warning(
+def test_pending_file_below_current_version_is_refused_unless_allowed(
         kgmigrate, migrations, db):
     migrations.add("001_a.sql", "CREATE TABLE kgt_a (x INTEGER);\n")
     migrations.add("003_c.sql", "CREATE TABLE kgt_c (x INTEGER);\n")
@@ -99,8 +99,11 @@ def test_pending_file_below_current_version_is_applied_in_order_with_a_warning(
     migrations.add("002_b.sql", "CREATE TABLE kgt_b (x INTEGER);\n")  # merged from a branch
     migrations.add("004_d.sql", "CREATE TABLE kgt_d (x INTEGER);\n")
     result = kgmigrate("up", "-y")
+    assert result.exit_code == 1, result.output
+    assert "002_b.sql is numbered below applied version(s) 003" in result.output
+    assert tracked(db) == [1, 3]
+    result = kgmigrate("up", "-y", "--allow-out-of-order")
     assert result.exit_code == 0, result.output
-    assert "Warning: migration 002 (b) is numbered below the current version 003" in result.stderr
     out = result.stdout
     assert out.index("Migration 002 - b (") < out.index("Migration 004 - d (")
     assert tracked(db) == [1, 2, 3, 4]

@@ -51,7 +51,8 @@ def test_table_option_keeps_history_beside_another_tools_table(kgmigrate, migrat
     assert result.exit_code == 0, result.output
     assert tracked(db, "kgm.history") == [1]
     assert columns(db, "kgm.history") == ["version", "name", "applied_at", "checksum",
-                                          "execution_ms", "applied_by", "down_checksum"]
+                                          "execution_ms", "applied_by", "down_checksum",
+                                          "applied_order"]
     assert _snapshot_of(db) == before
 
     migrations.add("002_u.sql", "CREATE TABLE kgt_u (x int);\n")
