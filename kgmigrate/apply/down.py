@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import psycopg
 
 from ..errors import MigrationFailed, MigrationFileError
+from ..files.baseline import Baseline, read_baseline
 from ..files.migrations import Migration, MigrationFile, discover, load
 from ..files.versions import version_text, versions_text
 from ..settings import Settings
@@ -69,6 +70,20 @@ def check_reversible(chosen: list[int], files: list[MigrationFile]) -> None:
                                  + ". Nothing was reversed.")
 
 
+def check_not_squashed(chosen: list[int], squash: Baseline | None) -> None:
+    """Refuse the whole plan when it reaches into the range a squashed baseline replaced."""
+    inside = [v for v in chosen if squash is not None and squash.covers(v)]
+    if not inside:
+        return
+    through = version_text(squash.squashed_through)
+    raise MigrationFileError(
+        f"cannot reverse {versions_text(sorted(inside))}: squashed into {squash.path.name} "
+        f"(`-- kgmigrate:squashed-through {squash.squashed_through}`), which has no down files; "
+        f"`kgmigrate down --to {squash.squashed_through}` reverses everything above {through}. "
+        f"To go back further, restore a snapshot taken before (`kgmigrate restore --list`). "
+        f"Nothing was reversed.")
+
+
 def make_down_plan(conn: psycopg.Connection, settings: Settings, steps: int | None = None,
                    to: int | None = None,
                    on_chosen: Callable[[list[MigrationFile]], None] | None = None) -> DownPlan:
@@ -78,7 +93,11 @@ def make_down_plan(conn: psycopg.Connection, settings: Settings, steps: int | No
     """
     files = discover(settings.migrations_dir)
     state = tracking.read_state(conn, settings.table)
+    squash = read_baseline(settings.baseline_path)
+    if to == 0 and squash is not None and squash.squashed_through is not None:
+        to = squash.squashed_through  # "all but the baseline": the squashed range is the baseline
     versions = choose(state, files, steps, to)
+    check_not_squashed(versions, squash)
     check_reversible(versions, files)
     by_version = {mf.version: mf for mf in files}
     chosen = [by_version[v] for v in versions]

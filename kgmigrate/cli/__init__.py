@@ -22,6 +22,7 @@ from .localdb import localdb
 from .mark import mark, unmark
 from .new import new
 from .snapshot import restore, snapshot
+from .squash import squash
 from .up import repair, status, up
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -95,6 +96,7 @@ cli.add_command(localdb)
 cli.add_command(lint)
 cli.add_command(snapshot)
 cli.add_command(restore)
+cli.add_command(squash)
 
 
 def main() -> None:
