@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import MigrationFileError
-from ..files.baseline import Baseline, read_baseline
+from ..files.baseline import Baseline, check_clashes, read_baseline
 from ..files.migrations import (
     Migration,
     MigrationFile,
@@ -85,6 +85,7 @@ def make_plan(conn: psycopg.Connection, settings: Settings, target: int | None =
     state = tracking.read_state(conn, settings.table)
     baseline = settings.baseline_path
     squash = read_baseline(baseline)
+    check_clashes(squash, files)
     use_baseline = (not settings.no_baseline and squash is not None
                     and is_fresh(conn, state, settings))
     on_disk = {mf.version for mf in files}

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import MigrationFileError
+from .migrations import MigrationFile
 from .versions import version_text, versions_text
 
 THROUGH = "kgmigrate:squashed-through"
@@ -125,3 +126,21 @@ def baseline_header(through: int, files: list[SquashedFile]) -> str:
             f"(with these\n"
             f"-- checksums), then applies the migrations above {version_text(through)}.\n"
             f"-- {THROUGH} {through}\n{listed}")
+
+
+def check_clashes(baseline: Baseline | None, files: list[MigrationFile]) -> None:
+    """Refuse a migration file that takes a version the baseline holds under another name.
+
+    Such a file (written after the squash, its number taken from a folder whose squashed files
+    were deleted) would never run where the baseline recorded that version.
+    """
+    held = {f.version: f for f in baseline.squashed} if baseline is not None else {}
+    bad = [mf for mf in files if mf.version in held and mf.name != held[mf.version].name]
+    if not bad:
+        return
+    free = max(baseline.squashed_through, *(mf.version for mf in files)) + 1
+    raise MigrationFileError("; ".join(
+        f"{mf.path} takes version {version_text(mf.version)}, which {baseline.path.name} holds "
+        f"({version_text(mf.version)} {held[mf.version].name}, squashed)" for mf in bad)
+        + f". Renumber it above {version_text(baseline.squashed_through)}, e.g. "
+        f"`git mv {bad[0].path.name} {free:03d}_{bad[0].name}.sql`")

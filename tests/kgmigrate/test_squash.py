@@ -303,3 +303,20 @@ def test_malformed_baseline_header_is_refused_with_its_line(header, message, kgm
     result = kgmigrate("up", "-y")
     assert result.exit_code == 1 and message in result.output
     assert tracked(db) == []
+
+
+def test_new_files_are_numbered_above_the_squashed_range(kgmigrate, migrations, scratch, db):
+    write_history(migrations.path, 3)
+    assert kgmigrate("squash", "--through", "3", "--scratch-url", scratch).exit_code == 0
+    for path in migrations.path.glob("*.sql"):
+        path.unlink()
+    result = kgmigrate("new", "Add notes")
+    assert result.exit_code == 0
+    assert result.output.strip().endswith("004_add_notes.sql")
+
+    migrations.add("002_other.sql", "CREATE TABLE other (x int);\n")  # numbered by hand, wrongly
+    result = kgmigrate("up", "-y")
+    assert result.exit_code == 1
+    assert "takes version 002, which 00_baseline.sql holds (002 step_2, squashed)" in result.output
+    assert "git mv 002_other.sql 005_other.sql" in result.output
+    assert tracked(db) == []
