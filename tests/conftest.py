@@ -24,7 +24,7 @@ def _isolated_env(monkeypatch, tmp_path):
     for var in ("KG_DATABASE_URL", "KG_MIGRATIONS_DIR", "KG_BACKUPS_DIR", "KG_NO_BASELINE",
                 "KG_LOCALDB_NAME", "KG_PG_BINDIR", "KG_MIGRATIONS_TABLE", "PGHOST", "PGHOSTADDR",
                 "PGPORT", "PGDATABASE", "PGUSER", "PGPASSWORD", "PGSERVICE", "KG_ADMIN_TOKEN",
-                "KG_API_TOKEN", "OPENAI_API_KEY", "OPENAI_BASE_URL"):
+                "KG_API_TOKEN", "OPENAI_API_KEY", "OPENAI_BASE_URL", "KG_SCRATCH_URL"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("KG_LOCALDB_DIR", str(tmp_path / "no-localdb-here"))
     monkeypatch.setenv("NO_COLOR", "1")
