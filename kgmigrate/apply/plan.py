@@ -88,6 +88,11 @@ def make_plan(conn: psycopg.Connection, settings: Settings, target: int | None =
     check_clashes(squash, files)
     use_baseline = (not settings.no_baseline and squash is not None
                     and is_fresh(conn, state, settings))
+    if use_baseline and target is not None and squash.covers(target + 1):
+        raise MigrationFileError(
+            f"--target {target} lies inside what {baseline.name} builds (squashed through "
+            f"{version_text(squash.squashed_through)}): a fresh database starts at "
+            f"{version_text(squash.squashed_through)}. Nothing was applied.")
     on_disk = {mf.version for mf in files}
     squashed_away = [] if use_baseline else squashed_files_missing(squash, state, on_disk)
     if squashed_away and parse:

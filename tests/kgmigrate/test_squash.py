@@ -182,6 +182,8 @@ def test_down_stops_at_the_squashed_range(kgmigrate, migrations, scratch, db):
     migrations.add("005_more.down.sql", "DROP TABLE hist.more;\n")
     migrations.add("004_step_4.down.sql", "DROP INDEX hist.t004_name;\n")
     assert kgmigrate("squash", "--through", "4", "--scratch-url", scratch).exit_code == 0
+    result = kgmigrate("up", "-y", "--target", "3")
+    assert result.exit_code == 1 and "a fresh database starts at 004" in result.output
     plan = kgmigrate("up", "--dry-run").output  # the squashed files are still on disk
     assert "Pending: 2 migration(s)" in plan and "Migration 004" not in plan
     assert "Baseline 00_baseline.sql (fresh database; records 001..004 as applied)" in plan
