@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import secrets
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import psycopg
 from psycopg import sql
@@ -13,18 +14,22 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from ..errors import ConfigError, ConnectError, one_line
 from ..settings import mask_url
 
+if TYPE_CHECKING:
+    from .localdb import LocalCluster
+
 PREFIX = "kgmigrate_scratch_"
 
 
-def _server(server_url: str | None) -> tuple[str, bool, object]:
-    """Return where to connect to create databases, and the local cluster when it stands in."""
+def _server(server_url: str | None) -> tuple[str, LocalCluster | None]:
+    """Return where to connect to create databases, and the local cluster when this call started
+    it (to stop it afterwards)."""
     if server_url:
-        return server_url, False, None
+        return server_url, None
     from .localdb import project_cluster
 
     cluster = project_cluster()
     started = cluster.start()
-    return cluster.url("postgres"), started, cluster
+    return cluster.url("postgres"), cluster if started else None
 
 
 def _maintenance(url: str) -> psycopg.Connection:
@@ -50,7 +55,7 @@ def scratch_database(server_url: str | None = None) -> Iterator[str]:
     `server_url` (its role needs CREATEDB), else on the project-local cluster, started for the
     block when it was not running.
     """
-    url, started, cluster = _server(server_url)
+    url, started = _server(server_url)
     try:
         params = conninfo_to_dict(url)
     except psycopg.ProgrammingError as exc:
@@ -69,5 +74,5 @@ def scratch_database(server_url: str | None = None) -> Iterator[str]:
         finally:
             _drop(url, name)
     finally:
-        if started:
-            cluster.stop()
+        if started is not None:
+            started.stop()
