@@ -4,9 +4,11 @@ leaves existing databases alone, and `down` stops at N."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
+import tempfile
 
 import psycopg
 import pytest
@@ -240,10 +242,8 @@ def test_squash_point_must_name_a_file_and_never_go_back(kgmigrate, migrations, 
 @pytest.mark.slow
 def test_default_scratch_is_a_temporary_database_on_the_local_cluster(
         kgmigrate, migrations, monkeypatch, tmp_path):
-    import tempfile
-
     root = tempfile.mkdtemp(prefix="kgsq-", dir="/tmp")  # the postgres user must reach it
-    shutil.os.chmod(root, 0o755)
+    os.chmod(root, 0o755)
     monkeypatch.setenv("KG_LOCALDB_DIR", root)
     write_history(migrations.path, 3)
     try:
