@@ -25,7 +25,7 @@ def _isolated_env(monkeypatch, tmp_path):
                 "KG_LOCALDB_NAME", "KG_PG_BINDIR", "KG_MIGRATIONS_TABLE", "KG_REPEATABLE_DIR",
                 "KG_ALLOW_OUT_OF_ORDER", "PGHOST", "PGHOSTADDR",
                 "PGPORT", "PGDATABASE", "PGUSER", "PGPASSWORD", "PGSERVICE", "KG_ADMIN_TOKEN",
-                "KG_API_TOKEN", "OPENAI_API_KEY", "OPENAI_BASE_URL"):
+                "KG_API_TOKEN", "OPENAI_API_KEY", "OPENAI_BASE_URL", "KG_SCRATCH_URL"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("KG_LOCALDB_DIR", str(tmp_path / "no-localdb-here"))
     monkeypatch.setenv("NO_COLOR", "1")

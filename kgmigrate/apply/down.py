@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import psycopg
 
 from ..errors import MigrationFailed, MigrationFileError
+from ..files.baseline import Baseline, read_baseline
 from ..files.graph import Graph, read_graph
 from ..files.migrations import Migration, MigrationFile, load
 from ..files.versions import version_text, versions_text
@@ -87,6 +88,20 @@ def check_required(chosen: list[int], state: tracking.DbState, graph: Graph) -> 
                                  "too (e.g. --steps or --to), or nothing. Nothing was reversed.")
 
 
+def check_not_squashed(chosen: list[int], squash: Baseline | None) -> None:
+    """Refuse the whole plan when it reaches into the range a squashed baseline replaced."""
+    inside = [v for v in chosen if squash is not None and squash.covers(v)]
+    if not inside:
+        return
+    through = version_text(squash.squashed_through)
+    raise MigrationFileError(
+        f"cannot reverse {versions_text(sorted(inside))}: squashed into {squash.path.name} "
+        f"(`-- kgmigrate:squashed-through {squash.squashed_through}`), which has no down files; "
+        f"`kgmigrate down --to {squash.squashed_through}` reverses everything above {through}. "
+        f"To go back further, restore a snapshot taken before (`kgmigrate restore --list`). "
+        f"Nothing was reversed.")
+
+
 def make_down_plan(conn: psycopg.Connection, settings: Settings, steps: int | None = None,
                    to: int | None = None,
                    on_chosen: Callable[[list[MigrationFile]], None] | None = None) -> DownPlan:
@@ -97,7 +112,11 @@ def make_down_plan(conn: psycopg.Connection, settings: Settings, steps: int | No
     graph = read_graph(settings)
     files = graph.files
     state = tracking.read_state(conn, settings.table)
+    squash = read_baseline(settings.baseline_path)
+    if to == 0 and squash is not None and squash.squashed_through is not None:
+        to = squash.squashed_through  # "all but the baseline": the squashed range is the baseline
     versions = choose(state, files, steps, to)
+    check_not_squashed(versions, squash)
     check_reversible(versions, files)
     check_required(versions, state, graph)
     by_version = {mf.version: mf for mf in files}

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..errors import MigrationFileError
+from ..files.baseline import Baseline, check_clashes, read_baseline
 from ..files.graph import Graph, read_graph
 from ..files.migrations import (
     Migration,
@@ -17,6 +19,7 @@ from ..files.migrations import (
 from ..files.repeatable import load_repeatable
 from ..files.sourcemap import LineMap
 from ..files.sqltext import Statement, split_statements
+from ..files.versions import version_text, versions_text
 from ..settings import Settings
 from . import repeatables as reps
 from . import tracking
@@ -55,6 +58,10 @@ class Plan:
     def repeatables_to_run(self) -> list[reps.RepeatableState]:
         """Return the new and changed repeatable files; none with --target (a partial `up`)."""
         return [] if self.target is not None else [r for r in self.repeatables if r.runs]
+    # What the baseline file replaces (files/baseline.py), whether or not this database uses it.
+    squash: Baseline | None = None
+    # Squashed versions this database lacks whose files are gone: `up` cannot build them.
+    squashed_away: list[int] = field(default_factory=list)
 
     @property
     def current_version(self) -> int | None:
@@ -84,33 +91,67 @@ def make_plan(conn: psycopg.Connection, settings: Settings, target: int | None =
               on_pending: Callable[[list[MigrationFile]], None] | None = None) -> Plan:
     """Read the database and the directory; parse every pending file (syntax errors stop here).
 
+    With `parse`, a database that needs squashed files that were deleted is refused here too.
     `on_pending` learns the pending files before they are parsed (`up` starts its linter there).
     """
     graph = read_graph(settings)
     files = graph.files
     state = tracking.read_state(conn, settings.table)
+    baseline = settings.baseline_path
+    squash = read_baseline(baseline)
+    check_clashes(squash, files)
+    use_baseline = (not settings.no_baseline and squash is not None
+                    and is_fresh(conn, state, settings))
+    if use_baseline and target is not None and squash.covers(target + 1):
+        raise MigrationFileError(
+            f"--target {target} lies inside what {baseline.name} builds (squashed through "
+            f"{version_text(squash.squashed_through)}): a fresh database starts at "
+            f"{version_text(squash.squashed_through)}. Nothing was applied.")
+    on_disk = {mf.version for mf in files}
+    squashed_away = [] if use_baseline else squashed_files_missing(squash, state, on_disk)
+    if squashed_away and parse:
+        refuse_squashed_away(squashed_away, squash, settings)
     pending = pending_files(files, state, target)
+    if use_baseline and squash.versions:  # the baseline records those as applied
+        pending = [mf for mf in pending if mf.version not in squash.versions]
     repeatables = reps.states(graph.repeatables, reps.read_recorded(conn, settings.table),
                               graph.repeatable_order())
     rerun = [r.file for r in repeatables if r.runs] if target is None else []
     if on_pending is not None:
         on_pending([*pending, *rerun])
     parsed = [load(mf) for mf in pending] if parse else None
-    baseline = settings.baseline_path
-    use_baseline = (not settings.no_baseline and baseline.is_file()
-                    and is_fresh(conn, state, settings))
     baseline_parsed = parse_baseline(baseline) if use_baseline and parse else None
     found = drift(state, files)
-    on_disk = {mf.version for mf in files}
     plan = Plan(state=state, files=files, baseline=baseline if use_baseline else None,
                 pending=pending, parsed=parsed, drifted=found.drifted,
                 missing_files=[v for v in state.applied
                                if v not in on_disk and v not in graph.provided],
                 target=target, down_drifted=found.down_drifted,
-                baseline_parsed=baseline_parsed, graph=graph,
-                out_of_order=out_of_order(pending, state), repeatables=repeatables,
+                baseline_parsed=baseline_parsed, squash=squash, squashed_away=squashed_away,
+                graph=graph, out_of_order=out_of_order(pending, state), repeatables=repeatables,
                 repeatables_parsed=[load_repeatable(f) for f in rerun] if parse else None)
     return plan
+
+
+def squashed_files_missing(squash: Baseline | None, state: tracking.DbState,
+                           on_disk: set[int]) -> list[int]:
+    """Return the squashed versions not applied here whose files were deleted since the squash."""
+    if squash is None:
+        return []
+    return [v for v in sorted(squash.versions) if v not in state.applied and v not in on_disk]
+
+
+def refuse_squashed_away(missing: list[int], squash: Baseline, settings: Settings) -> None:
+    """Refuse a database that needs files that only live on in the squashed baseline now."""
+    why = ("--no-baseline keeps the baseline off this fresh database"
+           if settings.no_baseline else "it is not fresh, so it never runs the baseline")
+    raise MigrationFileError(
+        f"this database lacks version(s) {versions_text(missing)}, whose files were deleted after "
+        f"`kgmigrate squash` put them into {squash.path.name} (squashed through "
+        f"{version_text(squash.squashed_through)}), and {why}. Restore those files from version "
+        f"control (e.g. `git checkout <commit before the deletion> -- "
+        f"{settings.migrations_dir}`), run `kgmigrate up`, then delete them again. Nothing was "
+        f"applied.")
 
 
 def parse_baseline(path: Path) -> tuple[list[Statement], LineMap]:

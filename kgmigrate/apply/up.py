@@ -4,6 +4,7 @@ transaction with its tracking row (runfile.py), drift checked again under the lo
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import psycopg
 
 from ..errors import MigrationFailed
+from ..files.baseline import SquashedFile
 from ..files.migrations import Migration, load
 from ..files.repeatable import load_repeatable
 from ..files.sourcemap import LineMap
@@ -46,11 +48,16 @@ class ApplyResult:
 
 
 def _apply_baseline(conn: psycopg.Connection, path: Path, statements: list[Statement],
-                    lines: LineMap, table: TableName) -> None:
-    """Run the baseline and create the tracking table in one transaction."""
+                    lines: LineMap, table: TableName, squashed: Sequence[SquashedFile] = (),
+                    by: str = "") -> None:
+    """Run the baseline, create the tracking table and record the files it replaces, in one
+    transaction."""
+    records = [tracking.record_sql(conn, table, f.version, f.name, f.checksum, by, execution_ms=0)
+               for f in squashed]
     try:
         run_transaction(conn, path, lines, statements,
-                        [*session.reset_sql(conn), OWN_QUIET, *tracking.ensure_sql(conn, table)])
+                        [*session.reset_sql(conn), OWN_QUIET, *tracking.ensure_sql(conn, table),
+                         *records])
     except StatementFailed as exc:
         raise MigrationFailed(f"{exc.message}\nThe baseline was rolled back: the database is as "
                               f"it was.") from None
@@ -87,7 +94,8 @@ def apply(conn: psycopg.Connection, settings: Settings, plan: Plan,
             t0 = time.perf_counter()
             running.append(f"Baseline {plan.baseline.name}")
             try:
-                _apply_baseline(conn, plan.baseline, statements, lines, table)
+                _apply_baseline(conn, plan.baseline, statements, lines, table,
+                                plan.squash.squashed if plan.squash else (), by)
             finally:
                 running.clear()
             baseline_done = True

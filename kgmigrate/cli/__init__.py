@@ -25,6 +25,7 @@ from .mark import mark, unmark
 from .new import new
 from .renumber import renumber
 from .snapshot import restore, snapshot
+from .squash import squash
 from .up import repair, status, up
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -106,6 +107,7 @@ cli.add_command(restore)
 cli.add_command(graph)
 cli.add_command(check)
 cli.add_command(renumber)
+cli.add_command(squash)
 
 
 def main() -> None:

@@ -16,11 +16,14 @@ from ..settings import Settings
 @click.pass_obj
 def new(settings: Settings, name: tuple[str, ...], down: bool, no_transaction: bool) -> None:
     """Create the next migration file, NNN_name.sql, and print its path."""
+    from ..files.baseline import read_baseline
     from ..files.scaffold import create
 
+    squash = read_baseline(settings.baseline_path)
     try:
         paths = create(settings.migrations_dir, " ".join(name), down=down,
-                       no_transaction=no_transaction)
+                       no_transaction=no_transaction,
+                       taken=(squash.squashed_through or 0) if squash else 0)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     for path in paths:

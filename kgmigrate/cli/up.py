@@ -37,7 +37,9 @@ def _print_plan(plan) -> None:
     extra = 1 if plan.baseline else 0
     say(f"Pending: {len(plan.pending) + extra} migration(s)")
     if plan.baseline:
-        say(f"  {arrow()} Baseline {plan.baseline.name} (fresh database)", fg="cyan")
+        squashed = plan.squash.squashed_through if plan.squash else None
+        records = f"; records 001..{version_text(squashed)} as applied" if squashed else ""
+        say(f"  {arrow()} Baseline {plan.baseline.name} (fresh database{records})", fg="cyan")
     late = {o.file.version: o for o in plan.out_of_order}
     for m in plan.parsed:
         say(f"  {arrow()} Migration {version_text(m.version)} - {m.name}"
@@ -138,7 +140,10 @@ def status(settings: Settings, as_json: bool) -> None:
     with conn:
         plan = make_plan(conn, settings, parse=False)
     applied = sorted(plan.state.applied.values(), key=lambda r: r.version)
-    reversible = {mf.version for mf in plan.files if mf.down is not None}
+    through = plan.squash.squashed_through if plan.squash else None
+    squashed = {r.version for r in applied if plan.squash and plan.squash.covers(r.version)}
+    reversible = {mf.version for mf in plan.files
+                  if mf.down is not None and mf.version not in squashed}
     late = {o.file.version: o.above for o in plan.out_of_order}
     if as_json:
         click.echo(json.dumps({
@@ -146,7 +151,8 @@ def status(settings: Settings, as_json: bool) -> None:
             "applied": [{"version": r.version, "name": r.name, "checksum": r.checksum,
                          "applied_at": r.applied_at.isoformat() if r.applied_at else None,
                          "execution_ms": r.execution_ms, "applied_order": r.applied_order,
-                         "reversible": r.version in reversible} for r in applied],
+                         "reversible": r.version in reversible,
+                         "squashed": r.version in squashed} for r in applied],
             "pending": [{"version": m.version, "name": m.name} for m in plan.pending],
             "out_of_order": [{"version": o.file.version, "name": o.file.name,
                               "applied_above": o.above} for o in plan.out_of_order],
@@ -155,6 +161,8 @@ def status(settings: Settings, as_json: bool) -> None:
                            for r in plan.repeatables],
             "drifted": plan.drifted,
             "down_drifted": plan.down_drifted,
+            "squashed_through": through,
+            "squashed_missing": plan.squashed_away,
         }, indent=2))
         return
     command_header(settings, conninfo, "status")
@@ -165,7 +173,8 @@ def status(settings: Settings, as_json: bool) -> None:
         ms = f" ({r.execution_ms} ms)" if r.execution_ms is not None else ""
         bad = r.version in plan.drifted or r.version in plan.down_drifted
         mark = "!" if bad else ok_mark()
-        undo = "  [reversible]" if r.version in reversible else ""
+        undo = ("  [squashed]" if r.version in squashed
+                else "  [reversible]" if r.version in reversible else "")
         say(f"  {mark} Migration {version_text(r.version)} - {r.name}  {when}{ms}{undo}",
             fg="red" if bad else None)
     say(f"Pending: {len(plan.pending)} migration(s)")
@@ -188,6 +197,13 @@ def status(settings: Settings, as_json: bool) -> None:
     if plan.down_drifted:
         say(f"Drifted down files: {versions_text(plan.down_drifted)} changed "
             f"since applied; `kgmigrate down` refuses them, `kgmigrate repair` accepts the edits",
+            fg="red")
+    if through is not None:
+        say(f"Squashed: 001..{version_text(through)} live in {plan.squash.path.name} (files may be "
+            f"deleted once every database is past {version_text(through)})")
+    if plan.squashed_away:
+        say(f"Missing: {versions_text(plan.squashed_away)} are not applied here and their files "
+            f"were deleted after the squash; `kgmigrate up` refuses until they are restored",
             fg="red")
     if plan.missing_files:
         warn(f"applied version(s) without a file: "

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..errors import MigrationFileError
 from ..settings import Settings
+from .baseline import read_baseline
 from .directives import problems as directive_problems
 from .migrations import MigrationFile, discover
 from .repeatable import RepeatableFile, discover_repeatables
@@ -89,12 +90,9 @@ class Graph:
 
 
 def provided_by_baseline(baseline: Path) -> frozenset[int]:
-    """Return the versions the baseline file replaces, which need no file of their own.
-
-    The hook for a squashed baseline (`-- kgmigrate:squashed-through N`): none today.
-    """
-    del baseline
-    return frozenset()
+    """Return the versions a squashed baseline replaces, which need no file of their own."""
+    squash = read_baseline(baseline)
+    return squash.versions if squash is not None else frozenset()
 
 
 def _resolve(word: str, by_version: dict[int, MigrationFile], repeatables: dict[str, object],

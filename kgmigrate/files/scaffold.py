@@ -18,13 +18,16 @@ def slugify(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", ascii_name.lower()).strip("_")
 
 
-def next_version(directory: Path) -> tuple[int, int]:
-    """Return the next free version and the width the existing files use (3 when none)."""
+def next_version(directory: Path, taken: int = 0) -> tuple[int, int]:
+    """Return the next free version and the width the existing files use (3 when none).
+
+    `taken`: the highest version held elsewhere (a squashed baseline's), never handed out again.
+    """
     files = discover(directory)  # bad names and duplicate versions stop here too
     if not files:
-        return 1, DEFAULT_WIDTH
+        return taken + 1, DEFAULT_WIDTH
     width = max(len(FILENAME_RE.match(mf.path.name).group("version")) for mf in files)
-    return files[-1].version + 1, width
+    return max(files[-1].version, taken) + 1, width
 
 
 def up_text(version: str, slug: str, no_transaction: bool) -> str:
@@ -45,15 +48,16 @@ def down_text(version: str, slug: str, no_transaction: bool) -> str:
 
 
 def create(directory: Path, name: str, down: bool = False,
-           no_transaction: bool = False) -> list[Path]:
+           no_transaction: bool = False, taken: int = 0) -> list[Path]:
     """Create `NNN_slug.sql` (and `NNN_slug.down.sql`) with the next free number; return them.
 
-    Raises ValueError for a name that slugifies to nothing; never overwrites a file.
+    Versions up to `taken` are never used (next_version). Raises ValueError for a name that
+    slugifies to nothing; never overwrites a file.
     """
     slug = slugify(name)
     if not slug:
         raise ValueError(f"{name!r} has no letters or digits to name a file with")
-    number, width = next_version(directory)
+    number, width = next_version(directory, taken)
     version = f"{number:0{width}d}"
     up = directory / f"{version}_{slug}.sql"
     paths = [(up, up_text(version, slug, no_transaction))]

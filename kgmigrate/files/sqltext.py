@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import MigrationFileError
+from .psqlmeta import is_dump_guard
 from .sourcemap import LineMap, source_error
 
 # Matched against the text of one `--` comment token the scanner found, never against raw lines.
@@ -114,23 +115,51 @@ def _char_offsets(text: str) -> Callable[[int], int]:
     return lambda b: bisect.bisect_right(ends, b)
 
 
-def _parse(text: str, path: Path, lines: LineMap) -> list[dict]:
-    """Parse `text` with PostgreSQL's grammar; a syntax error becomes PATH:LINE."""
+def _between_statements(text: str, at: int) -> bool:
+    """Tell whether `at` starts a line outside every statement: only a `;` or nothing before it."""
+    line_start = text.rfind("\n", 0, at) + 1
+    if text[line_start:at].strip():
+        return False
     try:
-        # The JSON tree is far cheaper than pglast's Python AST and says all we need.
-        return json.loads(_parser().parse_sql_json(text)).get("stmts", [])
-    except _parser().ParseError as exc:
-        message, pos = exc.args[0], (exc.args[1] if len(exc.args) > 1 else 0)
+        tokens = [t for t in _parser().scan(text[:line_start]) if t.name not in _COMMENT_TOKENS]
+    except _parser().ParseError:
+        return False
+    return not tokens or tokens[-1].name == "ASCII_59"
+
+
+def _blank_dump_guard(text: str, at: int) -> str | None:
+    """Return `text` with the pg_dump `\\restrict` line at `at` blanked (offsets kept), if it is one."""
+    end = text.find("\n", at)
+    end = len(text) if end < 0 else end
+    if not is_dump_guard(text[at:end]) or not _between_statements(text, at):
+        return None
+    return text[:at] + " " * (end - at) + text[end:]
+
+
+def _parse(text: str, path: Path, lines: LineMap) -> tuple[list[dict], str]:
+    """Parse `text` with PostgreSQL's grammar; a syntax error becomes PATH:LINE.
+
+    Return the statements and the text they index: pg_dump's `\\restrict` lines blanked.
+    """
+    while True:
+        try:
+            # The JSON tree is far cheaper than pglast's Python AST and says all we need.
+            return json.loads(_parser().parse_sql_json(text)).get("stmts", []), text
+        except _parser().ParseError as exc:
+            message, pos = exc.args[0], (exc.args[1] if len(exc.args) > 1 else 0)
         offset = max(pos, 0)  # pglast reports a 0-based character offset
-        _refuse_inline_copy(text[:offset], path, lines)
         meta = _meta_command_offset(text, offset)
+        if meta is not None and (blanked := _blank_dump_guard(text, meta)) is not None:
+            text = blanked
+            continue
+        _refuse_inline_copy(text[:offset], path, lines)
         err = source_error(path, lines, offset)
         if meta is not None:
             cmd = text[meta:].split(None, 1)[0]
             raise MigrationFileError(
                 f"{err.location()}: error: psql meta-command {cmd} is not supported; "
-                f"kgmigrate runs plain SQL only\n{err.excerpt()}") from None
-        raise MigrationFileError(f"{err.location()}: syntax error: {message}\n{err.excerpt()}") from None
+                f"kgmigrate runs plain SQL only\n{err.excerpt()}")
+        raise MigrationFileError(f"{err.location()}: syntax error: {message}\n{err.excerpt()}")
 
 
 _CLIENT_COPY = ("error: COPY FROM STDIN / TO STDOUT needs psql to carry the data and is not "
@@ -158,11 +187,12 @@ def _refuse_inline_copy(head: str, path: Path, lines: LineMap) -> None:
 def split_statements(text: str, path: Path, lines: LineMap | None = None) -> list[Statement]:
     """Parse `text` and return its top-level statements, transaction control absorbed.
 
-    Raises MigrationFileError (with PATH:LINE) for syntax errors, psql meta-commands,
-    ROLLBACK and other transaction control the runner cannot honour.
+    Raises MigrationFileError (with PATH:LINE) for syntax errors, psql meta-commands (but for
+    pg_dump's `\\restrict` / `\\unrestrict` lines between statements, skipped), ROLLBACK and other
+    transaction control the runner cannot honour.
     """
     lines = lines or LineMap(text)
-    raw = _parse(text, path, lines)
+    raw, text = _parse(text, path, lines)
     to_char = _char_offsets(text)
     end_bytes = len(text.encode("utf-8")) if raw and not text.isascii() else len(text)
     statements: list[Statement] = []

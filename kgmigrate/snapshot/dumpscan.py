@@ -17,8 +17,9 @@ import json
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from ..files.psqlmeta import is_dump_guard
+
 CHUNK = 4 << 20
-_META_OK = frozenset({"restrict", "unrestrict"})  # pg_dump 15.14+ writes these around the SQL
 _ENDS_TXN = frozenset({"TRANS_STMT_COMMIT", "TRANS_STMT_ROLLBACK", "TRANS_STMT_PREPARE"})
 # Statements starting with another word cannot end a transaction or carry inline data.
 _LOOK_CLOSER = ("COMMIT", "END", "ROLLBACK", "ABORT", "PREPARE", "COPY", "CREATE")
@@ -79,8 +80,7 @@ def _meta(text: str, at: int) -> int:
     end = text.find("\n", at)
     end = len(text) if end < 0 else end
     line = text[at:end].rstrip("\r")
-    name, _, args = line[1:].partition(" ")
-    if name in _META_OK and args.strip().isalnum():
+    if is_dump_guard(line):
         return end
     shown = line[:60].encode("latin-1").decode("utf-8", "replace")
     raise Found(at, f"it contains the psql command {shown!r}")

@@ -64,21 +64,23 @@ def test_status_json_shape(kgmigrate, migrations, db):
     assert empty == {"current_version": None, "applied": [],
                      "pending": [{"version": 1, "name": "a"}, {"version": 2, "name": "b"},
                                  {"version": 3, "name": "c"}], "out_of_order": [],
-                     "repeatable": [], "drifted": [], "down_drifted": []}
+                     "repeatable": [], "drifted": [], "down_drifted": [],
+                     "squashed_through": None, "squashed_missing": []}
     kgmigrate("up", "-y", "--target", "2")
     result = kgmigrate("status", "--json")
     assert result.exit_code == 0
     status = json.loads(result.stdout)  # stdout is exactly one JSON object
     assert list(status) == ["current_version", "applied", "pending", "out_of_order",
-                            "repeatable", "drifted", "down_drifted"]
+                            "repeatable", "drifted", "down_drifted", "squashed_through",
+                            "squashed_missing"]
     assert status["current_version"] == 2
     assert status["pending"] == [{"version": 3, "name": "c"}]
     assert status["drifted"] == []
     for entry, (version, name) in zip(status["applied"], [(1, "a"), (2, "b")]):
         assert list(entry) == ["version", "name", "checksum", "applied_at", "execution_ms",
-                               "applied_order", "reversible"]
+                               "applied_order", "reversible", "squashed"]
         assert entry["applied_order"] == version
-        assert entry["reversible"] is False
+        assert entry["reversible"] is False and entry["squashed"] is False
         assert (entry["version"], entry["name"]) == (version, name)
         assert len(entry["checksum"]) == 64 and int(entry["checksum"], 16) >= 0
         assert isinstance(dt.datetime.fromisoformat(entry["applied_at"]), dt.datetime)
