@@ -325,3 +325,23 @@ def test_new_files_are_numbered_above_the_squashed_range(kgmigrate, migrations, 
     assert "takes version 002, which 00_baseline.sql holds (002 step_2, squashed)" in result.output
     assert "git mv 002_other.sql 005_other.sql" in result.output
     assert tracked(db) == []
+
+
+def test_a_requirement_on_a_squashed_version_is_met_by_the_baseline(
+        kgmigrate, migrations, scratch, db):
+    write_history(migrations.path, 4)
+    assert kgmigrate("squash", "--through", "3", "--scratch-url", scratch).exit_code == 0
+    for path in sorted(migrations.path.glob("*.sql"))[:3]:
+        path.unlink()
+    migrations.add("005_after.sql", "-- kgmigrate:requires 002 004\nCREATE TABLE hist.after (x int);\n")
+    result = kgmigrate("check")
+    assert result.exit_code == 0, result.output
+    result = kgmigrate("up", "-y")
+    assert result.exit_code == 0, result.output
+    assert tracked(db) == [1, 2, 3, 4, 5]
+    graph = kgmigrate("graph")
+    assert graph.exit_code == 0, graph.output
+    migrations.add("006_bad.sql", "-- kgmigrate:requires 009\nSELECT 1;\n")
+    result = kgmigrate("check")
+    assert result.exit_code == 1  # a finding
+    assert "006_bad.sql" in result.output
