@@ -18,7 +18,7 @@ from pathlib import Path
 import psycopg
 from psycopg import pq
 
-from ..errors import ConnectError, MigrationFailed, one_line
+from ..errors import ConnectError, Interrupted, MigrationFailed, one_line
 from ..files.sourcemap import LineMap
 from ..files.sqltext import Statement
 from . import session
@@ -57,6 +57,9 @@ def run_statements(conn: psycopg.Connection, path: Path, lines: LineMap,
             bound.before(stmt)
             ddl.attempt(f"{what} statement {i + 1} (line {stmt.line})",
                         partial(conn.execute, stmt.sql))
+        except KeyboardInterrupt as exc:
+            exc.statements_ran = i  # what run_file reports as applied
+            raise
         except psycopg.Error as exc:
             raise_if_lost(conn, exc, path)
             raise StatementFailed(locate(exc, path, lines, stmt, 0, statements), i,
@@ -116,8 +119,22 @@ def run_file(conn: psycopg.Connection, file: SqlFile, ddl: DdlLocks) -> int:
 
     The next file gets the session a new connection would have (session.py). A failure raises
     MigrationFailed saying what was applied of the file: nothing, or, outside a transaction, which
-    statements.
+    statements; Ctrl-C or SIGTERM raises Interrupted saying the same.
     """
+    try:
+        return _run_file(conn, file, ddl)
+    except KeyboardInterrupt as exc:  # the server cancelled the statement (wire.py, psycopg)
+        session.roll_back(conn)
+        ran = getattr(exc, "statements_ran", 0)
+        if file.transactional or not ran:
+            said = "was rolled back; nothing of it was applied"
+        else:
+            said = (f"runs without a transaction: statements 1-{ran} of {len(file.statements)} "
+                    f"already ran and stay applied; {file.unrecorded}")
+        raise Interrupted(f"{file.path} {said}", exc) from None
+
+
+def _run_file(conn: psycopg.Connection, file: SqlFile, ddl: DdlLocks) -> int:
     t0 = time.perf_counter()
     if file.transactional:
         tail = [*session.reset_sql(conn), OWN_QUIET, file.track(None)]

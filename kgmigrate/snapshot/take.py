@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..durable import fsync_dir
-from ..errors import SnapshotError
+from ..errors import SnapshotError, Terminated
 from ..postgres.clientenv import client_target, scrub
 from ..postgres.programs import find_client
 from ..settings import mask_url
@@ -55,9 +55,9 @@ def dump_command(pg_dump: Path, target: list[str], fmt: str, compression: int | 
 
 @contextlib.contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
-    """Turn SIGTERM into KeyboardInterrupt meanwhile, so the partial file is removed."""
+    """Turn SIGTERM into Terminated (a KeyboardInterrupt) meanwhile, so the partial file is removed."""
     def handler(signum, frame):
-        raise KeyboardInterrupt
+        raise Terminated
 
     try:
         old = signal.signal(signal.SIGTERM, handler)
