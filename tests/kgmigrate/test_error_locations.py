@@ -88,3 +88,30 @@ def test_caret_under_a_line_with_wide_characters(kgmigrate, migrations, db):
     result = kgmigrate("up", "-y")
     assert "ERROR: column \"nope\" does not exist" in result.output
     assert _caret_under(result.output, "x, nope FROM kgt_u;").startswith("nope")
+
+
+def test_compile_error_in_a_do_block_points_at_its_line(kgmigrate, migrations, db):
+    """`near line N` of a block's compilation (a RAISE missing an argument) maps into the file."""
+    bad = migrations.add("004_notice.sql", "CREATE TABLE kgt_c (x int);\n"
+                                           "DO $$\n"
+                                           "BEGIN\n"
+                                           "  RAISE NOTICE 'at 50%';\n"
+                                           "END $$;\n")
+    result = kgmigrate("up", "-y")
+    assert result.exit_code == 1
+    assert f"{bad}:4: ERROR: too few parameters specified for RAISE" in result.output
+    assert 'compilation of PL/pgSQL function "inline_code_block" near line 3' in result.output
+    assert "    4 |   RAISE NOTICE 'at 50%';" in result.output
+
+
+def test_compile_error_in_a_function_this_file_creates(kgmigrate, migrations, db):
+    bad = migrations.add("001_fn.sql", "CREATE FUNCTION kgt_f() RETURNS void\n"
+                                       "LANGUAGE plpgsql AS $$\n"
+                                       "BEGIN\n"
+                                       "  PERFORM 1;\n"
+                                       "  RAISE NOTICE '% and %', 1;\n"
+                                       "END $$;\n")
+    result = kgmigrate("up", "-y")
+    assert result.exit_code == 1
+    assert f"{bad}:5: ERROR: too few parameters specified for RAISE" in result.output
+    assert 'compilation of PL/pgSQL function "kgt_f" near line 4' in result.output
