@@ -32,6 +32,18 @@ from .wire import failing_statement, run_script
 OWN_QUIET = "SET LOCAL client_min_messages = warning"
 
 
+UNDEFINED_TABLE = "42P01"
+
+
+def tracking_gone(path: Path, exc: psycopg.Error) -> str:
+    """Say that the file at `path` removed the tracking table, so its run cannot be recorded."""
+    return (f"{path}: ERROR: {exc.diag.message_primary or one_line(exc)}\n"
+            f"  The file dropped or renamed kgmigrate's tracking table, so kgmigrate cannot "
+            f"record it. If the file removes another tool's table of the same name, keep "
+            f"kgmigrate's elsewhere with --table SCHEMA.NAME (KG_MIGRATIONS_TABLE); otherwise "
+            f"take that statement out of the file.")
+
+
 class StatementFailed(Exception):
     """A statement failed: the located message and the statement's index in its file."""
 
@@ -87,6 +99,11 @@ def run_transaction(conn: psycopg.Connection, path: Path, lines: LineMap,
         conn.execute("ROLLBACK")
     # The server's position (in the script) names the statement even when it rejected the whole
     # script before running any of it; else the first results answer our BEGIN and `head`.
+    if (outcome.succeeded - 1 - len(head) - len(statements) == len(tail) - 1
+            and outcome.error.sqlstate == UNDEFINED_TABLE):
+        # Our tracking statement (the tail's last) found no table: the file dropped or renamed it.
+        raise StatementFailed(tracking_gone(path, outcome.error), len(statements),
+                              outcome.error.sqlstate)
     index = failing_statement(outcome, starts, [len(s.sql) for s in statements],
                               opening=1 + len(head))
     if 0 <= index < len(statements):
@@ -157,7 +174,12 @@ def _run_file(conn: psycopg.Connection, file: SqlFile, ddl: DdlLocks) -> int:
             f"e.g. IF NOT EXISTS) and run again.") from None
     ms = round((time.perf_counter() - t0) * 1000)
     session.reset(conn)
-    conn.execute(file.track(ms))
+    try:
+        conn.execute(file.track(ms))
+    except psycopg.errors.UndefinedTable as exc:
+        raise MigrationFailed(f"{tracking_gone(file.path, exc)}\n{file.what} runs without a "
+                              f"transaction: its statements ran and stay applied; "
+                              f"{file.unrecorded}.") from None
     return ms
 
 
