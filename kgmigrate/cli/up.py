@@ -72,7 +72,7 @@ def up(settings: Settings, dry_run: bool, yes: bool, verbose: bool, quiet: bool,
     from ..apply.up import apply
 
     conninfo, conn = open_database(settings, read_only=dry_run)
-    with conn, UpLint(lint_mode, ddl_lock_timeout) as pending_lint:
+    with conn, UpLint(lint_mode, ddl_lock_timeout, verbose=verbose) as pending_lint:
         command_header(settings, conninfo, "Dry run" if dry_run else "apply migrations")
         plan = make_plan(conn, settings, target=target, on_pending=pending_lint.start)
         _print_plan(plan)
