@@ -164,8 +164,7 @@ def status(settings: Settings, as_json: bool) -> None:
 
 @click.command()
 @click.argument("versions", nargs=-1, type=int)
-@click.option("--lock-timeout", type=click.FloatRange(min=0), default=60, show_default=True,
-              metavar="SECONDS")
+@lock_timeout_option
 @click.pass_obj
 def repair(settings: Settings, versions: tuple[int, ...], lock_timeout: float) -> None:
     """Record the current checksum of applied files after a deliberate edit."""
