@@ -11,8 +11,6 @@ from __future__ import annotations
 import configparser
 import contextlib
 import os
-import shutil
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +21,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from ..errors import ConfigError
 from ..settings import MASK, SECRET_PARAMS
+from .programs import pg_config_dir
 
 SERVICE = "kgmigrate"  # the section of kgmigrate's own service file
 
@@ -37,15 +36,7 @@ def _params(conninfo: str) -> dict[str, str]:
 def _sysconfdir() -> Path | None:
     if os.environ.get("PGSYSCONFDIR"):
         return Path(os.environ["PGSYSCONFDIR"])
-    pg_config = shutil.which("pg_config")
-    if not pg_config:
-        return None
-    try:
-        out = subprocess.run([pg_config, "--sysconfdir"], capture_output=True, text=True,
-                             check=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return Path(out) if out else None
+    return pg_config_dir("--sysconfdir")
 
 
 def _user_service(name: str) -> dict[str, str]:

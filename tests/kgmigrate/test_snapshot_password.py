@@ -53,8 +53,9 @@ def secured(pg_cluster, db, db_url):
         db.execute(sql.SQL("DROP OWNED BY {}; DROP ROLE {}").format(ident, ident))
 
 
-def test_snapshot_and_restore_with_a_password(secured, kgmigrate, migrations, db):
-    role, url = secured
+def _round_trips(kgmigrate, migrations, db, url: str):
+    """Migrate through `url`, then snapshot and restore in each format; yield each pair of
+    results and the snapshot's path (the restore brought the rows back)."""
     migrations.add("001_app.sql", MIGRATION_001)
     up = kgmigrate("up", "-y", url=url)
     assert up.exit_code == 0, up.output
@@ -69,6 +70,12 @@ def test_snapshot_and_restore_with_a_password(secured, kgmigrate, migrations, db
         restored = kgmigrate("restore", "-y", path, url=url)
         assert restored.exit_code == 0, restored.output
         assert fingerprint(db) == before
+        yield snap, restored, path
+
+
+def test_snapshot_and_restore_with_a_password(secured, kgmigrate, migrations, db):
+    role, url = secured
+    for snap, restored, path in _round_trips(kgmigrate, migrations, db, url):
         for result in (snap, restored):
             assert PASSWORD not in result.output
             assert quote(PASSWORD, safe="") not in result.output
@@ -138,20 +145,8 @@ def test_sslpassword_is_masked_and_never_on_a_childs_argv(form, recording_client
     else:
         params = psycopg.conninfo.conninfo_to_dict(db_url)
         url = psycopg.conninfo.make_conninfo(**params, sslpassword=SSL_SECRET)
-    migrations.add("001_app.sql", MIGRATION_001)
-    assert kgmigrate("up", "-y", url=url).exit_code == 0
-    db.execute("INSERT INTO app.things (t) VALUES ('kept')")
-    before = fingerprint(db)
     outputs = []
-    for fmt in ("custom", "plain"):
-        snap = kgmigrate("snapshot", "--format", fmt, url=url)
-        assert snap.exit_code == 0, snap.output
-        path = next(ln.split()[1] for ln in snap.output.splitlines()
-                    if ln.startswith("Snapshot:"))
-        db.execute("DELETE FROM app.things")
-        restored = kgmigrate("restore", "-y", path, url=url)
-        assert restored.exit_code == 0, restored.output
-        assert fingerprint(db) == before
+    for snap, restored, path in _round_trips(kgmigrate, migrations, db, url):
         manifest = Path(path + ".json").read_text()
         assert "sslpassword" in manifest and SSL_SECRET not in manifest
         outputs += [snap.output, restored.output]
@@ -178,3 +173,16 @@ def test_sslpassword_is_masked_and_never_on_a_childs_argv(form, recording_client
 ])
 def test_every_secret_parameter_is_masked(conninfo, shown):
     assert mask_url(conninfo) == shown
+
+
+def test_a_named_service_is_carried_into_the_private_service_file(tmp_path, monkeypatch):
+    user_file = tmp_path / "pg_service.conf"
+    user_file.write_text("[mine]\nhost=db.example\nport=5433\n")
+    monkeypatch.setenv("PGSERVICEFILE", str(user_file))
+    with client_target(f"service=mine dbname=kg sslpassword={SSL_SECRET}", "test") as (args, env):
+        assert args == ["--dbname=dbname=kg service=kgmigrate"]
+        ours = Path(env["PGSERVICEFILE"])
+        assert ours != user_file
+        assert ours.read_text().splitlines() == [
+            "[kgmigrate]", "host=db.example", "port=5433", f"sslpassword={SSL_SECRET}"]
+    assert not ours.exists() and not ours.parent.exists()
