@@ -159,10 +159,12 @@ def _provenance(checked: Checked) -> str:
         return (f"{checked.format}, unverified: {'; '.join(checked.unverified)}; it claims to be "
                 f"{checked.info.claims()}")
     taken = m.created_at[:19].replace("T", " ")
-    claimed = [c for c in ("database", "taken at") if c in checked.claims]
-    checked_note = ("checksum and header verified" if not claimed else
-                    f"checksum verified; {' and '.join(claimed)} as the manifest claims")
-    return f"{checked.format}, {checked_note}, taken {taken} from {m.database}"
+    claimed = [word for claim, word in (("taken at", "time"), ("database", "database name"))
+               if claim in checked.claims]
+    if not claimed:
+        return f"{checked.format}, checksum and header verified, taken {taken} from {m.database}"
+    return (f"{checked.format}, checksum verified, taken {taken} from {m.database}; "
+            f"{' and '.join(claimed)} as the manifest claims: the dump does not record them")
 
 
 def _snapshot_version(checked: Checked) -> str:
