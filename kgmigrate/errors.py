@@ -53,3 +53,20 @@ class LintUnavailable(KgMigrateError):
 
 class LintRefused(KgMigrateError):
     """`up --lint=error` found error findings in pending migrations."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C raises KeyboardInterrupt, so the same clean-up runs."""
+
+
+class Interrupted(Exception):
+    """Ctrl-C or SIGTERM stopped a run; the message says what became of the file running then."""
+
+    def __init__(self, message: str, by: KeyboardInterrupt) -> None:
+        super().__init__(message)
+        self.terminated = isinstance(by, Terminated)
+
+    @property
+    def exit_code(self) -> int:
+        """128 + the signal's number, as a shell reports a process killed by it."""
+        return 143 if self.terminated else 130

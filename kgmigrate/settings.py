@@ -6,7 +6,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 # libpq reads these itself when no URL is given.
 LIBPQ_ENV = ("PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGSERVICE")
@@ -109,23 +109,32 @@ def resolve_database_url(configured: str | None, start_local: bool = False) -> s
     return cluster.url()
 
 
-_PASSWORD_KV = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+# libpq's parameters whose value is a secret: those it shows as "*" (password, sslpassword,
+# oauth_client_secret) and the SCRAM keys. Never printed, never on a child's command line.
+SECRET_PARAMS = frozenset({"password", "sslpassword", "oauth_client_secret", "scram_client_key",
+                           "scram_server_key"})
+MASK = "***"
+_SECRET_KV = re.compile(r"(?<![\w])((?:" + "|".join(sorted(SECRET_PARAMS))
+                        + r")\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
 
 
 def mask_url(url: str | None) -> str:
-    """Return `url` with any password replaced by ***, safe to print."""
+    """Return a database URL or conninfo with every secret parameter's value as ***, safe to print."""
     if not url:
         return "(libpq environment)" if url == "" else "(local database)"
     if "://" not in url:
-        return _PASSWORD_KV.sub(r"\1***", url)
+        return _SECRET_KV.sub(rf"\1{MASK}", url)
     parts = urlsplit(url)
     netloc = parts.netloc
     if "@" in netloc:
         userinfo, host = netloc.rsplit("@", 1)
         if ":" in userinfo:
-            userinfo = userinfo.split(":", 1)[0] + ":***"
+            userinfo = userinfo.split(":", 1)[0] + ":" + MASK
         netloc = f"{userinfo}@{host}"
-    query = re.sub(r"(^|&)(password=)[^&]*", r"\1\2***", parts.query, flags=re.IGNORECASE)
+    query = "&".join(
+        f"{piece.split('=', 1)[0]}={MASK}"
+        if unquote(piece.split("=", 1)[0]).strip().lower() in SECRET_PARAMS else piece
+        for piece in parts.query.split("&")) if parts.query else ""
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 

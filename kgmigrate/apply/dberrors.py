@@ -13,10 +13,11 @@ from ..files.sqltext import Statement, body_offset, directive_offsets, routine_n
 
 # SQLSTATE 25001: the statement cannot run inside a transaction block.
 _IN_TRANSACTION = "25001"
-# One frame of a PL/pgSQL CONTEXT, innermost first: `PL/pgSQL function f(integer) line 3 at RAISE`
-# (server text, not SQL); a DO block's body is the function `inline_code_block`.
-_FRAME = re.compile(r"PL/pgSQL function (?:(?P<schema>[^\s.(]+)\.)?(?P<name>[^\s.(]+)(?:\([^)]*\))?"
-                    r" (?:near )?line (?P<line>\d+)")
+# One frame of a PL/pgSQL CONTEXT, innermost first (server text, not SQL): at run time
+# `PL/pgSQL function f(integer) line 3 at RAISE`, at compile time `compilation of PL/pgSQL
+# function "f" near line 3`; a DO block's body is the function `inline_code_block`.
+_FRAME = re.compile(r"PL/pgSQL function (?:(?P<schema>[^\s.(\"]+)\.)?\"?(?P<name>[^\s.(\"]+)\"?"
+                    r"(?:\([^)]*\))? (?:near )?line (?P<line>\d+)")
 _INLINE = "inline_code_block"
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import psycopg
 from psycopg import pq
 
-from ..errors import ConnectError, MigrationFailed, one_line
+from ..errors import ConnectError, Interrupted, MigrationFailed, one_line
 from ..files.sourcemap import LineMap
 from ..files.sqltext import Statement
 from . import session
@@ -30,6 +30,18 @@ from .wire import failing_statement, run_script
 # After the file's own work, its session is reset in its transaction; the notices of our own
 # statements that follow are not the file's to show.
 OWN_QUIET = "SET LOCAL client_min_messages = warning"
+
+
+UNDEFINED_TABLE = "42P01"
+
+
+def tracking_gone(path: Path, exc: psycopg.Error) -> str:
+    """Say that the file at `path` removed the tracking table, so its run cannot be recorded."""
+    return (f"{path}: ERROR: {exc.diag.message_primary or one_line(exc)}\n"
+            f"  The file dropped or renamed kgmigrate's tracking table, so kgmigrate cannot "
+            f"record it. If the file removes another tool's table of the same name, keep "
+            f"kgmigrate's elsewhere with --table SCHEMA.NAME (KG_MIGRATIONS_TABLE); otherwise "
+            f"take that statement out of the file.")
 
 
 class StatementFailed(Exception):
@@ -57,6 +69,9 @@ def run_statements(conn: psycopg.Connection, path: Path, lines: LineMap,
             bound.before(stmt)
             ddl.attempt(f"{what} statement {i + 1} (line {stmt.line})",
                         partial(conn.execute, stmt.sql))
+        except KeyboardInterrupt as exc:
+            exc.statements_ran = i  # what run_file reports as applied
+            raise
         except psycopg.Error as exc:
             raise_if_lost(conn, exc, path)
             raise StatementFailed(locate(exc, path, lines, stmt, 0, statements), i,
@@ -84,6 +99,11 @@ def run_transaction(conn: psycopg.Connection, path: Path, lines: LineMap,
         conn.execute("ROLLBACK")
     # The server's position (in the script) names the statement even when it rejected the whole
     # script before running any of it; else the first results answer our BEGIN and `head`.
+    if (outcome.succeeded - 1 - len(head) - len(statements) == len(tail) - 1
+            and outcome.error.sqlstate == UNDEFINED_TABLE):
+        # Our tracking statement (the tail's last) found no table: the file dropped or renamed it.
+        raise StatementFailed(tracking_gone(path, outcome.error), len(statements),
+                              outcome.error.sqlstate)
     index = failing_statement(outcome, starts, [len(s.sql) for s in statements],
                               opening=1 + len(head))
     if 0 <= index < len(statements):
@@ -116,8 +136,22 @@ def run_file(conn: psycopg.Connection, file: SqlFile, ddl: DdlLocks) -> int:
 
     The next file gets the session a new connection would have (session.py). A failure raises
     MigrationFailed saying what was applied of the file: nothing, or, outside a transaction, which
-    statements.
+    statements; Ctrl-C or SIGTERM raises Interrupted saying the same.
     """
+    try:
+        return _run_file(conn, file, ddl)
+    except KeyboardInterrupt as exc:  # the server cancelled the statement (wire.py, psycopg)
+        session.roll_back(conn)
+        ran = getattr(exc, "statements_ran", 0)
+        if file.transactional or not ran:
+            said = "was rolled back; nothing of it was applied"
+        else:
+            said = (f"runs without a transaction: statements 1-{ran} of {len(file.statements)} "
+                    f"already ran and stay applied; {file.unrecorded}")
+        raise Interrupted(f"{file.path} {said}", exc) from None
+
+
+def _run_file(conn: psycopg.Connection, file: SqlFile, ddl: DdlLocks) -> int:
     t0 = time.perf_counter()
     if file.transactional:
         tail = [*session.reset_sql(conn), OWN_QUIET, file.track(None)]
@@ -140,7 +174,12 @@ def run_file(conn: psycopg.Connection, file: SqlFile, ddl: DdlLocks) -> int:
             f"e.g. IF NOT EXISTS) and run again.") from None
     ms = round((time.perf_counter() - t0) * 1000)
     session.reset(conn)
-    conn.execute(file.track(ms))
+    try:
+        conn.execute(file.track(ms))
+    except psycopg.errors.UndefinedTable as exc:
+        raise MigrationFailed(f"{tracking_gone(file.path, exc)}\n{file.what} runs without a "
+                              f"transaction: its statements ran and stay applied; "
+                              f"{file.unrecorded}.") from None
     return ms
 
 

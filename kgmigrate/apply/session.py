@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 import psycopg
+from psycopg import pq
 
 from ..errors import ConnectError, one_line
 from ..settings import Settings, resolve_database_url
@@ -77,3 +78,10 @@ def reset_sql(conn: psycopg.Connection) -> list[str]:
 def reset(conn: psycopg.Connection) -> None:
     """Reset the session in one round trip (after a file that ran outside a transaction)."""
     conn.execute(";\n".join(reset_sql(conn)))
+
+
+def roll_back(conn: psycopg.Connection) -> None:
+    """End a transaction left open or aborted by an interrupted query, if the connection lives."""
+    if not (conn.closed or conn.broken) and conn.info.transaction_status in (
+            pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR):
+        conn.execute("ROLLBACK")

@@ -19,7 +19,7 @@ from ..files.migrations import MigrationFile, discover
 from ..files.psqlmeta import is_dump_guard
 from ..files.sqltext import split_statements
 from ..files.versions import version_text
-from ..postgres.clientenv import scrub, tool_target
+from ..postgres.clientenv import client_target, scrub
 from ..postgres.programs import find_client
 from ..postgres.scratch import scratch_database
 from ..settings import Settings, TableName
@@ -99,11 +99,11 @@ def dump_baseline(conninfo: str, server_major: int, table: TableName) -> str:
     so no trigger fires on them and foreign keys never see half the data.
     """
     pg_dump, _ = find_client("pg_dump", server_major)
-    target, env = tool_target(conninfo, "kgmigrate squash")
-    argv = [str(pg_dump), "--no-password", "--no-owner", "--no-tablespaces", "--encoding=UTF8",
-            "--column-inserts", f"--rows-per-insert={ROWS_PER_INSERT}",
-            f"--exclude-table={_pattern(table)}", *target]
-    proc = subprocess.run(argv, capture_output=True, env=env, check=False)
+    with client_target(conninfo, "kgmigrate squash") as (target, env):
+        argv = [str(pg_dump), "--no-password", "--no-owner", "--no-tablespaces", "--encoding=UTF8",
+                "--column-inserts", f"--rows-per-insert={ROWS_PER_INSERT}",
+                f"--exclude-table={_pattern(table)}", *target]
+        proc = subprocess.run(argv, capture_output=True, env=env, check=False)
     if proc.returncode != 0:
         reason = scrub(proc.stderr.decode("utf-8", "replace").strip(), conninfo)
         raise ToolError(f"pg_dump failed (exit {proc.returncode}) on the scratch database: "

@@ -3,13 +3,14 @@ kgmigrate's errors into one-line messages. Each command lives in a module of its
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 
 import click
 
 from .. import __version__
-from ..errors import KgMigrateError, one_line
+from ..errors import Interrupted, KgMigrateError, Terminated, one_line
 from ..settings import (
     DEFAULT_TABLE,
     TRACKING_TABLE,
@@ -23,6 +24,7 @@ from .lint import lint
 from .localdb import localdb
 from .mark import mark, unmark
 from .new import new
+from .output import say
 from .renumber import renumber
 from .snapshot import restore, snapshot
 from .squash import squash
@@ -37,20 +39,47 @@ def _fail(exc: KgMigrateError) -> click.ClickException:
     return err
 
 
+def _raise_terminated(signum, frame):
+    raise Terminated
+
+
+def _terminate_as_interrupt():
+    """Make SIGTERM raise Terminated (a KeyboardInterrupt) meanwhile; return the old handler."""
+    try:
+        return signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:  # not the main thread
+        return None
+
+
+def _stopped(ctx: click.Context, what: str | None, terminated: bool) -> None:
+    """Say what Ctrl-C or SIGTERM left behind; exit 130 or 143 as a shell reports them."""
+    said = f": {what}" if what else "."
+    say(f"\nInterrupted{' by SIGTERM' if terminated else ''}{said}", fg="red", err=True)
+    ctx.exit(143 if terminated else 130)
+
+
 class KgGroup(click.Group):
     """A group that turns KgMigrateError into a one-line error with exit code 1."""
 
     def invoke(self, ctx: click.Context):
+        previous = _terminate_as_interrupt()
         try:
             return super().invoke(ctx)
         except KgMigrateError as exc:
             raise _fail(exc) from None
+        except Interrupted as exc:
+            _stopped(ctx, str(exc), exc.terminated)
+        except KeyboardInterrupt as exc:  # outside a file (a snapshot cleans up after itself)
+            _stopped(ctx, None, isinstance(exc, Terminated))
         except Exception as exc:
             # A database error outside a migration's statements (privileges, a lost connection).
             psycopg = sys.modules.get("psycopg")
             if psycopg is None or not isinstance(exc, psycopg.Error):
                 raise
             raise _fail(KgMigrateError(f"database error: {one_line(exc)}")) from None
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
 
 
 def _table_name(ctx: click.Context, param: click.Parameter, value: str) -> TableName:

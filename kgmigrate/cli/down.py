@@ -48,7 +48,7 @@ def down(settings: Settings, steps: int | None, to: int | None, dry_run: bool, y
 
     conninfo, conn = open_database(settings, read_only=dry_run)
     with conn, UpLint(lint_mode, ddl_lock_timeout, "down files",
-                      "nothing was reversed") as down_lint:
+                      "nothing was reversed", verbose) as down_lint:
         command_header(settings, conninfo, "Dry run (down)" if dry_run else "reverse migrations")
         plan = make_down_plan(conn, settings, steps, to,
                               on_chosen=lambda chosen: down_lint.start(chosen, down=True))

@@ -44,11 +44,35 @@ def summary(report: LintReport) -> str:
     return out + "."
 
 
-def print_report(report: LintReport) -> None:
-    """Print the findings as compilers do, then the summary line."""
+def _warnings_by_rule(warnings: list[Finding]) -> list[tuple[str, str | None]]:
+    """One line per rule: how many warnings, in how many files, and where the first one is."""
+    by_rule: dict[str, list[Finding]] = {}
+    for f in warnings:
+        by_rule.setdefault(f.rule, []).append(f)
+    lines = []
+    for rule, found in sorted(by_rule.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        first = found[0]
+        files = len({f.path for f in found})
+        lines.append((f"{rule}: {_plural(len(found), 'warning')} in {_plural(files, 'file')}, "
+                      f"first {first.path}:{first.line}:{first.column}: {first.message}",
+                      "yellow"))
+    return lines
+
+
+def print_report(report: LintReport, brief: bool = False) -> None:
+    """Print the findings as compilers do, then the summary line.
+
+    `brief`: errors in full, warnings one line per rule (what `up` and `down` show before asking).
+    """
     colour = "red" if report.errors else "yellow" if report.findings else "green"
-    say_lines([line for f in report.findings for line in _finding_lines(f)]
-              + [(summary(report), colour)])
+    if brief and report.warnings:
+        lines = [line for f in report.errors for line in _finding_lines(f)]
+        lines += _warnings_by_rule(report.warnings)
+        lines.append((summary(report)[:-1] + "; -v shows every warning.", colour))
+    else:
+        lines = [line for f in report.findings for line in _finding_lines(f)]
+        lines.append((summary(report), colour))
+    say_lines(lines)
 
 
 class UpLint:
@@ -56,8 +80,8 @@ class UpLint:
     while kgmigrate parses them; its findings print after the plan, before the apply question."""
 
     def __init__(self, mode: str, ddl_lock_timeout: float, files: str = "pending migrations",
-                 outcome: str = "nothing was applied") -> None:
-        self.mode, self.lock_timeout_on = mode, ddl_lock_timeout > 0
+                 outcome: str = "nothing was applied", verbose: bool = False) -> None:
+        self.mode, self.lock_timeout_on, self.verbose = mode, ddl_lock_timeout > 0, verbose
         self.files, self.outcome = files, outcome
         self._run: SquawkRun | None = None
         self._failure: LintUnavailable | None = None
@@ -100,7 +124,7 @@ class UpLint:
         finally:
             self._run = None
         say()
-        print_report(report)
+        print_report(report, brief=not self.verbose)
         if self.mode == "error" and report.errors:
             raise LintRefused(f"--lint=error: {_plural(len(report.errors), 'error')} in "
                               f"{self.files}; {self.outcome}. Fix them, or ignore one with a "

@@ -95,8 +95,12 @@ def _list(settings: Settings) -> None:
 @click.argument("file", required=False, type=click.Path(path_type=Path, dir_okay=False))
 @click.option("-y", "--yes", is_flag=True, help="Restore without asking.")
 @click.option("--list", "list_", is_flag=True, help="List the snapshots in the backups folder.")
+@click.option("--unverified", is_flag=True,
+              help="Allow a file kgmigrate did not write (no manifest, a symbolic link, outside "
+                   "the backups folder): it runs as it is, so check where it comes from.")
 @click.pass_obj
-def restore(settings: Settings, file: Path | None, yes: bool, list_: bool) -> None:
+def restore(settings: Settings, file: Path | None, yes: bool, list_: bool,
+            unverified: bool) -> None:
     """Replace the database's content with a snapshot, atomically."""
     from ..apply.session import open_database
     from ..snapshot.restore import check_file
@@ -108,7 +112,8 @@ def restore(settings: Settings, file: Path | None, yes: bool, list_: bool) -> No
         return
     if file is None:
         raise click.UsageError("missing FILE (or use --list)")
-    checked = check_file(_resolve(settings, file))  # before touching the database
+    # Before touching the database.
+    checked = check_file(_resolve(settings, file), settings.backups_dir, unverified)
     for w in checked.warnings:
         warn(w)
     conninfo, conn = open_database(settings)
@@ -123,18 +128,20 @@ def _confirm_and_restore(settings: Settings, conninfo: str, conn: psycopg.Connec
     from ..snapshot.restore import run_restore
 
     facts = db_facts(conn, settings.table)
-    m = checked.manifest
-    source = (f", verified, taken {m.created_at[:19].replace('T', ' ')} from {m.database}" if m
-              else ", unverified")
     header("restore", [
         f"Database:  {describe_target(settings, conninfo)}",
-        f"Snapshot:  {checked.path} ({checked.format}{source})",
+        f"Snapshot:  {checked.path} ({human_size(checked.path.stat().st_size)}, "
+        f"{_provenance(checked)})",
         f"Current schema version:  {version_label(facts.schema_version)}",
-        f"Snapshot schema version: {version_label(m.schema_version) if m else 'unknown'}"])
+        f"Snapshot schema version: {_snapshot_version(checked)}"])
     if not yes:
         say(f"Warning: all current data in database {facts.database} will be replaced by the "
             f"snapshot.", fg="yellow")
-        if not confirm("Restore the snapshot?", default=False):
+        question = "Restore the snapshot?"
+        if checked.unverified:
+            question = (f"Restore this unverified file? It claims to be {checked.info.claims()}; "
+                        f"nothing checks that")
+        if not confirm(question, default=False):
             say("Nothing restored.")
             return
     say(f"Restoring into {facts.database} in one transaction...")
@@ -143,6 +150,28 @@ def _confirm_and_restore(settings: Settings, conninfo: str, conn: psycopg.Connec
     after = db_facts(conn, settings.table)
     say(f"Restored {checked.path.name}. Schema version: {version_label(after.schema_version)}",
         fg="green", bold=True)
+
+
+def _provenance(checked: Checked) -> str:
+    """Say where the snapshot comes from and what of its description was checked."""
+    m = checked.manifest
+    if checked.unverified:
+        return (f"{checked.format}, unverified: {'; '.join(checked.unverified)}; it claims to be "
+                f"{checked.info.claims()}")
+    taken = m.created_at[:19].replace("T", " ")
+    claimed = [word for claim, word in (("taken at", "time"), ("database", "database name"))
+               if claim in checked.claims]
+    if not claimed:
+        return f"{checked.format}, checksum and header verified, taken {taken} from {m.database}"
+    return (f"{checked.format}, checksum verified, taken {taken} from {m.database}; "
+            f"{' and '.join(claimed)} as the manifest claims: the dump does not record them")
+
+
+def _snapshot_version(checked: Checked) -> str:
+    m = checked.manifest
+    if m is None:
+        return "unknown"
+    return f"{version_label(m.schema_version)} (the manifest's claim: a dump does not record it)"
 
 
 def snapshot_before_up(settings: Settings, conninfo: str, conn: psycopg.Connection,

@@ -85,7 +85,7 @@ def up(settings: Settings, dry_run: bool, yes: bool, verbose: bool, quiet: bool,
     from ..apply.up import apply
 
     conninfo, conn = open_database(settings, read_only=dry_run)
-    with conn, UpLint(lint_mode, ddl_lock_timeout) as pending_lint:
+    with conn, UpLint(lint_mode, ddl_lock_timeout, verbose=verbose) as pending_lint:
         command_header(settings, conninfo, "Dry run" if dry_run else "apply migrations")
         plan = make_plan(conn, settings, target=target, on_pending=pending_lint.start)
         _print_plan(plan)
@@ -212,8 +212,7 @@ def status(settings: Settings, as_json: bool) -> None:
 
 @click.command()
 @click.argument("versions", nargs=-1, type=int)
-@click.option("--lock-timeout", type=click.FloatRange(min=0), default=60, show_default=True,
-              metavar="SECONDS")
+@lock_timeout_option
 @click.pass_obj
 def repair(settings: Settings, versions: tuple[int, ...], lock_timeout: float) -> None:
     """Record the current checksum of applied files after a deliberate edit."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import unicodedata
 from pathlib import Path
@@ -64,14 +65,31 @@ def create(directory: Path, name: str, down: bool = False,
     if down:
         paths.append((directory / f"{version}_{slug}{DOWN_SUFFIX}",
                       down_text(version, slug, no_transaction)))
+    check_name_length(directory, [p for p, _ in paths])
     written: list[Path] = []
     try:
         for path, text in paths:
             with path.open("x", encoding="utf-8") as fh:  # "x": never overwrite
                 fh.write(text)
             written.append(path)
-    except FileExistsError as exc:
+    except OSError as exc:  # both files or neither
         for path in written:
-            path.unlink()
-        raise MigrationFileError(f"{exc.filename} already exists; nothing was written") from None
+            path.unlink(missing_ok=True)
+        what = (f"{exc.filename} already exists" if isinstance(exc, FileExistsError)
+                else f"cannot write {path}: {exc.strerror}")
+        raise MigrationFileError(f"{what}; nothing was written") from None
     return written
+
+
+def check_name_length(directory: Path, paths: list[Path]) -> None:
+    """Raise ValueError when a file name is longer than the file system allows (NAME_MAX bytes)."""
+    try:
+        limit = os.pathconf(directory, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        limit = 255  # what every common Linux file system allows
+    longest = max(paths, key=lambda p: len(os.fsencode(p.name)))
+    size = len(os.fsencode(longest.name))
+    if size > limit:
+        raise ValueError(f"the name is too long: {longest.name[:40]}... would be {size} bytes, "
+                         f"and file names in {directory} may have at most {limit}; shorten it "
+                         f"by {size - limit} character(s)")

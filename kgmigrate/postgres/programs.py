@@ -15,12 +15,13 @@ from ..errors import ToolError
 _VERSION_RE = re.compile(r"\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?")
 
 
-def _pg_config_bindir() -> Path | None:
+def pg_config_dir(option: str) -> Path | None:
+    """Return the folder `pg_config <option>` prints (--bindir, --sysconfdir), None without one."""
     pg_config = shutil.which("pg_config")
     if not pg_config:
         return None
     try:
-        out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True,
+        out = subprocess.run([pg_config, option], capture_output=True, text=True,
                              check=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
@@ -47,7 +48,7 @@ def candidate_bindirs() -> list[Path]:
     if extra:
         found.append(Path(extra))
     found.extend(Path(p) for p in os.environ.get("PATH", "").split(os.pathsep) if p)
-    bindir = _pg_config_bindir()
+    bindir = pg_config_dir("--bindir")
     if bindir:
         found.append(bindir)
     found.extend(_debian_bindirs())

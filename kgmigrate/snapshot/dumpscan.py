@@ -1,6 +1,7 @@
 r"""Read a plain pg_dump file as `psql -f` would, without running it, for what could break out of
 the restore's one transaction: a top-level COMMIT, ROLLBACK or PREPARE TRANSACTION, or a psql
-meta-command other than pg_dump's own `\restrict` / `\unrestrict`.
+meta-command other than pg_dump's own `\restrict` / `\unrestrict`; and for `COPY` to or from a
+program or a server file, which pg_dump never writes.
 
 PostgreSQL's scanner (pglast) finds the statements: dollar quotes with tags, standard and E''
 strings, quoted identifiers, nested comments, parentheses. psql's own rules sit on top: the data
@@ -146,7 +147,10 @@ def _judge(text: str, start: int, stop: int, atomic: _Atomic) -> bool:
         if node is None or "CopyStmt" not in node:
             raise Found(at, f"kgmigrate cannot read the statement {shown!r}")
         copy = node["CopyStmt"]
-        return bool(copy.get("is_from")) and not copy.get("filename")
+        if copy.get("is_program") or copy.get("filename"):
+            raise Found(at, f"it runs a program or opens a file on the server ({shown}), which "
+                            f"pg_dump never writes")
+        return bool(copy.get("is_from"))
     kind = node.get("TransactionStmt", {}).get("kind") if node else "unknown"
     if kind in _ENDS_TXN or node is None:
         raise Found(at, f"it ends a transaction itself ({shown};)")

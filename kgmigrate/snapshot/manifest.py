@@ -60,13 +60,32 @@ def read_manifest(snapshot: Path) -> Manifest | None:
     except OSError as exc:
         raise SnapshotError(f"cannot read the manifest {path}: {exc.strerror}") from None
     try:
-        data = json.loads(raw)
-        known = {f.name for f in fields(Manifest)}
-        return Manifest(**{k: v for k, v in data.items() if k in known})
+        return _from_json(json.loads(raw))
     except (ValueError, TypeError) as exc:
         raise SnapshotError(f"the manifest {path} is not valid ({exc}); refusing to trust the "
                             f"snapshot. Move the manifest away to restore the file unverified."
                             ) from None
+
+
+# The JSON types each manifest field may hold (None only where the field is optional).
+_TYPES = {"size": (int,), "compression": (int, type(None)), "schema_version": (int, type(None)),
+          "large_objects": (int,)}
+
+
+def _from_json(data: object) -> Manifest:
+    """Build a Manifest from parsed JSON; TypeError or ValueError when it is not one."""
+    if not isinstance(data, dict):
+        raise TypeError(f"a JSON {type(data).__name__ if data is not None else 'null'}, not an "
+                        f"object")
+    known = {f.name for f in fields(Manifest)}
+    values = {k: v for k, v in data.items() if k in known}
+    for name, value in values.items():
+        types = _TYPES.get(name, (str,))
+        if isinstance(value, bool) or not isinstance(value, types):
+            raise TypeError(f"{name} is {json.dumps(value)[:40]}")
+    m = Manifest(**values)
+    m.created  # noqa: B018 - a time that does not parse makes the manifest invalid
+    return m
 
 
 def sniff_format(snapshot: Path) -> str:

@@ -1,4 +1,7 @@
-"""Take snapshots: stream pg_dump into a hidden file while hashing, then rename it into place."""
+"""Take snapshots: stream pg_dump into a hidden file while hashing, then rename it into place.
+
+Every file written is 0600 (the dump from mkstemp, the manifest created so), whatever the umask.
+"""
 
 from __future__ import annotations
 
@@ -17,8 +20,8 @@ from pathlib import Path
 
 from .. import __version__
 from ..durable import fsync_dir
-from ..errors import SnapshotError
-from ..postgres.clientenv import scrub, tool_target
+from ..errors import SnapshotError, Terminated
+from ..postgres.clientenv import client_target, scrub
 from ..postgres.programs import find_client
 from ..settings import mask_url
 from .dbfacts import DbFacts
@@ -42,21 +45,19 @@ class Snapshot:
     removed: list[Path]
 
 
-def dump_command(pg_dump: Path, conninfo: str, fmt: str,
-                 compression: int | None) -> tuple[list[str], dict[str, str]]:
-    """Return the pg_dump argv (no password in it) and the environment that carries it."""
-    target, env = tool_target(conninfo, "kgmigrate snapshot")
+def dump_command(pg_dump: Path, target: list[str], fmt: str, compression: int | None) -> list[str]:
+    """Return the pg_dump argv for a `client_target` (no secret in it)."""
     argv = [str(pg_dump), f"--format={fmt}", "--no-password"]
     if fmt == "custom" and compression is not None:
         argv.append(f"--compress={compression}")
-    return [*argv, *target], env
+    return [*argv, *target]
 
 
 @contextlib.contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
-    """Turn SIGTERM into KeyboardInterrupt meanwhile, so the partial file is removed."""
+    """Turn SIGTERM into Terminated (a KeyboardInterrupt) meanwhile, so the partial file is removed."""
     def handler(signum, frame):
-        raise KeyboardInterrupt
+        raise Terminated
 
     try:
         old = signal.signal(signal.SIGTERM, handler)
@@ -101,6 +102,17 @@ def _place(tmp_dump: Path, tmp_manifest: Path, final: Path) -> None:
     fsync_dir(final.parent)
 
 
+def private_folder(folder: Path, own: bool) -> None:
+    """Create `folder` (0700 whatever the umask); make it 0700 if it is kgmigrate's own (`own`).
+
+    Snapshots hold the whole database: nobody else may read them, or swap one for a file of
+    their own.
+    """
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)  # the umask can only remove bits
+    if own and folder.stat().st_mode & 0o077:
+        os.chmod(folder, 0o700)
+
+
 def take_snapshot(conninfo: str, facts: DbFacts, backups_dir: Path, output: Path | None = None,
                   fmt: str = "custom", compression: int | None = DEFAULT_COMPRESSION,
                   keep: int | None = None) -> Snapshot:
@@ -116,12 +128,11 @@ def take_snapshot(conninfo: str, facts: DbFacts, backups_dir: Path, output: Path
     final = output or default_path(backups_dir, facts.database, fmt, now)
     folder = final.parent
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        private_folder(folder, own=folder.resolve() == backups_dir.resolve())
     except OSError as exc:
         raise SnapshotError(f"cannot create the folder {folder}: {exc.strerror}") from None
     if final.exists():
         raise SnapshotError(f"{final} already exists; choose another name or remove it first")
-    argv, env = dump_command(pg_dump, conninfo, fmt, compression if fmt == "custom" else None)
     t0 = time.perf_counter()
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=_PARTIAL_PREFIX, suffix=".tmp", dir=folder)
@@ -131,7 +142,9 @@ def take_snapshot(conninfo: str, facts: DbFacts, backups_dir: Path, output: Path
     tmp_manifest = tmp_dump.with_name(tmp_dump.name + ".json")
     placed = False
     try:
-        with _sigterm_as_interrupt(), tempfile.TemporaryFile() as errfile:
+        with (_sigterm_as_interrupt(), tempfile.TemporaryFile() as errfile,
+              client_target(conninfo, "kgmigrate snapshot") as (target, env)):
+            argv = dump_command(pg_dump, target, fmt, compression if fmt == "custom" else None)
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                     stderr=errfile, env=env, bufsize=0)
             try:
@@ -157,7 +170,8 @@ def take_snapshot(conninfo: str, facts: DbFacts, backups_dir: Path, output: Path
             schema_version=facts.schema_version, created_at=now.isoformat(),
             kgmigrate_version=__version__, source=mask_url(conninfo),
             large_objects=facts.large_objects)
-        with open(tmp_manifest, "wb") as fh:
+        with os.fdopen(os.open(tmp_manifest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600),
+                       "wb") as fh:
             fh.write(manifest_json(manifest))
             fh.flush()
             os.fsync(fh.fileno())

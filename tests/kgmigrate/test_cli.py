@@ -191,3 +191,29 @@ def test_database_error_outside_a_migration_is_one_line(weak_role_url, migration
     proc = run_kgmigrate(weak_role_url, migrations.path, "up", "-y")
     line = _one_line_failure(proc)
     assert "permission denied for schema public" in line
+
+
+def _commands(group, path=("kgmigrate",)):
+    import click
+
+    yield path, group
+    for name, cmd in getattr(group, "commands", {}).items():
+        if isinstance(cmd, click.Group):
+            yield from _commands(cmd, (*path, name))
+        else:
+            yield (*path, name), cmd
+
+
+def test_every_command_and_option_has_help_text():
+    import click
+
+    from kgmigrate.cli import cli
+
+    missing = []
+    for path, cmd in _commands(cli):
+        if not (cmd.help or "").strip():
+            missing.append(" ".join(path))
+        for param in cmd.params:
+            if isinstance(param, click.Option) and not (param.help or "").strip():
+                missing.append(f"{' '.join(path)} {param.opts[0]}")
+    assert missing == []

@@ -158,7 +158,7 @@ def test_runtime_error_rolls_back_that_file_and_says_what_is_applied(kgmigrate, 
     assert "003_t3.down.sql:3" in result.output
     assert "22012" in result.output  # SQLSTATE division_by_zero
     assert "Reversal of migration 003 (t3) was rolled back" in result.output
-    assert "Now applied: 001, 002, 003." in result.output
+    assert "Now applied: 001–003 (3 versions)." in result.output
     assert "Traceback" not in result.output
     assert tracked(db) == [1, 2, 3]  # 004 stays reversed
     assert table_exists(db, "kgt_3") and not table_exists(db, "kgt_4")

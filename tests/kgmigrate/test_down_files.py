@@ -99,3 +99,17 @@ def test_new_never_overwrites(kgmigrate, migrations):
     assert "002_b.down.sql already exists; nothing was written" in result.output
     assert (migrations.path / "002_b.down.sql").is_dir()
     assert not (migrations.path / "002_b.sql").exists()  # the up file written first is removed
+
+
+@pytest.mark.parametrize(("length", "down"), [(250, False), (245, True)])
+def test_new_refuses_a_name_too_long_for_the_file_system(kgmigrate, migrations, length, down):
+    """NNN_ + the name + .sql (or .down.sql) must fit NAME_MAX (255 bytes here): neither is written."""
+    name = "n" * length
+    result = kgmigrate("new", name, *(["--down"] if down else []))
+    assert result.exit_code == 2, result.output
+    assert "the name is too long" in result.output and "at most 255" in result.output
+    assert "Traceback" not in result.output
+    assert list(migrations.path.iterdir()) == []
+    fits = kgmigrate("new", "n" * 240, "--down")
+    assert fits.exit_code == 0, fits.output
+    assert len(list(migrations.path.iterdir())) == 2

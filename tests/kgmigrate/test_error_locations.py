@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import unicodedata
 
+import pytest
+
 from tests.support.kgm import table_exists, tracked
 
 
@@ -88,3 +90,22 @@ def test_caret_under_a_line_with_wide_characters(kgmigrate, migrations, db):
     result = kgmigrate("up", "-y")
     assert "ERROR: column \"nope\" does not exist" in result.output
     assert _caret_under(result.output, "x, nope FROM kgt_u;").startswith("nope")
+
+
+@pytest.mark.parametrize(("name", "text", "line", "context"), [
+    ("004_notice.sql", "CREATE TABLE kgt_c (x int);\nDO $$\nBEGIN\n  RAISE NOTICE 'at 50%';\n"
+                       "END $$;\n", 4, '"inline_code_block" near line 3'),
+    ("001_fn.sql", "CREATE FUNCTION kgt_f() RETURNS void\nLANGUAGE plpgsql AS $$\nBEGIN\n"
+                   "  PERFORM 1;\n  RAISE NOTICE '% and %', 1;\nEND $$;\n", 5,
+     '"kgt_f" near line 4'),
+], ids=["do-block", "function"])
+def test_compile_error_in_a_body_points_at_its_line(name, text, line, context, kgmigrate,
+                                                    migrations, db):
+    """`near line N` of a body's compilation (a RAISE missing an argument) maps into the file."""
+    bad = migrations.add(name, text)
+    result = kgmigrate("up", "-y")
+    assert result.exit_code == 1
+    assert f"{bad}:{line}: ERROR: too few parameters specified for RAISE" in result.output
+    assert f"compilation of PL/pgSQL function {context}" in result.output
+    assert f"{line:>5} |   RAISE NOTICE" in result.output
+    assert tracked(db) == []

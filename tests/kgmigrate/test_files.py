@@ -8,6 +8,7 @@ import json
 import pytest
 
 from kgmigrate.files.migrations import checksum
+from kgmigrate.files.versions import versions_text
 from tests.support.kgm import table_exists, tracked, user_relations
 
 BODY = "-- Migration 001\nCREATE TABLE kgt_crlf (x INTEGER);\n\nINSERT INTO kgt_crlf VALUES (1);\n"
@@ -116,3 +117,15 @@ def test_non_utf8_file_is_one_clear_error(kgmigrate, migrations, db):
     result = kgmigrate("up", "-y")
     assert result.exit_code == 1
     assert f"{path}: not valid UTF-8" in result.output
+
+
+@pytest.mark.parametrize(("versions", "text"), [
+    ([], ""),
+    ([4, 1], "001, 004"),
+    ([1, 2], "001, 002"),
+    (range(1, 245), "001–244 (244 versions)"),
+    ([*range(1, 245), 250, *range(260, 286)], "001–244, 250, 260–285 (271 versions)"),
+    ([1000, 999, 998, 3], "003, 998–1000 (4 versions)"),
+])
+def test_version_lists_read_as_ranges_with_a_count(versions, text):
+    assert versions_text(versions) == text

@@ -54,7 +54,25 @@ def test_error_mode_applies_when_there_are_only_warnings(kgmigrate, migrations, 
     migrations.add("001_t.sql", "CREATE TABLE kgt_t (x INTEGER);\n")  # prefer-bigint-over-int
     result = kgmigrate("up", "-y", "--lint", "error")
     assert result.exit_code == 0, result.output
-    assert ": prefer-bigint-over-int: " in result.stdout and tracked(db) == [1]
+    assert "prefer-bigint-over-int: 1 warning in 1 file, first " in result.stdout
+    assert tracked(db) == [1]
+
+
+def test_up_shows_errors_in_full_and_warnings_per_rule(kgmigrate, migrations, db):
+    for n in range(1, 7):
+        migrations.add(f"{n:03d}_t{n}.sql", f"CREATE TABLE kgt_{n} (x INTEGER);\n")
+    drop = migrations.add("007_drop.sql", DROP)
+    first = migrations.path / "001_t1.sql"
+    result = kgmigrate("up", input="n\n")
+    out = result.stdout
+    assert f"{drop}:1:1: ban-drop-table: Dropping a table may break existing clients." in out
+    assert f"prefer-bigint-over-int: 6 warnings in 6 files, first {first}:1:" in out
+    assert ": prefer-bigint-over-int: " not in out  # no warning line of its own
+    assert "-v shows every warning" in out
+    verbose = kgmigrate("up", "-v", input="n\n").stdout
+    assert verbose.count(": prefer-bigint-over-int: ") == 6
+    linted = kgmigrate("lint").stdout
+    assert linted.count(": prefer-bigint-over-int: ") == 6
 
 
 def test_dry_run_lints_and_predicts_the_refusal(kgmigrate, migrations, db):

@@ -53,7 +53,7 @@ def test_plain_dump_of_a_project_database_restores(style, project_db, db_url, kg
     db.execute("DELETE FROM kg_api.notes")
     db.execute("DROP FUNCTION kg_api.update_embedding_config_timestamp() CASCADE")
 
-    result = kgmigrate("restore", "-y", str(dump), migrations_dir=repo_schema)
+    result = kgmigrate("restore", "-y", "--unverified", str(dump), migrations_dir=repo_schema)
     assert result.exit_code == 0, result.output
     assert f"Restored old.sql. Schema version: {latest_version(repo_schema):03d}" in result.output
     assert _rows(db) == before
@@ -71,7 +71,7 @@ def test_dump_with_a_real_top_level_commit_is_refused_untouched(db, db_url, kgmi
     dump = _dump(db_url, tmp_path / "lo.sql")
     assert "\nCOMMIT;\n" in dump.read_text(encoding="utf-8")
     db.execute("INSERT INTO kept VALUES (1)")
-    result = kgmigrate("restore", "-y", str(dump))
+    result = kgmigrate("restore", "-y", "--unverified", str(dump))
     assert result.exit_code == 1
     assert "cannot be restored in one transaction" in result.output
     assert "it ends a transaction itself (COMMIT;)" in result.output
@@ -83,7 +83,7 @@ def test_dump_with_a_real_top_level_commit_is_refused_untouched(db, db_url, kgmi
 def test_dump_that_connects_elsewhere_is_refused(db, db_url, kgmigrate, tmp_path):
     db.execute("CREATE TABLE kept (x int)")
     dump = _dump(db_url, tmp_path / "create.sql", "--create")  # writes \connect <database>
-    result = kgmigrate("restore", "-y", str(dump))
+    result = kgmigrate("restore", "-y", "--unverified", str(dump))
     assert result.exit_code == 1
     assert "it contains the psql command '\\\\connect" in result.output
     assert db.execute("SELECT to_regclass('kept') IS NOT NULL").fetchone()[0]

@@ -94,7 +94,7 @@ def test_plain_dump_failing_half_way_leaves_database_unchanged(kgmigrate, migrat
     broken = path.with_name("old_backup.sql")
     broken.write_text(text[:cut] + "SELECT 1 / 0;\n" + text[cut:], encoding="utf-8")
 
-    result = kgmigrate("restore", "-y", str(broken))
+    result = kgmigrate("restore", "-y", "--unverified", str(broken))
     assert result.exit_code == 1
     assert "division by zero" in result.output
     assert "rolled back" in result.output
@@ -133,7 +133,7 @@ def test_file_without_manifest_restores_with_warning(kgmigrate, migrations, db):
     path = take(kgmigrate)
     path.with_name(path.name + ".json").unlink()
     db.execute("DROP SCHEMA app CASCADE")
-    result = kgmigrate("restore", "-y", str(path))
+    result = kgmigrate("restore", "-y", "--unverified", str(path))
     assert result.exit_code == 0, result.output
     assert "no manifest" in result.stderr
     assert "unverified" in result.output
@@ -146,7 +146,7 @@ def test_truncated_plain_file_without_manifest_is_refused(kgmigrate, migrations,
     old = tmp_path / "old.sql"
     text = path.read_text(encoding="utf-8")
     old.write_text(text[: len(text) // 2], encoding="utf-8")
-    result = kgmigrate("restore", "-y", str(old))
+    result = kgmigrate("restore", "-y", "--unverified", str(old))
     assert result.exit_code == 1
     assert "looks truncated" in result.output
 
@@ -180,7 +180,7 @@ def test_plain_file_that_could_escape_the_transaction_is_refused(inject, reason,
     old = tmp_path / "old.sql"
     old.write_text(text[:cut] + inject + text[cut:], encoding="utf-8")
     db.execute("DELETE FROM app.things")
-    result = kgmigrate("restore", "-y", str(old))
+    result = kgmigrate("restore", "-y", "--unverified", str(old))
     assert result.exit_code == 1
     assert "cannot be restored in one transaction" in result.output
     assert reason in result.output
@@ -198,6 +198,6 @@ def test_copy_data_that_looks_like_commands_is_not_a_hazard(kgmigrate, migration
     path = take(kgmigrate, "--format", "plain")
     path.with_name(path.name + ".json").unlink()  # unverified: the scan applies
     db.execute("DELETE FROM app.things")
-    result = kgmigrate("restore", "-y", str(path))
+    result = kgmigrate("restore", "-y", "--unverified", str(path))
     assert result.exit_code == 0, result.output
     assert fingerprint(db) == before

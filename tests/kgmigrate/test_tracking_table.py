@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.kgm import columns, env, run_kgmigrate, table_exists, tracked
+from tests.support.kgm import NO_TX, columns, env, run_kgmigrate, table_exists, tracked
 
 FOREIGN = {
     "golang-migrate": "CREATE TABLE public.schema_migrations (version bigint NOT NULL PRIMARY KEY, "
@@ -98,3 +98,25 @@ def test_snapshot_and_restore_read_the_version_from_the_chosen_table(kgmigrate, 
     assert result.exit_code == 0, result.output
     assert "Current schema version:  001" in result.output
     assert "Schema version: 001" in result.output
+
+
+@pytest.mark.parametrize("statement", [
+    "DROP TABLE IF EXISTS schema_migrations;",
+    "ALTER TABLE schema_migrations RENAME TO old_schema_migrations;",
+], ids=["drop", "rename"])
+@pytest.mark.parametrize("no_tx", [False, True], ids=["transaction", "no-transaction"])
+def test_a_file_that_removes_the_tracking_table_is_told_so(statement, no_tx, kgmigrate,
+                                                          migrations, db):
+    migrations.add("001_a.sql", "CREATE TABLE kgt_a (x int);\n")
+    assert kgmigrate("up", "-y").exit_code == 0
+    bad = migrations.add("002_old_tool.sql", (NO_TX if no_tx else "")
+                         + "CREATE TABLE kgt_b (x int);\n" + statement + "\n")
+    result = kgmigrate("up", "-y")
+    assert result.exit_code == 1
+    assert f"{bad}: ERROR: relation" in result.output
+    assert "dropped or renamed kgmigrate's tracking table" in result.output
+    assert "--table SCHEMA.NAME" in result.output
+    assert "Traceback" not in result.output
+    if not no_tx:
+        assert "was rolled back: nothing from it was applied" in result.output
+        assert tracked(db) == [1] and not table_exists(db, "kgt_b")

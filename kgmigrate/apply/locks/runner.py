@@ -10,6 +10,7 @@ import psycopg
 from psycopg import errors
 
 from ...errors import LockTimeout
+from ..session import roll_back
 
 # A fixed 64-bit key, the same for every runner of every version.
 LOCK_KEY = int.from_bytes(hashlib.sha256(b"kgmigrate:schema_migrations").digest()[:8], "big",
@@ -65,4 +66,5 @@ def advisory_lock(conn: psycopg.Connection, timeout_s: float,
         yield
     finally:
         if not conn.closed and not conn.broken:
+            roll_back(conn)  # an interrupted query may have left its transaction aborted
             conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
