@@ -27,7 +27,9 @@ bind = os.environ.get("KG_BIND", "127.0.0.1:8000")
 # with few model threads each keep the cores busy: one worker's HTTP work overlaps another's
 # model call.
 workers = configured_workers()  # KG_WORKERS, default 2
-worker_class = "gthread"
+# gunicorn's gthread worker, except that on SIGTERM it stops taking connections at once instead
+# of leaving them queued to be reset when it exits (kgserve/gunicorn_worker.py).
+worker_class = "kgserve.gunicorn_worker.DrainingWorker"
 threads = int(os.environ.get("KG_THREADS", "32"))
 preload_app = False
 timeout = 120           # a worker silent this long is restarted (model loads run in threads)

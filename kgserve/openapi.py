@@ -105,7 +105,8 @@ def _paths() -> dict[str, dict[str, Any]]:
                           "304": {"description": "not modified"}, **_errors(404, 503)}}},
         "/healthz": {"get": {"summary": "Liveness", "tags": ["health"],
                              "responses": {"200": _json("Health")}}},
-        "/readyz": {"get": {"summary": "Readiness: 200 only when the provider can serve",
+        "/readyz": {"get": {"summary": "Readiness: 200 only when the provider can serve and the "
+                                       "worker is not stopping",
                             "tags": ["health"],
                             "responses": {"200": _json("Health"),
                                           "503": _json("Health", "not ready")}}},

@@ -40,6 +40,9 @@ class Runtime:
         self.listener: ConfigListener | None = None
         self._listener_pid: int | None = None
         self._lock = threading.Lock()
+        # Set when gunicorn tells this worker to stop (kgserve.gunicorn_worker): /readyz says 503
+        # while the worker finishes the requests it accepted.
+        self.stopping = False
 
     def start_listener(self) -> None:
         """Start this process's listener once (again in a forked child, whose threads are gone)."""

@@ -17,6 +17,8 @@ from tests.support.waiting import stop_process, wait_for
 _READ_CONFIG = """
 import runpy, sys
 settings = runpy.run_path("gunicorn.conf.py")
+from gunicorn.util import load_class
+load_class(settings["worker_class"])  # the master loads it too while it reads its config
 heavy = {"torch", "prometheus_client", "sentence_transformers", "openai", "psycopg"}
 assert not heavy & set(sys.modules), heavy & set(sys.modules)
 import kgserve

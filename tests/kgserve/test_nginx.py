@@ -2,55 +2,26 @@
 
 from __future__ import annotations
 
-import shutil
 import socket
-import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
 import pytest
 
-from tests.support.kgs import MINILM_BODY, REPO, call, free_port
-from tests.support.waiting import stop_process, wait_for
+from tests.support.kgs import MINILM_BODY, call
+from tests.support.nginx import CrashingReplica, running_nginx
 
 pytestmark = [pytest.mark.nginx, pytest.mark.gunicorn]
 
 SLOW_CLIENTS = 200  # the issue's count: far more than gunicorn's 2 x 32 threads
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
 
 @pytest.fixture
 def nginx(gunicorn_server, tmp_path):
-    """deploy/nginx.conf, changed only in ports and paths, in front of `gunicorn_server`."""
-    assert shutil.which(NGINX), "nginx is missing: `make install` installs Debian's nginx-light"
-    upstream = urlsplit(gunicorn_server.base).netloc
-    port = free_port()
-    conf = (REPO / "deploy" / "nginx.conf").read_text()
-    for old, new in [("server 127.0.0.1:8000;", f"server {upstream};"),
-                     ("listen 127.0.0.1:8080;", f"listen 127.0.0.1:{port};"),
-                     ("/run/nginx-kgserve.pid", str(tmp_path / "nginx.pid")),
-                     ("/var/log/nginx/kgserve.error.log", str(tmp_path / "error.log")),
-                     ("/var/log/nginx/kgserve.access.log", str(tmp_path / "access.log"))]:
-        assert old in conf, old
-        conf = conf.replace(old, new)
-    (tmp_path / "nginx.conf").write_text(conf)
-    (tmp_path / "logs").mkdir()
-    proc = subprocess.Popen([NGINX, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"),
-                             "-e", str(tmp_path / "error.log"), "-g", "daemon off;"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-
-    def up():
-        assert proc.poll() is None, proc.stdout.read()
-        try:
-            return call(base, "GET", "/healthz")[0] == 200
-        except OSError:
-            return False
-
-    wait_for(up, "nginx to answer", 60, interval=0.2)
-    yield base
-    stop_process(proc)
+    """deploy/nginx.conf, changed only in addresses and paths, in front of `gunicorn_server`."""
+    with running_nginx([urlsplit(gunicorn_server.base).netloc], tmp_path) as base:
+        yield base
 
 
 def test_slow_clients_do_not_starve_the_others(gunicorn_server, nginx):
@@ -79,3 +50,27 @@ def test_slow_clients_do_not_starve_the_others(gunicorn_server, nginx):
 def test_nginx_refusals_are_json(nginx):
     code, body = call(nginx, "POST", "/v1/embeddings", {"input": "x" * (9 * 2**20)})
     assert code == 413 and body["error"] == "request_too_large"
+
+
+def test_embeddings_are_retried_on_the_next_replica_admin_posts_never(gunicorn_server, tmp_path):
+    """One replica resets every POST it is sent: embedding requests are sent again to the other
+    replica and answered; an admin POST is not sent twice (the client hears 503 and decides)."""
+    code, body = call(gunicorn_server.base, "POST", "/admin/embedding/config", MINILM_BODY,
+                      admin=True)
+    assert code == 200, body
+    gunicorn_server.converge(body["config_id"])
+    live = urlsplit(gunicorn_server.base).netloc
+    with CrashingReplica() as crashing, running_nginx([crashing.address, live], tmp_path) as base:
+        # nginx's round robin alternates between the two until the crashing one first fails
+        answers = [call(base, "POST", "/v1/embeddings", {"input": f"retry {i}"})
+                   for i in range(6)]
+        assert [code for code, _ in answers] == [200] * 6, answers
+        assert "/v1/embeddings" in crashing.posts
+    with CrashingReplica() as crashing, running_nginx([crashing.address, live], tmp_path) as base:
+        answers = [call(base, "POST", "/admin/embedding/config", {}, admin=True)
+                   for _ in range(6)]
+        # the live replica refuses the empty body (422); the crashing one is never bypassed
+        lost = [body for code, body in answers if code == 503]
+        assert lost and all(body["error"] == "upstream_unavailable" for body in lost), answers
+        assert len(crashing.posts) == len(lost)
+        assert {code for code, _ in answers} <= {422, 503}, answers

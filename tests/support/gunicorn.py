@@ -60,18 +60,19 @@ class GunicornServer:
             return False
 
 
-def start_gunicorn(url: str, log: Path, workers: int = 2, **env: str
-                   ) -> tuple[str, subprocess.Popen]:
+def start_gunicorn(url: str, log: Path, workers: int = 2, port: int | None = None,
+                   new_session: bool = False, **env: str) -> tuple[str, subprocess.Popen]:
     """Start `gunicorn -c gunicorn.conf.py -w <workers> kgserve:app` on database `url` (more KG_*
-    and other settings in `env`), its output in `log`; return (base URL, process)."""
-    port = free_port()
+    and other settings in `env`), its output in `log`, on `port` (default: a free one), in a
+    process group of its own with `new_session`; return (base URL, process)."""
+    port = port or free_port()
     env = {**os.environ, "KG_DATABASE_URL": url, "KG_ADMIN_TOKEN": ADMIN_TOKEN,
            "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1", **env}
     with open(log, "w") as out:
         proc = subprocess.Popen(
             [str(Path(sys.executable).parent / "gunicorn"), "-c", "gunicorn.conf.py",
              "-w", str(workers), "--bind", f"127.0.0.1:{port}", "kgserve:app"],
-            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=new_session)
     return f"http://127.0.0.1:{port}", proc
 
 
