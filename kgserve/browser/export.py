@@ -29,7 +29,7 @@ from typing import Any
 from kgmigrate.durable import atomic_write
 
 from ..providers.base import ProviderConfig, ProviderError
-from ..providers.export.cache import MANIFEST, Exporter, ExportSpec
+from ..providers.export.cache import MANIFEST, Exporter, ExportSpec, read_manifest
 from ..providers.export.convert import ONNX_QUANTIZED, UnsupportedModel
 from ..providers.export.encoder import check_layout
 from ..providers.resolve import resolve_model, task_prompts
@@ -165,7 +165,7 @@ def _describe(provider: str, name: str, dims: int, max_seq_length: int | None, n
 
 def _layout(folder: Path, name: str) -> tuple[str, bool]:
     """Pooling mode and Normalize from modules.json and the pooling config (ST's own reader)."""
-    modules = _read_json(folder / "modules.json")
+    modules = _read_json(folder / "modules.json", list)
     if not isinstance(modules, list):
         raise NotForBrowser(f"model {name!r} is not a sentence-transformers model (no "
                             "modules.json)")
@@ -266,9 +266,8 @@ def ensure(model: BrowserModel) -> Export:
             reason = f"model {model.name!r} cannot be exported for a browser: {exc}"
             _write_json(model.failure_file, {"reason": reason})
             raise NotForBrowser(reason) from exc
-        manifest = _read_json(entry.path / MANIFEST) or {}
         accuracy = model.accuracy() or {}
-        _ready[key] = Export(entry.path, manifest.get("files") or {},
+        _ready[key] = Export(entry.path, read_manifest(entry.path, entry.key),
                              bool(accuracy.get("passed")), accuracy)
         return _ready[key]
 
@@ -290,11 +289,13 @@ def _guard(model: BrowserModel, folder: Path, st) -> dict[str, Any]:
     return {**asdict(result), "passed": result.passed}
 
 
-def _read_json(path: Path) -> Any:
+def _read_json(path: Path, kind: type = dict) -> Any:
+    """The JSON value in `path` when it is a `kind`, else None (missing, torn or another type)."""
     try:
-        return json.loads(path.read_text("utf-8"))
+        value = json.loads(path.read_text("utf-8"))
     except (OSError, ValueError):
         return None
+    return value if isinstance(value, kind) else None
 
 
 def _write_json(path: Path, body: dict[str, Any]) -> None:

@@ -80,6 +80,44 @@ def test_a_corrupt_entry_is_detected_and_rebuilt(tiny_nomic_dir, tmp_path, caplo
     assert exporter.ensure(ONNX32).made
 
 
+@pytest.mark.parametrize("manifest", [
+    "[]", "null", "3", '"a string"', '{"key": "k", "files": []}', '{"key": "k", "files": null}',
+    '{"key": "k", "files": {"a.txt": []}}', '{"key": "k", "files": {"a.txt": {"size": "1"}}}',
+    '{"key": "k", "files": {"../outside.txt": {"size": 1, "sha256": "%s"}}}',
+], ids=lambda m: m[:24])
+def test_a_manifest_of_the_wrong_shape_is_a_corrupt_entry(manifest, tmp_path):
+    entry = tmp_path / "entry"
+    entry.mkdir()
+    (entry / "a.txt").write_text("a")
+    (tmp_path / "outside.txt").write_text("a")
+    write_manifest(entry, "k", {}, "m")
+    assert verify(entry, "k")
+    sha = json.loads((entry / MANIFEST).read_text())["files"]["a.txt"]["sha256"]
+    (entry / MANIFEST).write_text(manifest.replace("%s", sha))
+    assert verify(entry, "k") is False  # never an AttributeError or TypeError
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("manifest", ["[]", "null"])
+def test_a_wrong_type_manifest_is_rebuilt_on_reload_and_on_a_restart(manifest, client, admin,
+                                                                     make, tiny_nomic_dir,
+                                                                     tmp_path, monkeypatch):
+    monkeypatch.setenv("KG_MODEL_CACHE", str(tmp_path / "cache"))
+    body = {**ONNX_BODY, "model_name": str(tiny_nomic_dir), "embedding_dimensions": 768}
+    assert client.post("/admin/embedding/config", json=body, headers=admin).status_code == 200
+    [entry] = (tmp_path / "cache").glob(f"*/onnx-float32-*/{MANIFEST}")
+    entry.write_text(manifest)
+    resp = client.post("/admin/embedding/config/reload", headers=admin)
+    assert resp.status_code == 200, resp.get_json()
+    assert isinstance(json.loads(entry.read_text()), dict)  # set aside and made again
+    entry.write_text(manifest)
+    restarted = make().test_client()  # a worker started on the damaged cache
+    out = restarted.post("/v1/embeddings", json={"input": "hello"})
+    assert out.status_code == 200, out.get_json()
+    assert len(out.get_json()["data"][0]["embedding"]) == 768
+    assert isinstance(json.loads(entry.read_text()), dict)
+
+
 _CRASH = """
 import os, sys
 from pathlib import Path
@@ -237,3 +275,4 @@ def test_migration_004_adopts_rows_as_torch(db_url, tmp_path):
                 conn.execute("INSERT INTO kg_api.embedding_config (provider, model_name, "
                              "embedding_dimensions, precision, backend, active) VALUES "
                              "('local', 'm', 384, %s, %s, FALSE)", (precision, backend))
+

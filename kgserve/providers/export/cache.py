@@ -244,22 +244,35 @@ def write_manifest(folder: Path, key: str, doc: dict[str, Any], name: str) -> No
 
 
 def verify(folder: Path, key: str) -> bool:
-    """Say whether `folder` is a complete entry for `key`: manifest present, every file intact."""
+    """Say whether `folder` is a complete entry for `key`: manifest present, every file intact.
+
+    Anything else is a corrupt entry, never an error: a manifest that is missing, torn, not a
+    JSON object, names files outside the entry or with sizes and digests of the wrong type.
+    """
+    files = read_manifest(folder, key)
+    if not files:
+        return False
     try:
-        manifest = json.loads((folder / MANIFEST).read_text())
-    except (OSError, ValueError):
-        return False
-    files = manifest.get("files") if isinstance(manifest, dict) else None
-    if manifest.get("key") != key or not isinstance(files, dict) or not files:
-        return False
-    for rel, want in files.items():
-        path = folder / rel
-        try:
-            if path.stat().st_size != want["size"] or file_sha256(path) != want["sha256"]:
+        for rel, want in files.items():
+            path = folder / rel
+            if not path.resolve().is_relative_to(folder.resolve()) \
+                    or path.stat().st_size != want["size"] or file_sha256(path) != want["sha256"]:
                 return False
-        except (OSError, KeyError, TypeError):
-            return False
+    except (OSError, KeyError, TypeError, ValueError):
+        return False
     return True
+
+
+def read_manifest(folder: Path, key: str) -> dict[str, Any]:
+    """The `files` of `folder`'s manifest when it is one for `key`, else {}."""
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text("utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(manifest, dict) or manifest.get("key") != key:
+        return {}
+    files = manifest.get("files")
+    return files if isinstance(files, dict) else {}
 
 
 class _locked:
