@@ -13,6 +13,7 @@ import hashlib
 import os
 import tempfile
 from pathlib import Path
+from typing import BinaryIO
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -57,11 +58,17 @@ READ_CHUNK = 1 << 20
 
 
 def file_sha256(path: Path) -> str:
-    """The sha256 of a file's content, read in large blocks into one buffer."""
+    """The sha256 of a file's content."""
+    with open(path, "rb", buffering=0) as fh:
+        return stream_sha256(fh)
+
+
+def stream_sha256(fh: BinaryIO) -> str:
+    """The sha256 of what is left to read in the binary file `fh`, read in large blocks into one
+    buffer."""
     digest = hashlib.sha256()
     buf = bytearray(READ_CHUNK)
     view = memoryview(buf)
-    with open(path, "rb", buffering=0) as fh:
-        while n := fh.readinto(buf):
-            digest.update(view[:n])
+    while n := fh.readinto(buf):
+        digest.update(view[:n])
     return digest.hexdigest()

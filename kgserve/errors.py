@@ -114,11 +114,17 @@ class RuntimeMissing(ApiError):
     code = "runtime_missing"
 
 
+class FileChanged(ApiError):
+    """A file changed on disk after it was verified, and again after it was checked anew."""
+
+    code = "file_changed"
+
+
 # Status by error class; the nearest class in an error's MRO decides.
 _STATUS: dict[type[Exception], int] = {
     InvalidBody: 400, InvalidQuery: 422, ModelNotServed: 404, AdminDisabled: 403,
     Unauthorized: 401, InvalidHeader: 400, ConfigMismatch: 409,
-    NotFound: 404, RuntimeMissing: 503,
+    NotFound: 404, RuntimeMissing: 503, FileChanged: 503,
     ProviderError: 422, InvalidInput: 400, UpstreamError: 502, QueueFull: 429, QueueClosed: 503,
     NotReady: 503, DatabaseUnavailable: 503, NoActiveConfig: 503, DimensionChangeRefused: 409,
     TokenizerUnavailable: 501, RequestTimeout: 503, ClientGone: 499,

@@ -9,15 +9,23 @@ cached for a year and never revalidated; the rest is revalidated with ETags (a 3
 
 from __future__ import annotations
 
+import logging
 import mimetypes
+import os
+import time
 from pathlib import Path
+from typing import BinaryIO
 
-from flask import Blueprint, Response, send_file
+from flask import Blueprint, Response, current_app, request, send_file
+from werkzeug.exceptions import RequestedRangeNotSatisfiable
+from werkzeug.wsgi import wrap_file
 
 from .. import ops
 from ..browser import export as browser_export
-from ..errors import NotFound, RuntimeMissing
+from ..errors import FileChanged, NotFound, RuntimeMissing
 from ..runtime import runtime
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint("browser", __name__, url_prefix="/browser")
 
@@ -39,19 +47,38 @@ TYPES = {".js": "text/javascript", ".mjs": "text/javascript", ".wasm": "applicat
 YEAR = 365 * 24 * 3600
 
 
-def _send(path: Path, immutable_etag: str | None = None) -> Response:
-    """Send `path` with its type, Range and conditional support, and the right caching."""
-    mimetype = TYPES.get(path.suffix) or mimetypes.guess_type(path.name)[0] \
+def _type(path: Path) -> str:
+    return TYPES.get(path.suffix) or mimetypes.guess_type(path.name)[0] \
         or "application/octet-stream"
-    resp = send_file(path, mimetype=mimetype, conditional=True, etag=immutable_etag or True,
-                     max_age=YEAR if immutable_etag else None)
-    if immutable_etag:
-        resp.cache_control.public = True
-        resp.cache_control.immutable = True
-    else:
-        resp.cache_control.no_cache = True  # use the copy after a 304; offline: the service worker
+
+
+def _send(path: Path) -> Response:
+    """Send `path` with its type, Range and conditional support, revalidated on every use."""
+    resp = send_file(path, mimetype=_type(path), conditional=True, etag=True)
+    resp.cache_control.no_cache = True  # use the copy after a 304; offline: the service worker
     resp.headers["X-Content-Type-Options"] = "nosniff"
     return resp
+
+
+def _send_immutable(fh: BinaryIO, stat: os.stat_result, name: str, sha256: str) -> Response:
+    """Send the open, verified file `fh` under its sha256 as ETag, cached for a year (Range and
+    conditional requests as send_file does them; a path would be opened again, unverified)."""
+    resp = current_app.response_class(wrap_file(request.environ, fh), mimetype=_type(Path(name)),
+                                      direct_passthrough=True)
+    resp.content_length = stat.st_size
+    resp.last_modified = stat.st_mtime
+    resp.set_etag(sha256)
+    resp.cache_control.public = True
+    resp.cache_control.max_age = YEAR
+    resp.cache_control.immutable = True
+    resp.expires = int(time.time() + YEAR)
+    resp.headers["X-Content-Type-Options"] = "nosniff"
+    try:
+        return resp.make_conditional(request.environ, accept_ranges=True,
+                                     complete_length=stat.st_size)
+    except RequestedRangeNotSatisfiable:
+        fh.close()
+        raise
 
 
 @bp.get("/")
@@ -103,4 +130,15 @@ def model_file(model_id: str, name: str) -> Response:
                        f"{accuracy.get('min_cosine')} to torch float32 on the probe set, "
                        f"below {accuracy.get('bound')}; load onnx/model.onnx",
                        "quantized_refused")
-    return _send(export.folder / name, immutable_etag=info["sha256"])
+    try:
+        fh, stat = export.open(name)
+    except browser_export.ExportChanged as exc:  # never under the ETag of other bytes
+        log.warning("%s; verifying the browser export again", exc)
+        export = browser_export.ensure(model, again=True)
+        info = export.file(name) or info
+        try:
+            fh, stat = export.open(name)
+        except browser_export.ExportChanged as still:
+            raise FileChanged(f"{name} of the browser export of {model.name!r} keeps changing "
+                              "on disk; retry later") from still
+    return _send_immutable(fh, stat, name, info["sha256"])
