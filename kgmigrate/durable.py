@@ -54,6 +54,29 @@ def fsync_tree(folder: Path) -> None:
         fsync_dir(path)
 
 
+def private_folder(folder: Path) -> Path:
+    """Create `folder` and any missing parents as 0700 whatever the umask; return it."""
+    missing = []
+    for path in [folder, *folder.parents]:
+        if path.exists():
+            break
+        missing.append(path)
+    for path in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # another process made it meanwhile
+            path.mkdir(mode=0o700)
+            os.chmod(path, 0o700)
+    return folder
+
+
+def make_private(folder: Path) -> None:
+    """Make `folder` and everything under it private whatever the umask it was written with:
+    folders 0700, files 0600 (symlinks are left alone)."""
+    for path in [folder, *folder.rglob("*")]:
+        if path.is_symlink():
+            continue
+        os.chmod(path, 0o700 if path.is_dir() else 0o600)
+
+
 READ_CHUNK = 1 << 20
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -276,3 +279,47 @@ def test_migration_004_adopts_rows_as_torch(db_url, tmp_path):
                              "embedding_dimensions, precision, backend, active) VALUES "
                              "('local', 'm', 384, %s, %s, FALSE)", (precision, backend))
 
+
+@contextlib.contextmanager
+def umask(mask: int):
+    old = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def modes(root: Path) -> dict[str, int]:
+    """{path under root: permission bits} of every folder and file (symlinks left out)."""
+    return {p.relative_to(root).as_posix(): stat.S_IMODE(p.lstat().st_mode)
+            for p in [root, *root.rglob("*")] if not p.is_symlink()}
+
+
+def test_the_cache_and_kept_files_are_private_whatever_the_umask(tiny_nomic_dir, tmp_path):
+    """Exports are code the server runs: with umask 000 the cache's folders are 0700, its
+    files (graphs, manifests, locks, the browser's hard link) 0600; so is the last known config."""
+    from kgserve.configs import lastknown
+
+    root = tmp_path / "not-yet" / "cache"
+    with umask(0):
+        exporter = Exporter("tiny", tiny_nomic_dir, torch_parts(tiny_nomic_dir), root=root)
+        entry = exporter.ensure(ExportSpec("browser", "int8"))  # and its onnx float32 parent
+        kept = tmp_path / "state" / "kgserve" / "last-config-x.json"
+        lastknown.save(kept, {"id": 1, "model_name": "m"})
+    found = modes(tmp_path)
+    assert found[f"{entry.path.relative_to(tmp_path)}/{MANIFEST}"] == 0o600
+    assert len([p for p in found if "onnx-float32-" in p]) > 3
+    wrong = {p: oct(m) for p, m in found.items() if p != "." and
+             m != (0o700 if (tmp_path / p).is_dir() else 0o600)}
+    assert wrong == {}
+    assert lastknown.load(kept)["id"] == 1
+
+
+def test_an_entry_others_may_write_to_is_not_trusted(tiny_nomic_dir, tmp_path):
+    exporter = Exporter("tiny", tiny_nomic_dir, torch_parts(tiny_nomic_dir), root=tmp_path)
+    entry = exporter.ensure(ONNX32)
+    assert verify(entry.path, entry.key)
+    os.chmod(entry.path / "config.json", 0o666)  # the digest beside it proves nothing now
+    assert not verify(entry.path, entry.key)
+    rebuilt = exporter.ensure(ONNX32)
+    assert rebuilt.made and stat.S_IMODE((rebuilt.path / "config.json").stat().st_mode) == 0o600
