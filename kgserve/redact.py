@@ -1,5 +1,6 @@
-"""What kgserve may show of a secret: nothing. The one owner of scrubbing text that goes to a
-client or a log: URLs lose their credentials, API keys are replaced by ***.
+"""What kgserve shows of text it did not write, in messages to clients and in logs: nothing of a
+secret (URLs lose their credentials, API keys become ***), and of a client's own value (a header,
+a query or path parameter, a field) no more than ECHO_CHARS characters.
 
 A URL keeps its scheme, host, port and path (what an operator needs to see which endpoint is
 meant). Its userinfo (`user:password@`, a proxy's credentials) and the value of every query
@@ -22,6 +23,7 @@ _URL_IN_TEXT = re.compile(r"\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"<>`]+")
 # Anything shaped like an OpenAI key (sk-..., sk-proj-...).
 _KEYLIKE = re.compile(r"\bsk-[A-Za-z0-9_\-*.]*")
 MAX_TEXT = 500  # characters of an upstream message shown
+ECHO_CHARS = 40  # characters of a client's value shown back to it
 _SECRET_VARIABLES = ("OPENAI_API_KEY", "KG_ADMIN_TOKEN", "KG_API_TOKEN")
 
 
@@ -54,6 +56,15 @@ def text(value: object, secrets: Iterable[str] = (), limit: int | None = MAX_TEX
             out = out.replace(secret, MASK)
     out = _URL_IN_TEXT.sub(lambda m: url(m.group(0)), out)
     return _KEYLIKE.sub(f"sk-{MASK}", out)[:limit]
+
+
+def echo(value: object) -> str:
+    """A client's `value`, quoted, to show back in an error: at most ECHO_CHARS characters of
+    it and its length (a header can hold kilobytes)."""
+    raw = str(value)
+    if len(raw) <= ECHO_CHARS:
+        return repr(raw)
+    return f"{raw[:ECHO_CHARS]!r}... ({len(raw)} characters)"
 
 
 def _scheme_only(text: str) -> str:

@@ -18,7 +18,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import metrics
+from .. import metrics, redact
 from ..providers.base import ProviderError
 
 POLL_SECONDS = 0.1  # how often a waiting request looks at its client's connection
@@ -53,7 +53,7 @@ def parse_timeout(header: str | None, default: float) -> float:
         value = math.nan
     if not 0 < value <= MAX_TIMEOUT:  # also refuses nan and inf
         raise ValueError(f"x-request-timeout must be a number of seconds in (0, {MAX_TIMEOUT:g}], "
-                         f"not {header!r}")
+                         f"not {redact.echo(header)}")
     return value
 
 

@@ -20,7 +20,7 @@ from flask import Blueprint, Response, current_app, request, send_file
 from werkzeug.exceptions import RequestedRangeNotSatisfiable
 from werkzeug.wsgi import wrap_file
 
-from .. import ops
+from .. import ops, redact
 from ..browser import export as browser_export
 from ..errors import FileChanged, NotFound, RuntimeMissing
 from ..runtime import runtime
@@ -91,8 +91,8 @@ def page() -> Response:
 def static_file(name: str) -> Response:
     """kgembed.js, the page's script and style, and the service worker."""
     path = STATIC / name
-    if not name or name.startswith(".") or not path.is_file():
-        raise NotFound(f"no file {name!r} under /browser/")
+    if name.startswith(".") or name not in {p.name for p in STATIC.iterdir() if p.is_file()}:
+        raise NotFound(f"no file {redact.echo(name)} under /browser/")
     return _send(path)
 
 
@@ -100,7 +100,7 @@ def static_file(name: str) -> Response:
 def vendor_file(name: str) -> Response:
     """transformers.js and ONNX Runtime Web, as installed from npm."""
     if name not in VENDOR:
-        raise NotFound(f"no vendor file {name!r} (served: {', '.join(VENDOR)})")
+        raise NotFound(f"no vendor file {redact.echo(name)} (served: {', '.join(VENDOR)})")
     path = NODE_MODULES / VENDOR[name]
     if not path.is_file():
         raise RuntimeMissing("transformers.js is not installed: run `make install` (npm ci in "
@@ -115,7 +115,7 @@ def model_file(model_id: str, name: str) -> Response:
     try:
         model = browser_export.describe(row)
         if model_id != model.model_id:
-            raise NotFound(f"{model_id!r} is not the active config's browser model "
+            raise NotFound(f"{redact.echo(model_id)} is not the active config's browser model "
                            f"({model.model_id!r}); read /embedding/config again",
                            "browser_model_not_active")
         export = browser_export.ensure(model)
@@ -123,7 +123,7 @@ def model_file(model_id: str, name: str) -> Response:
         raise NotFound(str(exc), "browser_not_supported") from None
     info = export.file(name)
     if info is None:
-        raise NotFound(f"the browser export of {model.name!r} has no file {name!r}")
+        raise NotFound(f"the browser export of {model.name!r} has no file {redact.echo(name)}")
     if export.withheld(name):
         accuracy = export.accuracy
         raise NotFound(f"the quantized graph of {model.name!r} is not offered: min cosine "
