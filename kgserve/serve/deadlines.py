@@ -18,7 +18,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import metrics, redact
+from .. import redact
 from ..providers.base import ProviderError
 
 POLL_SECONDS = 0.1  # how often a waiting request looks at its client's connection
@@ -107,6 +107,10 @@ def wait(future: Future, waiting: Waiting, retry_after: Callable[[], int]) -> An
 
 
 def _drop(future: Future, reason: str) -> bool:
+    # Imported here: gunicorn's arbiter reads MAX_TIMEOUT (kgserve.settings) before it sets up
+    # prometheus_client's multi-process folder, which must come before its first import.
+    from .. import metrics
+
     if not future.cancel():
         return False
     metrics.REQUESTS_DROPPED.labels(reason).inc()
