@@ -49,6 +49,12 @@ def measure(provider, seconds: float) -> float:
     return 9 / (statistics.median(singles) + statistics.median(batches))
 
 
+def describe_timing(threads: int, seconds: float = 2.0) -> str:
+    """What measure() times, in words."""
+    return (f"embedding {len(_TEXTS)} short texts one and eight per call for {seconds:g} s "
+            f"with {threads} threads (a gunicorn worker's share)")
+
+
 def trial(rt: Runtime, data: dict[str, Any], seconds: float = 2.0) -> list[Trial]:
     """Prepare and time every candidate for the config `data` (ConfigRequestSchema output)."""
     threads = data.get("num_threads") or per_worker()
