@@ -1,8 +1,8 @@
 """/browser/: the page, the kgembed.js module, transformers.js and the active model's files.
 
 Everything a page needs comes from this origin: the module and page (kgserve/browser/static),
-transformers.js and ONNX Runtime Web's WebAssembly build (installed from npm by `make install`
-into kgserve/browser/node_modules), and the model exported for browsers
+transformers.js and ONNX Runtime Web's WebAssembly build (kgserve/browser/vendor, package data
+copied from npm by `make install`: kgserve.browser.vendored), and the model exported for browsers
 (kgserve.browser.export). Model files live under a content-addressed id, so they are
 cached for a year and never revalidated; the rest is revalidated with ETags (a 304 when unchanged).
 """
@@ -22,6 +22,7 @@ from werkzeug.wsgi import wrap_file
 
 from .. import ops, redact
 from ..browser import export as browser_export
+from ..browser import vendored
 from ..errors import FileChanged, NotFound, RuntimeMissing
 from ..runtime import runtime
 
@@ -29,18 +30,7 @@ log = logging.getLogger(__name__)
 
 bp = Blueprint("browser", __name__, url_prefix="/browser")
 
-HERE = Path(__file__).resolve().parent.parent / "browser"
-STATIC = HERE / "static"
-NODE_MODULES = HERE / "node_modules"
-# The files a page may load from the npm packages (pinned in kgserve/browser/package-lock.json):
-# transformers.js as one ES module with ONNX Runtime Web inside, and the WebAssembly build that
-# this ONNX Runtime Web loads (the asyncify one, what transformers.js picks for the CPU).
-VENDOR = {
-    "transformers.min.js": "@huggingface/transformers/dist/transformers.min.js",
-    "ort-wasm-simd-threaded.asyncify.mjs": "onnxruntime-web/dist/ort-wasm-simd-threaded.asyncify.mjs",
-    "ort-wasm-simd-threaded.asyncify.wasm":
-        "onnxruntime-web/dist/ort-wasm-simd-threaded.asyncify.wasm",
-}
+STATIC = vendored.HERE / "static"
 TYPES = {".js": "text/javascript", ".mjs": "text/javascript", ".wasm": "application/wasm",
          ".json": "application/json", ".onnx": "application/octet-stream",
          ".html": "text/html", ".css": "text/css"}  # werkzeug adds charset=utf-8 to text/*
@@ -98,13 +88,15 @@ def static_file(name: str) -> Response:
 
 @bp.get("/vendor/<name>")
 def vendor_file(name: str) -> Response:
-    """transformers.js and ONNX Runtime Web, as installed from npm."""
-    if name not in VENDOR:
-        raise NotFound(f"no vendor file {redact.echo(name)} (served: {', '.join(VENDOR)})")
-    path = NODE_MODULES / VENDOR[name]
+    """transformers.js and ONNX Runtime Web, shipped in the package."""
+    if name not in vendored.FILES:
+        raise NotFound(f"no vendor file {redact.echo(name)} "
+                       f"(served: {', '.join(vendored.FILES)})")
+    path = vendored.FOLDER / name
     if not path.is_file():
-        raise RuntimeMissing("transformers.js is not installed: run `make install` (npm ci in "
-                             "kgserve/browser)", "browser_runtime_missing")
+        raise RuntimeMissing(f"transformers.js is not in {vendored.FOLDER}: run `make install` "
+                             "(npm ci in kgserve/browser, then kgserve/browser/vendored.py)",
+                             "browser_runtime_missing")
     return _send(path)
 
 
