@@ -52,7 +52,7 @@ def measure(provider, seconds: float) -> float:
 def describe_timing(threads: int, seconds: float = 2.0) -> str:
     """What measure() times, in words."""
     return (f"embedding {len(_TEXTS)} short texts one and eight per call for {seconds:g} s "
-            f"with {threads} threads (a gunicorn worker's share)")
+            f"with {threads} thread{'s' if threads != 1 else ''} (a gunicorn worker's share)")
 
 
 def trial(rt: Runtime, data: dict[str, Any], seconds: float = 2.0) -> list[Trial]:
