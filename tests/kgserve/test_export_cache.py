@@ -26,7 +26,7 @@ from kgserve.providers.export.cache import (
 from kgserve.providers.export.guard import AccuracyRefused
 from tests.support.backends import cpu, loaded
 from tests.support.gunicorn import start_gunicorn
-from tests.support.kgs import ONNX_BODY, REPO, call, migrate
+from tests.support.kgs import ONNX_BODY, REPO, activate_local, call, migrate
 from tests.support.waiting import stop_process, wait_for
 
 ONNX32 = ExportSpec("onnx", "float32")
@@ -197,13 +197,7 @@ def test_the_guard_refuses_a_broken_export(client, admin, kg_url, model_cache, m
 @pytest.fixture
 def gunicorn_with_onnx_active(kg_url, tiny_nomic_dir, tmp_path):
     """A database whose active config is tiny-nomic on onnx, and an empty export cache."""
-    import psycopg
-
-    with psycopg.connect(kg_url, autocommit=True) as conn:
-        conn.execute("UPDATE kg_api.embedding_config SET active = FALSE")
-        conn.execute("INSERT INTO kg_api.embedding_config (provider, model_name, "
-                     "embedding_dimensions, precision, backend, device, active) VALUES "
-                     "('local', %s, 768, 'float32', 'onnx', 'cpu', TRUE)", (str(tiny_nomic_dir),))
+    activate_local(kg_url, str(tiny_nomic_dir), 768, "onnx")
     cache = tmp_path / "fresh-cache"
     log = tmp_path / "gunicorn.log"
     base, proc = start_gunicorn(kg_url, log, KG_MODEL_CACHE=str(cache))

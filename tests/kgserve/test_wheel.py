@@ -21,12 +21,11 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-import psycopg
 import pytest
 
 from kgserve.browser import vendored
 from tests.support.browser import Page, launch
-from tests.support.kgs import ADMIN_TOKEN, MINILM, REPO, call, free_port
+from tests.support.kgs import ADMIN_TOKEN, MINILM, REPO, activate_local, call, free_port
 from tests.support.waiting import stop_process, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.timeout(900)]
@@ -87,11 +86,7 @@ def installed(wheel, tmp_path_factory) -> Path:
 @pytest.fixture
 def served_from_wheel(installed, kg_url, tmp_path):
     """gunicorn from the fresh venv (outside this checkout) with MiniLM active; its base URL."""
-    with psycopg.connect(kg_url, autocommit=True) as conn:
-        conn.execute("UPDATE kg_api.embedding_config SET active = FALSE")
-        conn.execute("INSERT INTO kg_api.embedding_config (provider, model_name, "
-                     "embedding_dimensions, precision, backend, device, active) VALUES "
-                     "('local', %s, 384, 'float32', 'torch', 'cpu', TRUE)", (MINILM,))
+    activate_local(kg_url, MINILM, 384)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env.update(KG_DATABASE_URL=kg_url, KG_ADMIN_TOKEN=ADMIN_TOKEN, HF_HUB_OFFLINE="1")
