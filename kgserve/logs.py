@@ -18,10 +18,27 @@ _SCRUBBED_NAMES = SCRUBBED + tuple(f"{name}." for name in SCRUBBED)
 _scrub = ScrubFilter()
 
 
+class _LibraryLinesOnRoot(logging.Filter):
+    """Drop what a quieted library logs below ERROR through the root logger (`logging.warning`
+    in ONNX Runtime's quantizer: "Please consider to run pre-processing ..."), where no
+    logger's level can reach it."""
+
+    folders = tuple(f"/{name}/" for name in QUIET)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR or not any(
+            folder in record.pathname for folder in self.folders)
+
+
+_root_filter = _LibraryLinesOnRoot()
+
+
 def configure() -> None:
     """Set the libraries' loggers to WARNING and scrub the HTTP clients' records (idempotent)."""
     for name in QUIET:
         logging.getLogger(name).setLevel(logging.WARNING)
+    if _root_filter not in logging.getLogger().filters:
+        logging.getLogger().addFilter(_root_filter)
     previous = logging.getLogRecordFactory()
     if getattr(previous, "scrubs", False):
         return
