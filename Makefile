@@ -49,15 +49,17 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PIP) install -e '.[serve,test,dev]'
 	touch $(STAMP)
 
-# transformers.js and ONNX Runtime Web for /browser/, at the versions in package-lock.json.
+# transformers.js and ONNX Runtime Web for /browser/, at the versions in package-lock.json, copied
+# into kgserve/browser/vendor/ (package data: a wheel built afterwards carries them).
 # --ignore-scripts: kgserve serves their browser files only; the Node.js runtimes they also pull
 # in (onnxruntime-node, sharp) would run install scripts that download binaries.
-$(WEB_STAMP): $(WEB)/package.json $(WEB)/package-lock.json
+$(WEB_STAMP): $(WEB)/package.json $(WEB)/package-lock.json $(WEB)/vendored.py
 	@command -v $(NPM) >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get install -y npm || { apt-get update && apt-get install -y npm; }; fi; }
 	@command -v $(NPM) >/dev/null || { echo "npm is missing: run 'sudo apt-get install -y npm'"; exit 1; }
 	$(NPM) ci --prefix $(WEB) --ignore-scripts --no-audit --no-fund
+	$(PYTHON) $(WEB)/vendored.py
 	touch $(WEB_STAMP)
 
 $(TOOLS_STAMP): $(TOOLS)/package.json $(TOOLS)/package-lock.json $(WEB_STAMP)

@@ -17,7 +17,10 @@ from kgserve.gunicorn_hooks import (  # noqa: F401 - gunicorn reads these names 
     when_ready,
     worker_exit,
 )
+from kgserve.settings import check_environment
 from kgserve.threads import configured_workers
+
+check_environment()  # a KG_* value kgserve cannot use stops it here, naming the variable
 
 bind = os.environ.get("KG_BIND", "127.0.0.1:8000")
 # Batching needs many requests in flight per worker and the cores busy with the model, not with

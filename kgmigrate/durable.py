@@ -13,6 +13,7 @@ import hashlib
 import os
 import tempfile
 from pathlib import Path
+from typing import BinaryIO
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -53,15 +54,44 @@ def fsync_tree(folder: Path) -> None:
         fsync_dir(path)
 
 
+def private_folder(folder: Path) -> Path:
+    """Create `folder` and any missing parents as 0700 whatever the umask; return it."""
+    missing = []
+    for path in [folder, *folder.parents]:
+        if path.exists():
+            break
+        missing.append(path)
+    for path in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # another process made it meanwhile
+            path.mkdir(mode=0o700)
+            os.chmod(path, 0o700)
+    return folder
+
+
+def make_private(folder: Path) -> None:
+    """Make `folder` and everything under it private whatever the umask it was written with:
+    folders 0700, files 0600 (symlinks are left alone)."""
+    for path in [folder, *folder.rglob("*")]:
+        if path.is_symlink():
+            continue
+        os.chmod(path, 0o700 if path.is_dir() else 0o600)
+
+
 READ_CHUNK = 1 << 20
 
 
 def file_sha256(path: Path) -> str:
-    """The sha256 of a file's content, read in large blocks into one buffer."""
+    """The sha256 of a file's content."""
+    with open(path, "rb", buffering=0) as fh:
+        return stream_sha256(fh)
+
+
+def stream_sha256(fh: BinaryIO) -> str:
+    """The sha256 of what is left to read in the binary file `fh`, read in large blocks into one
+    buffer."""
     digest = hashlib.sha256()
     buf = bytearray(READ_CHUNK)
     view = memoryview(buf)
-    with open(path, "rb", buffering=0) as fh:
-        while n := fh.readinto(buf):
-            digest.update(view[:n])
+    while n := fh.readinto(buf):
+        digest.update(view[:n])
     return digest.hexdigest()

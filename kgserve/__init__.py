@@ -23,11 +23,12 @@ class _JSON(DefaultJSONProvider):
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
-    """Build the app: config, error handlers, runtime (no I/O), blueprints, CLI."""
-    from . import cli, errors, metrics, openapi, runtime
+    """Build the app: logging, config, error handlers, runtime (no I/O), blueprints, CLI."""
+    from . import cli, errors, logs, metrics, openapi, runtime
     from .settings import load_settings
     from .views import admin, browser, health, openai_api, public, tokenize
 
+    logs.configure()
     app = Flask(__name__, static_folder=None)
     app.json_provider_class = _JSON
     app.json = _JSON(app)

@@ -98,8 +98,9 @@ def _fastest(rt, data: dict[str, Any]) -> dict[str, Any]:
         share = per_worker()
     except ValueError as exc:  # a bad KG_WORKERS: gunicorn would refuse it too
         raise click.ClickException(str(exc)) from None
-    click.echo(f"timing backends for {data['model_name']} "
-               f"({share} threads, as a gunicorn worker) ...", err=True)
+    click.echo(f"timing {len(fastest.CANDIDATES)} backends for {data['model_name']}: each "
+               f"exported once (cached) and checked against torch float32, then "
+               f"{fastest.describe_timing(share)} ...", err=True)
     trials = _run(fastest.trial, rt, data)
     for t in trials:
         rate = f"{t.texts_per_second:8.1f} texts/s" if t.texts_per_second else "     refused   "

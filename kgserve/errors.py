@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, current_app, jsonify, request
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
@@ -114,11 +114,17 @@ class RuntimeMissing(ApiError):
     code = "runtime_missing"
 
 
+class FileChanged(ApiError):
+    """A file changed on disk after it was verified, and again after it was checked anew."""
+
+    code = "file_changed"
+
+
 # Status by error class; the nearest class in an error's MRO decides.
 _STATUS: dict[type[Exception], int] = {
     InvalidBody: 400, InvalidQuery: 422, ModelNotServed: 404, AdminDisabled: 403,
     Unauthorized: 401, InvalidHeader: 400, ConfigMismatch: 409,
-    NotFound: 404, RuntimeMissing: 503,
+    NotFound: 404, RuntimeMissing: 503, FileChanged: 503,
     ProviderError: 422, InvalidInput: 400, UpstreamError: 502, QueueFull: 429, QueueClosed: 503,
     NotReady: 503, DatabaseUnavailable: 503, NoActiveConfig: 503, DimensionChangeRefused: 409,
     TokenizerUnavailable: 501, RequestTimeout: 503, ClientGone: 499,
@@ -219,16 +225,23 @@ def _http(exc: HTTPException) -> Response:
              400: "bad_request"}
     if exc.code == 413:
         return _too_large()
-    allow = {k: v for k, v in exc.get_headers() if k.lower() == "allow"}  # 405 must say Allow
+    allow = {"Allow": ", ".join(allowed_methods())} if exc.code == 405 else {}  # 405 says Allow
     return _answer(exc.code or 500, exc.description or exc.name, codes.get(exc.code, "http_error"),
                    headers=allow)
+
+
+def allowed_methods() -> list[str]:
+    """The methods this request's path answers to, over every route of that path: the one
+    source of Allow for OPTIONS and for 405."""
+    adapter = current_app.create_url_adapter(request)
+    return sorted(adapter.allowed_methods()) if adapter is not None else []
 
 
 def _options() -> Response | None:
     """Answer OPTIONS with the allowed methods as JSON (Flask's automatic answer is empty)."""
     if request.method != "OPTIONS" or request.url_rule is None:
         return None  # no such path: the 404 handler answers
-    methods = sorted(request.url_rule.methods or ())
+    methods = allowed_methods()
     resp = jsonify({"methods": methods})
     resp.headers["Allow"] = ", ".join(methods)
     return resp

@@ -9,6 +9,7 @@ path; refused candidates are reported with their reason.
 
 from __future__ import annotations
 
+import itertools
 import statistics
 import time
 from dataclasses import dataclass
@@ -38,15 +39,26 @@ class Trial:
 
 
 def measure(provider, seconds: float) -> float:
-    """Texts per second over alternating 1-text and 8-text calls (medians of each)."""
+    """Texts per second over alternating 1-text and 8-text calls (medians of each).
+
+    Every call's texts are new ones (numbered): a prepared provider caches embeddings, and a
+    repeated text would time the cache, the same for every backend."""
     singles, batches = [], []
+    numbers = itertools.count()
     deadline = time.perf_counter() + seconds
     while time.perf_counter() < deadline or len(singles) < 3:
         for size, into in ((1, singles), (8, batches)):
+            texts = [f"{text} ({next(numbers)})" for text in _TEXTS[:size]]
             start = time.perf_counter()
-            provider.embed(_TEXTS[:size])
+            provider.embed(texts)
             into.append(time.perf_counter() - start)
     return 9 / (statistics.median(singles) + statistics.median(batches))
+
+
+def describe_timing(threads: int, seconds: float = 2.0) -> str:
+    """What measure() times, in words."""
+    return (f"embedding {len(_TEXTS)} short texts one and eight per call for {seconds:g} s "
+            f"with {threads} thread{'s' if threads != 1 else ''} (a gunicorn worker's share)")
 
 
 def trial(rt: Runtime, data: dict[str, Any], seconds: float = 2.0) -> list[Trial]:

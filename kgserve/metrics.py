@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 from flask import Blueprint, Flask, Response, g, request
@@ -15,6 +16,19 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+
+from .providers.options import BACKENDS, PRECISIONS, PROVIDERS
+
+# Every label value comes from a closed set, so that no client (and no run of configs) adds
+# series without bound: endpoints are route patterns ("<unmatched>" for any other path), methods
+# outside HTTP's standard ones and statuses outside 100-599 fold into "other", providers,
+# backends and precisions are providers.options' lists, and a process labels the first
+# MAX_MODELS model names it loads, the later ones "other".
+OTHER = "other"
+UNMATCHED = "<unmatched>"
+METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT",
+                     "TRACE"))
+MAX_MODELS = 16
 
 # Module-level on purpose: prometheus_client keeps one registry per process (and one set of
 # mmap files per worker in multi-process mode); a second create_app() must reuse these objects.
@@ -83,11 +97,49 @@ def _start() -> None:
     g.kg_started = time.perf_counter()
 
 
+def method_label(method: str) -> str:
+    """The `method` label: a standard HTTP method, else "other"."""
+    return method if method in METHODS else OTHER
+
+
+def status_label(status: int) -> str:
+    """The `status` label: an HTTP status code, else "other"."""
+    return str(status) if 100 <= status <= 599 else OTHER
+
+
+def endpoint_label() -> str:
+    """The `endpoint` label of this request: its route's pattern, never the path itself."""
+    return request.url_rule.rule if request.url_rule is not None else UNMATCHED
+
+
+class _FirstSeen:
+    """Up to `limit` distinct values, kept in the order first seen; the rest are "other"."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.seen, self.lock = limit, set(), threading.Lock()
+
+    def __call__(self, value: str) -> str:
+        with self.lock:
+            if value not in self.seen and len(self.seen) < self.limit:
+                self.seen.add(value)
+            return value if value in self.seen else OTHER
+
+
+model_label = _FirstSeen(MAX_MODELS)
+
+
+def config_labels(provider: str | None, model: str, backend: str | None,
+                  precision: str | None) -> dict[str, str]:
+    """The labels a metric about one config may carry, each from its closed set."""
+    return {"provider": provider if provider in PROVIDERS else OTHER, "model": model_label(model),
+            "backend": backend if backend in BACKENDS else OTHER,
+            "precision": precision if precision in PRECISIONS else OTHER}
+
+
 def _finish(response: Response) -> Response:
-    # The route's pattern, not the path: unknown URLs must not create a series each.
-    endpoint = request.url_rule.rule if request.url_rule is not None else "<unmatched>"
-    status = str(response.status_code)
-    REQUESTS.labels(endpoint, request.method, status).inc()
+    endpoint = endpoint_label()
+    status = status_label(response.status_code)
+    REQUESTS.labels(endpoint, method_label(request.method), status).inc()
     if response.status_code >= 400:
         FAILURES.labels(endpoint, status).inc()
     started = g.get("kg_started")
@@ -99,14 +151,26 @@ def _finish(response: Response) -> Response:
 def observe_load(provider: str, model: str, seconds: float | None) -> None:
     """Record how long a provider took to load."""
     if seconds is not None:
-        MODEL_LOAD.labels(provider, model).observe(seconds)
+        labels = config_labels(provider, model, None, None)
+        MODEL_LOAD.labels(labels["provider"], labels["model"]).observe(seconds)
 
 
 def observe_accuracy(model: str, backend: str, precision: str, guard) -> None:
     """Record the accuracy guard's figures of a loaded onnx/openvino provider."""
     if guard is not None:
-        ACCURACY_MIN.labels(model, backend, precision).set(guard.min_cosine)
-        ACCURACY_MEAN.labels(model, backend, precision).set(guard.mean_cosine)
+        labels = _guard_labels(model, backend, precision)
+        ACCURACY_MIN.labels(*labels).set(guard.min_cosine)
+        ACCURACY_MEAN.labels(*labels).set(guard.mean_cosine)
+
+
+def count_guard_refusal(model: str, backend: str, precision: str) -> None:
+    """Count a config the accuracy guard refused."""
+    GUARD_REFUSALS.labels(*_guard_labels(model, backend, precision)).inc()
+
+
+def _guard_labels(model: str, backend: str, precision: str) -> tuple[str, str, str]:
+    labels = config_labels(None, model, backend, precision)
+    return labels["model"], labels["backend"], labels["precision"]
 
 
 def init_app(app: Flask) -> None:

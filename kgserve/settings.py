@@ -1,13 +1,17 @@
-"""Settings for kgserve: defaults, then KG_* environment variables, then test overrides."""
+"""Settings for kgserve: defaults, then KG_* environment variables, then test overrides; a value
+kgserve cannot use stops it at start-up, naming its variable (gunicorn.conf.py checks the
+environment before any worker starts, create_app checks again)."""
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any
 
-from flask import Flask
+from flask import Config, Flask
 
 from .schemas import MAX_INPUT_CHARS
+from .serve.deadlines import MAX_TIMEOUT
 from .serve.manager import LOAD_RETRY_SECONDS
 
 DEFAULTS: dict[str, Any] = {
@@ -42,13 +46,57 @@ _SECRETS = {"ADMIN_TOKEN": "KG_ADMIN_TOKEN", "API_TOKEN": "KG_API_TOKEN",
             "DATABASE_URL": "KG_DATABASE_URL"}
 
 
+# Numbers: (lowest, highest, lowest allowed itself, what the number counts).
+_NUMBERS: dict[str, tuple[float, float, bool, str]] = {
+    "REQUEST_TIMEOUT": (0, MAX_TIMEOUT, False, "seconds"),
+    "MAX_CONTENT_LENGTH": (1, math.inf, True, "bytes"),
+    "MAX_INPUT_CHARS": (1, math.inf, True, "characters"),
+    "CACHE_MB": (0, math.inf, True, "megabytes"),
+    "POLL_INTERVAL": (0, math.inf, False, "seconds"),
+    "LOAD_RETRY_SECONDS": (0, math.inf, True, "seconds"),
+    "BATCH_MAX_TOKENS": (1, math.inf, True, "tokens"),
+    "BATCH_MAX_WAIT_MS": (0, math.inf, True, "milliseconds"),
+    "BATCH_MAX_QUEUE": (1, math.inf, True, "texts"),
+    "BATCH_CALL_SIZE": (1, math.inf, True, "texts"),
+}
+
+
+class SettingsError(ValueError):
+    """A setting has a value kgserve cannot use; the message names its variable."""
+
+
 def load_settings(app: Flask, test_config: dict[str, Any] | None = None) -> None:
-    """Fill app.config from the defaults, the KG_* environment and `test_config`."""
-    app.config.from_mapping(DEFAULTS)
-    app.config.from_prefixed_env("KG")
-    for key, var in _SECRETS.items():
-        if os.environ.get(var):
-            app.config[key] = os.environ[var]
+    """Fill app.config from the defaults, the KG_* environment and `test_config`; SettingsError
+    for a value kgserve cannot use."""
+    _read(app.config)
     if test_config:
         app.config.update(test_config)
+    check(app.config)
+
+
+def check_environment() -> None:
+    """Check the KG_* settings in the environment without building an app (gunicorn's config)."""
+    config = Config(os.getcwd())
+    _read(config)
+    check(config)
+
+
+def check(config: dict[str, Any]) -> None:
+    """Refuse a number out of its range or of the wrong type, naming the KG_ variable."""
+    for key, (low, high, low_ok, unit) in _NUMBERS.items():
+        value = config.get(key)
+        number = value if isinstance(value, (int, float)) and not isinstance(value, bool) \
+            else math.nan
+        if not (low <= number <= high and (low_ok or number > low)):
+            above = f"at least {low:g}" if low_ok else f"more than {low:g}"
+            within = above if high == math.inf else f"{above} and at most {high:g}"
+            raise SettingsError(f"KG_{key} must be a number of {unit}, {within}, not {value!r}")
+
+
+def _read(config: Config) -> None:
+    config.from_mapping(DEFAULTS)
+    config.from_prefixed_env("KG")
+    for key, var in _SECRETS.items():
+        if os.environ.get(var):
+            config[key] = os.environ[var]
 

@@ -19,17 +19,18 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import threading
 from dataclasses import asdict, dataclass, field
 from functools import cached_property, lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
-from kgmigrate.durable import atomic_write
+from kgmigrate.durable import atomic_write, stream_sha256
 
 from ..providers.base import ProviderConfig, ProviderError
-from ..providers.export.cache import MANIFEST, Exporter, ExportSpec
+from ..providers.export.cache import MANIFEST, Exporter, ExportSpec, read_manifest
 from ..providers.export.convert import ONNX_QUANTIZED, UnsupportedModel
 from ..providers.export.encoder import check_layout
 from ..providers.resolve import resolve_model, task_prompts
@@ -46,6 +47,10 @@ URL_PREFIX = "/browser/models/"
 
 class NotForBrowser(Exception):
     """The active config cannot run in a browser; the message says why."""
+
+
+class ExportChanged(Exception):
+    """A file of the export no longer holds the bytes its manifest (and so its ETag) names."""
 
 
 @dataclass(frozen=True)
@@ -165,7 +170,7 @@ def _describe(provider: str, name: str, dims: int, max_seq_length: int | None, n
 
 def _layout(folder: Path, name: str) -> tuple[str, bool]:
     """Pooling mode and Normalize from modules.json and the pooling config (ST's own reader)."""
-    modules = _read_json(folder / "modules.json")
+    modules = _read_json(folder / "modules.json", list)
     if not isinstance(modules, list):
         raise NotForBrowser(f"model {name!r} is not a sentence-transformers model (no "
                             "modules.json)")
@@ -225,10 +230,37 @@ class Export:
     files: dict[str, dict[str, Any]]
     quantized: bool  # the quantized graph passed the guard: pages may load it
     accuracy: dict[str, Any]
+    # name -> identity of the file when its bytes were last hashed and found right
+    verified: dict[str, tuple[int, ...]] = field(default_factory=dict, compare=False, repr=False)
 
     def file(self, name: str) -> dict[str, Any] | None:
         """The size and sha256 of `name` when it is a file of the export (the manifest is not)."""
         return None if name == MANIFEST else self.files.get(name)
+
+    def open(self, name: str) -> tuple[BinaryIO, os.stat_result]:
+        """Open file `name` to send it: (file, its stat); its bytes are the ones the manifest's
+        sha256 names, or ExportChanged.
+
+        A file is hashed on its first open in this process and whenever its identity (device,
+        inode, size, mtime and ctime in ns) is no longer the one hashed; what is hashed is the
+        open file, so what was checked is what is sent.
+        """
+        want = self.files[name]
+        fh = open(self.folder / name, "rb")  # the response closes it
+        try:
+            stat = os.fstat(fh.fileno())
+            identity = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns,
+                        stat.st_ctime_ns)
+            if self.verified.get(name) != identity:
+                if stat.st_size != want["size"] or stream_sha256(fh) != want["sha256"]:
+                    raise ExportChanged(f"{self.folder / name} changed on disk after it was "
+                                        "exported")
+                fh.seek(0)
+                self.verified[name] = identity
+        except BaseException:
+            fh.close()
+            raise
+        return fh, stat
 
     def withheld(self, name: str) -> bool:
         """Say whether `name` is the quantized graph and the guard refused it (pages then load
@@ -241,17 +273,20 @@ _locks_guard = threading.Lock()
 _ready: dict[tuple[str, int, int | None], Export] = {}
 
 
-def ensure(model: BrowserModel) -> Export:
+def ensure(model: BrowserModel, again: bool = False) -> Export:
     """The verified export of `model`, made (and its quantized graph guarded) if needed.
 
-    Verified once per process; later calls answer from memory (the files are read-only).
+    Verified once per process, later calls answer from memory (Export.open checks each file it
+    sends); `again` verifies the export on disk anew, and makes it again when it is damaged.
     """
     key = (model.model_id, model.dimensions, model.max_seq_length)
-    if key in _ready:
+    if key in _ready and not again:
         return _ready[key]
     with _locks_guard:
         lock = _locks.setdefault(model.model_id, threading.Lock())
     with lock:  # one export per process; export.py's flock makes it one per machine
+        if again:
+            _ready.pop(key, None)
         if key in _ready:
             return _ready[key]
         torch_model = _Torch(model.name)
@@ -266,9 +301,8 @@ def ensure(model: BrowserModel) -> Export:
             reason = f"model {model.name!r} cannot be exported for a browser: {exc}"
             _write_json(model.failure_file, {"reason": reason})
             raise NotForBrowser(reason) from exc
-        manifest = _read_json(entry.path / MANIFEST) or {}
         accuracy = model.accuracy() or {}
-        _ready[key] = Export(entry.path, manifest.get("files") or {},
+        _ready[key] = Export(entry.path, read_manifest(entry.path, entry.key),
                              bool(accuracy.get("passed")), accuracy)
         return _ready[key]
 
@@ -290,11 +324,13 @@ def _guard(model: BrowserModel, folder: Path, st) -> dict[str, Any]:
     return {**asdict(result), "passed": result.passed}
 
 
-def _read_json(path: Path) -> Any:
+def _read_json(path: Path, kind: type = dict) -> Any:
+    """The JSON value in `path` when it is a `kind`, else None (missing, torn or another type)."""
     try:
-        return json.loads(path.read_text("utf-8"))
+        value = json.loads(path.read_text("utf-8"))
     except (OSError, ValueError):
         return None
+    return value if isinstance(value, kind) else None
 
 
 def _write_json(path: Path, body: dict[str, Any]) -> None:

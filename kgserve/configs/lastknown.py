@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from kgmigrate.durable import atomic_write
+from kgmigrate.durable import atomic_write, private_folder
 
 log = logging.getLogger(__name__)
 _TIMES = ("created_at", "updated_at")
@@ -30,7 +30,7 @@ def save(path: Path, row: dict[str, Any]) -> None:
     """Write `row` to `path` durably (kgserve.durable); log, never raise."""
     data = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()}
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_folder(path.parent)
         atomic_write(path, json.dumps(data).encode())
     except (OSError, TypeError, ValueError) as exc:
         log.warning("cannot keep the last known config in %s: %s", path, exc)

@@ -9,6 +9,7 @@ from typing import Any, Self
 
 import numpy as np
 
+from kgserve import redact
 from kgserve.providers.options import INPUT_TYPES
 
 
@@ -234,7 +235,8 @@ class EmbeddingProvider(ABC):
         if not isinstance(texts, (list, tuple)) or not all(isinstance(t, str) for t in texts):
             raise InvalidInput("input must be a list of strings")
         if input_type is not None and input_type not in INPUT_TYPES:
-            raise InvalidInput(f"input_type must be 'query' or 'document', not {input_type!r}")
+            raise InvalidInput("input_type must be 'query' or 'document', not "
+                               f"{redact.echo(input_type)}")
         if dimensions is not None and (isinstance(dimensions, bool) or not isinstance(dimensions, int)
                                        or not 1 <= dimensions <= self.dimensions):
             raise InvalidDimensions(self.model, self.dimensions)

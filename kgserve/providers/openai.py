@@ -5,12 +5,12 @@ from __future__ import annotations
 import base64
 import logging
 import os
-import re
 import time
 
 import numpy as np
 import openai
 
+from kgserve import redact
 from kgserve.providers.base import (
     EmbeddingProvider,
     Embeddings,
@@ -30,7 +30,6 @@ NATIVE_DIMENSIONS = {"text-embedding-3-small": 1536, "text-embedding-3-large": 3
                      "text-embedding-ada-002": 1536}
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_MAX_RETRIES = 3
-_KEYLIKE = re.compile(r"\b(sk-[A-Za-z0-9_\-]{0,8})[A-Za-z0-9_\-*.]*")
 
 
 def shortens_upstream(model: str) -> bool:
@@ -93,7 +92,7 @@ class OpenAIProvider(EmbeddingProvider):
                                 f"fewer than embedding_dimensions={cfg.embedding_dimensions}")
         self.load_seconds = time.perf_counter() - started
         log.info("openai provider ready: %s (%d-d) at %s in %.2fs", cfg.model_name,
-                 self.dimensions, self._client.base_url, self.load_seconds)
+                 self.dimensions, redact.url(self._client.base_url), self.load_seconds)
 
     def embed(self, texts: list[str], input_type: str | None = None,
               dimensions: int | None = None) -> Embeddings:
@@ -150,7 +149,7 @@ class OpenAIProvider(EmbeddingProvider):
             raise UpstreamError(f"the OpenAI API did not answer within {self.timeout:g}s "
                                 f"({self.max_retries} retries)") from None
         except openai.APIConnectionError:
-            raise UpstreamError(f"could not reach the OpenAI API at {client.base_url} "
+            raise UpstreamError(f"could not reach the OpenAI API at {redact.url(client.base_url)} "
                                 f"({self.max_retries} retries)") from None
         except openai.OpenAIError as exc:
             raise UpstreamError(f"the OpenAI API call failed: {self._scrub(str(exc))}") from None
@@ -170,10 +169,8 @@ class OpenAIProvider(EmbeddingProvider):
         return self._scrub(str(message or exc.message or f"HTTP {exc.status_code}"))
 
     def _scrub(self, text: str) -> str:
-        """Remove the API key (and anything shaped like one) from `text`."""
-        if self._key:
-            text = text.replace(self._key, "***")
-        return _KEYLIKE.sub("sk-***", text)[:500]
+        """`text` without the API key, anything shaped like one, or credentials in URLs."""
+        return redact.text(text, secrets=(self._key,))
 
     def close(self) -> None:
         """Close the HTTP client."""

@@ -18,7 +18,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import metrics
+from .. import redact
 from ..providers.base import ProviderError
 
 POLL_SECONDS = 0.1  # how often a waiting request looks at its client's connection
@@ -53,7 +53,7 @@ def parse_timeout(header: str | None, default: float) -> float:
         value = math.nan
     if not 0 < value <= MAX_TIMEOUT:  # also refuses nan and inf
         raise ValueError(f"x-request-timeout must be a number of seconds in (0, {MAX_TIMEOUT:g}], "
-                         f"not {header!r}")
+                         f"not {redact.echo(header)}")
     return value
 
 
@@ -107,6 +107,10 @@ def wait(future: Future, waiting: Waiting, retry_after: Callable[[], int]) -> An
 
 
 def _drop(future: Future, reason: str) -> bool:
+    # Imported here: gunicorn's arbiter reads MAX_TIMEOUT (kgserve.settings) before it sets up
+    # prometheus_client's multi-process folder, which must come before its first import.
+    from .. import metrics
+
     if not future.cancel():
         return False
     metrics.REQUESTS_DROPPED.labels(reason).inc()

@@ -105,7 +105,7 @@ class ServedProvider:
         try:
             self.provider.load()
         except AccuracyRefused:
-            metrics.GUARD_REFUSALS.labels(cfg.model_name, cfg.backend, cfg.precision).inc()
+            metrics.count_guard_refusal(cfg.model_name, cfg.backend, cfg.precision)
             raise
         metrics.observe_load(cfg.provider, cfg.model_name,
                              self.provider.load_seconds or time.perf_counter() - started)

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from .. import encodings, ops
+from .. import encodings, ops, redact
 from ..auth import require_api_token
 from ..errors import (
     CONFIG_ID_HEADER,
@@ -37,8 +37,8 @@ def request_waiting() -> Waiting:
 def check_model(asked: str | None, served: str) -> None:
     """Refuse a request that names a model other than the one served."""
     if asked and asked != served:
-        raise ModelNotServed(f"the model '{asked}' is not served here; the active model is "
-                             f"'{served}'", param="model")
+        raise ModelNotServed(f"the model {redact.echo(asked)} is not served here; the active "
+                             f"model is '{served}'", param="model")
 
 
 @bp.post("/embeddings")
@@ -88,7 +88,7 @@ def _required_config() -> int | None:
         return None
     if not (raw.strip().isascii() and raw.strip().isdigit()):
         raise InvalidHeader(f"{CONFIG_ID_HEADER} must be a config id (a positive integer), "
-                            f"not {raw[:40]!r}", param=CONFIG_ID_HEADER)
+                            f"not {redact.echo(raw)}", param=CONFIG_ID_HEADER)
     return int(raw)
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import re
 
 import pytest
@@ -175,3 +177,33 @@ def test_the_cli_prepares_the_export(app, admin, minilm):
 def test_the_cli_says_why_openai_has_no_browser_export(app):
     out = app.test_cli_runner().invoke(args=["embedding", "browser"])
     assert out.exit_code == 1 and "only local models run in a browser" in out.output
+
+
+def test_a_model_file_changed_on_disk_is_never_sent_under_its_old_etag(client, admin,
+                                                                        tiny_nomic_dir):
+    """Model files go out `immutable` for a year under their sha256: after a change on disk
+    (same size, mtime put back) the server checks again and sends what the ETag names."""
+    body = {**MINILM_BODY, "model_name": str(tiny_nomic_dir), "embedding_dimensions": 128}
+    assert client.post("/admin/embedding/config", json=body, headers=admin).status_code == 200
+    url = client.get("/embedding/config").get_json()["browser"]["model_url"]
+    first = client.get(url + "tokenizer_config.json")
+    assert first.status_code == 200 and "immutable" in first.headers["Cache-Control"]
+    etag = first.headers["ETag"].strip('"')
+    assert hashlib.sha256(first.data).hexdigest() == etag
+
+    row = client.get("/admin/embedding/config", headers=admin).get_json()
+    path = browser_export.ensure(browser_export.describe(row)).folder / "tokenizer_config.json"
+    before = path.stat()
+    tampered = first.data.replace(b'"', b"'", 1)
+    assert len(tampered) == len(first.data) and tampered != first.data
+    path.write_bytes(tampered)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+    again = client.get(url + "tokenizer_config.json")
+    assert again.status_code == 200
+    assert again.data == first.data and again.headers["ETag"].strip('"') == etag
+    assert path.read_bytes() == first.data  # the export was checked and made again
+    ranged = client.get(url + "tokenizer_config.json", headers={"Range": "bytes=0-4"})
+    assert ranged.status_code == 206 and ranged.data == first.data[:5]
+    assert client.get(url + "tokenizer_config.json",
+                      headers={"If-None-Match": f'"{etag}"'}).status_code == 304

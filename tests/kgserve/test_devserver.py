@@ -38,6 +38,11 @@ def test_cli_set_then_devserver_serves_and_prints_the_examples(kg_url):
     timed = re.findall(r"^  (torch|onnx|openvino) +(float32|int8) +(?:[\d.]+ texts/s|refused)",
                        out.stderr, re.MULTILINE)
     assert len(timed) == 5, out.stderr
+    assert re.search(r"^timing 5 backends for .+ embedding 8 short texts one and eight per call",
+                     out.stderr, re.MULTILINE), out.stderr
+    # no library noise: NNCF's INFO notes, ONNX Runtime's root-logger advice, progress bars
+    assert not re.search(r"^(INFO|WARNING):(nncf|root):|━|\d+%\|", out.stderr, re.MULTILINE), \
+        out.stderr
     winner = re.search(r"^fastest: (\w+) (\w+)$", out.stderr, re.MULTILINE).groups()
     with psycopg.connect(kg_url) as conn:
         assert conn.execute("SELECT backend, precision FROM kg_api.embedding_config "

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +26,7 @@ from kgserve.providers.export.cache import (
 from kgserve.providers.export.guard import AccuracyRefused
 from tests.support.backends import cpu, loaded
 from tests.support.gunicorn import start_gunicorn
-from tests.support.kgs import ONNX_BODY, REPO, call, migrate
+from tests.support.kgs import ONNX_BODY, REPO, activate_local, call, migrate
 from tests.support.waiting import stop_process, wait_for
 
 ONNX32 = ExportSpec("onnx", "float32")
@@ -78,6 +81,44 @@ def test_a_corrupt_entry_is_detected_and_rebuilt(tiny_nomic_dir, tmp_path, caplo
     assert "does not match its manifest" in caplog.text
     (rebuilt.path / MANIFEST).write_text("{\"key\": ")  # a torn manifest is not trusted either
     assert exporter.ensure(ONNX32).made
+
+
+@pytest.mark.parametrize("manifest", [
+    "[]", "null", "3", '"a string"', '{"key": "k", "files": []}', '{"key": "k", "files": null}',
+    '{"key": "k", "files": {"a.txt": []}}', '{"key": "k", "files": {"a.txt": {"size": "1"}}}',
+    '{"key": "k", "files": {"../outside.txt": {"size": 1, "sha256": "%s"}}}',
+], ids=lambda m: m[:24])
+def test_a_manifest_of_the_wrong_shape_is_a_corrupt_entry(manifest, tmp_path):
+    entry = tmp_path / "entry"
+    entry.mkdir()
+    (entry / "a.txt").write_text("a")
+    (tmp_path / "outside.txt").write_text("a")
+    write_manifest(entry, "k", {}, "m")
+    assert verify(entry, "k")
+    sha = json.loads((entry / MANIFEST).read_text())["files"]["a.txt"]["sha256"]
+    (entry / MANIFEST).write_text(manifest.replace("%s", sha))
+    assert verify(entry, "k") is False  # never an AttributeError or TypeError
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("manifest", ["[]", "null"])
+def test_a_wrong_type_manifest_is_rebuilt_on_reload_and_on_a_restart(manifest, client, admin,
+                                                                     make, tiny_nomic_dir,
+                                                                     tmp_path, monkeypatch):
+    monkeypatch.setenv("KG_MODEL_CACHE", str(tmp_path / "cache"))
+    body = {**ONNX_BODY, "model_name": str(tiny_nomic_dir), "embedding_dimensions": 768}
+    assert client.post("/admin/embedding/config", json=body, headers=admin).status_code == 200
+    [entry] = (tmp_path / "cache").glob(f"*/onnx-float32-*/{MANIFEST}")
+    entry.write_text(manifest)
+    resp = client.post("/admin/embedding/config/reload", headers=admin)
+    assert resp.status_code == 200, resp.get_json()
+    assert isinstance(json.loads(entry.read_text()), dict)  # set aside and made again
+    entry.write_text(manifest)
+    restarted = make().test_client()  # a worker started on the damaged cache
+    out = restarted.post("/v1/embeddings", json={"input": "hello"})
+    assert out.status_code == 200, out.get_json()
+    assert len(out.get_json()["data"][0]["embedding"]) == 768
+    assert isinstance(json.loads(entry.read_text()), dict)
 
 
 _CRASH = """
@@ -156,13 +197,7 @@ def test_the_guard_refuses_a_broken_export(client, admin, kg_url, model_cache, m
 @pytest.fixture
 def gunicorn_with_onnx_active(kg_url, tiny_nomic_dir, tmp_path):
     """A database whose active config is tiny-nomic on onnx, and an empty export cache."""
-    import psycopg
-
-    with psycopg.connect(kg_url, autocommit=True) as conn:
-        conn.execute("UPDATE kg_api.embedding_config SET active = FALSE")
-        conn.execute("INSERT INTO kg_api.embedding_config (provider, model_name, "
-                     "embedding_dimensions, precision, backend, device, active) VALUES "
-                     "('local', %s, 768, 'float32', 'onnx', 'cpu', TRUE)", (str(tiny_nomic_dir),))
+    activate_local(kg_url, str(tiny_nomic_dir), 768, "onnx")
     cache = tmp_path / "fresh-cache"
     log = tmp_path / "gunicorn.log"
     base, proc = start_gunicorn(kg_url, log, KG_MODEL_CACHE=str(cache))
@@ -237,3 +272,48 @@ def test_migration_004_adopts_rows_as_torch(db_url, tmp_path):
                 conn.execute("INSERT INTO kg_api.embedding_config (provider, model_name, "
                              "embedding_dimensions, precision, backend, active) VALUES "
                              "('local', 'm', 384, %s, %s, FALSE)", (precision, backend))
+
+
+@contextlib.contextmanager
+def umask(mask: int):
+    old = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def modes(root: Path) -> dict[str, int]:
+    """{path under root: permission bits} of every folder and file (symlinks left out)."""
+    return {p.relative_to(root).as_posix(): stat.S_IMODE(p.lstat().st_mode)
+            for p in [root, *root.rglob("*")] if not p.is_symlink()}
+
+
+def test_the_cache_and_kept_files_are_private_whatever_the_umask(tiny_nomic_dir, tmp_path):
+    """Exports are code the server runs: with umask 000 the cache's folders are 0700, its
+    files (graphs, manifests, locks, the browser's hard link) 0600; so is the last known config."""
+    from kgserve.configs import lastknown
+
+    root = tmp_path / "not-yet" / "cache"
+    with umask(0):
+        exporter = Exporter("tiny", tiny_nomic_dir, torch_parts(tiny_nomic_dir), root=root)
+        entry = exporter.ensure(ExportSpec("browser", "int8"))  # and its onnx float32 parent
+        kept = tmp_path / "state" / "kgserve" / "last-config-x.json"
+        lastknown.save(kept, {"id": 1, "model_name": "m"})
+    found = modes(tmp_path)
+    assert found[f"{entry.path.relative_to(tmp_path)}/{MANIFEST}"] == 0o600
+    assert len([p for p in found if "onnx-float32-" in p]) > 3
+    wrong = {p: oct(m) for p, m in found.items() if p != "." and
+             m != (0o700 if (tmp_path / p).is_dir() else 0o600)}
+    assert wrong == {}
+    assert lastknown.load(kept)["id"] == 1
+
+
+def test_an_entry_others_may_write_to_is_not_trusted(tiny_nomic_dir, tmp_path):
+    exporter = Exporter("tiny", tiny_nomic_dir, torch_parts(tiny_nomic_dir), root=tmp_path)
+    entry = exporter.ensure(ONNX32)
+    assert verify(entry.path, entry.key)
+    os.chmod(entry.path / "config.json", 0o666)  # the digest beside it proves nothing now
+    assert not verify(entry.path, entry.key)
+    rebuilt = exporter.ensure(ONNX32)
+    assert rebuilt.made and stat.S_IMODE((rebuilt.path / "config.json").stat().st_mode) == 0o600

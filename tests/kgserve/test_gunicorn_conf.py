@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -43,6 +44,33 @@ def test_a_bad_kg_workers_is_refused_saying_so():
     out = read_config(KG_WORKERS="two")
     assert out.returncode != 0
     assert "KG_WORKERS must be a whole number of workers, at least 1, not 'two'" in out.stderr
+
+
+@pytest.mark.parametrize("variable, value, message", [
+    ("KG_REQUEST_TIMEOUT", "abc", "more than 0 and at most 3600, not 'abc'"),
+    ("KG_REQUEST_TIMEOUT", "0", "more than 0 and at most 3600, not 0"),
+    ("KG_REQUEST_TIMEOUT", "7200", "more than 0 and at most 3600, not 7200"),
+    ("KG_CACHE_MB", "-1", "KG_CACHE_MB must be a number of megabytes, at least 0, not -1"),
+])
+def test_a_bad_setting_stops_gunicorn_before_any_worker_naming_it(variable, value, message):
+    gunicorn = Path(sys.executable).parent / "gunicorn"
+    out = subprocess.run([str(gunicorn), "-c", "gunicorn.conf.py", "--bind", "127.0.0.1:0",
+                          "kgserve:app"], cwd=REPO, capture_output=True, text=True, timeout=60,
+                         check=False, env={**os.environ, variable: value})
+    assert out.returncode != 0
+    assert f"{variable} must be a number" in out.stderr and message in out.stderr, out.stderr
+    assert "Booting worker" not in out.stderr
+
+
+def test_a_bad_setting_stops_the_app_factory_naming_it(monkeypatch):
+    from kgserve import create_app
+    from kgserve.settings import SettingsError
+
+    monkeypatch.setenv("KG_REQUEST_TIMEOUT", "soon")
+    with pytest.raises(SettingsError, match="KG_REQUEST_TIMEOUT must be a number of seconds"):
+        create_app({"TESTING": True})
+    monkeypatch.setenv("KG_REQUEST_TIMEOUT", "2.5")
+    assert create_app({"TESTING": True}).config["REQUEST_TIMEOUT"] == 2.5
 
 
 def worker_lines(log) -> list[tuple[int, int, int]]:

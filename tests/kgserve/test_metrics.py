@@ -160,3 +160,35 @@ def test_metrics_add_up_across_gunicorn_workers(gunicorn_server):
     assert value(samples, "kgserve_model_load_seconds_count", provider="local",
                  model=MINILM_BODY["model_name"]) == 2
     assert value(samples, "kgserve_batch_queue_texts") == 0
+
+
+def test_invented_methods_and_paths_add_a_bounded_number_of_series(client):
+    """Label values come from closed sets: 300 requests with invented methods and paths fold
+    into one "other" method and the "<unmatched>" endpoint."""
+    client.open("/invented", method="XWARMUP")  # the series the folded values use exist now
+    client.open("/v1/embeddings", method="XWARMUP")
+    client.get("/metrics")  # and those of /metrics itself
+    before = client.get("/metrics").get_data(as_text=True)
+    for i in range(300):
+        assert client.open(f"/invented/{i}", method=f"XFVOGL{i}").status_code in (404, 405)
+        assert client.open("/v1/embeddings", method=f"ZQ{i}").status_code == 405
+    after = client.get("/metrics").get_data(as_text=True)
+    added = len(after.splitlines()) - len(before.splitlines())
+    assert added == 0, added
+    assert "XFVOGL" not in after and "ZQ1" not in after and "invented" not in after
+    samples = samples_of(after)
+    assert value(samples, "kgserve_http_requests_total", endpoint="<unmatched>", method="other",
+                 status="404") >= 300
+
+
+def test_a_status_outside_http_and_many_models_fold_into_other():
+    from kgserve import metrics
+
+    assert metrics.status_label(200) == "200" and metrics.status_label(999) == "other"
+    assert metrics.method_label("PATCH") == "PATCH" and metrics.method_label("get") == "other"
+    labels = [metrics.config_labels("local", f"model-{i}", "onnx", "int8")["model"]
+              for i in range(metrics.MAX_MODELS * 3)]
+    assert len(set(labels)) <= metrics.MAX_MODELS + 1 and labels[-1] == "other"
+    assert metrics.config_labels("x" * 200, "m", "weird", "float64") == {
+        "provider": "other", "model": "other", "backend": "other", "precision": "other"}
+    assert metrics.config_labels("openai", labels[0], None, None)["provider"] == "openai"

@@ -250,3 +250,33 @@ def test_options_is_json_with_the_allowed_methods(client, path, method):
     assert resp.status_code == 200 and resp.is_json
     assert method in resp.get_json()["methods"]
     assert method in resp.headers["Allow"]
+
+
+@pytest.mark.parametrize("path", ["/admin/embedding/config", "/v1/embeddings", "/v1/models",
+                                  "/embedding/config"])
+def test_options_and_405_name_the_same_methods(client, admin, path):
+    """One source: a path served by two routes (GET and POST /admin/embedding/config) lists both."""
+    options = client.options(path, headers=admin)
+    refused = client.open(path, method="PATCH", headers=admin)
+    assert refused.status_code == 405 and options.status_code == 200
+    assert options.headers["Allow"] == refused.headers["Allow"]
+    assert options.get_json()["methods"] == refused.headers["Allow"].split(", ")
+    if path == "/admin/embedding/config":
+        assert options.headers["Allow"] == "GET, HEAD, OPTIONS, POST"
+
+
+@pytest.mark.parametrize("header, value", [("x-request-timeout", "9" * 8000),
+                                           ("x-kgserve-config-id", "x" * 8000)])
+def test_a_huge_header_value_is_not_echoed_whole(client, header, value):
+    resp = client.post("/v1/embeddings", json={"input": "x"}, headers={header: value})
+    assert resp.status_code == 400
+    message = resp.get_json()["error"]["message"]
+    assert len(resp.data) < 600 and "(8000 characters)" in message, message
+
+
+def test_echoed_names_are_capped_everywhere(client):
+    long = "m" * 5000
+    for resp in (client.get(f"/browser/{long}"), client.get(f"/browser/vendor/{long}"),
+                 client.get(f"/v1/models/{long}")):
+        assert resp.status_code == 404 and len(resp.data) < 600, resp.data[:200]
+        assert "(5000 characters)" in resp.get_data(as_text=True)

@@ -36,6 +36,17 @@ def migrate(url: str, backups: Path) -> None:
     assert result.exit_code == 0, result.output
 
 
+def activate_local(url: str, model: str, dims: int, backend: str = "torch") -> None:
+    """Make a local config of `model` the active row, straight in the database (no app)."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("UPDATE kg_api.embedding_config SET active = FALSE")
+        conn.execute("INSERT INTO kg_api.embedding_config (provider, model_name, "
+                     "embedding_dimensions, precision, backend, device, active) VALUES "
+                     "('local', %s, %s, 'float32', %s, 'cpu', TRUE)", (model, dims, backend))
+
+
 def make_app(url: str, **overrides):
     """Create a kgserve app for tests: admin token set, no background listener unless asked."""
     from kgserve import create_app

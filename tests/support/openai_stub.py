@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import re
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -36,12 +38,16 @@ def stub_vector(model: str, text: str, dimensions: int | None = None) -> np.ndar
 class OpenAIStub:
     """Serve POST /v1/embeddings and GET /v1/models on 127.0.0.1; record every request."""
 
-    def __init__(self, api_key: str = API_KEY) -> None:
+    def __init__(self, api_key: str = API_KEY, basic_auth: str | None = None) -> None:
         self.api_key = api_key
+        # "user:password": also accept HTTP Basic auth, as an OpenAI-compatible server behind a
+        # proxy that checks a password does (clients put it in the base URL)
+        self.basic_auth = basic_auth
         self.requests: list[dict[str, Any]] = []
         self._failures: list[tuple[int, float]] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
+        self._connections: list[socket.socket] = []
         self._thread: threading.Thread | None = None
 
     @property
@@ -58,12 +64,17 @@ class OpenAIStub:
         return self
 
     def stop(self) -> None:
-        """Stop serving."""
+        """Stop serving, and close the connections clients keep alive: gone means unreachable."""
         if self._server:
             self._server.shutdown()
             self._server.server_close()
             self._thread.join(10)
             self._server = None
+        with self._lock:
+            connections, self._connections = self._connections, []
+        for conn in connections:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
 
     def __enter__(self) -> OpenAIStub:  # noqa: PYI034
         return self.start()
@@ -154,6 +165,11 @@ def _handler_for(stub: OpenAIStub) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
+        def setup(self) -> None:
+            super().setup()
+            with stub._lock:
+                stub._connections.append(self.connection)
+
         def log_message(self, *args: object) -> None:  # keep test output quiet
             pass
 
@@ -183,7 +199,9 @@ def _handler_for(stub: OpenAIStub) -> type[BaseHTTPRequestHandler]:
                 self._answer(*_error(status, f"injected failure {status}", kind, kind),
                              {"retry-after-ms": str(int(wait * 1000))})
                 return
-            if auth != f"Bearer {stub.api_key}":
+            basic = stub.basic_auth and "Basic " + base64.b64encode(stub.basic_auth.encode()
+                                                                   ).decode()
+            if auth != f"Bearer {stub.api_key}" and auth != basic:
                 sent = auth.removeprefix("Bearer ")
                 masked = f"{sent[:7]}{'*' * 8}{sent[-4:]}"  # the real API echoes a masked key
                 self._answer(*_error(401, f"Incorrect API key provided: {masked}. You can find "

@@ -34,7 +34,13 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from kgmigrate.durable import file_sha256, fsync_dir, fsync_tree
+from kgmigrate.durable import (
+    file_sha256,
+    fsync_dir,
+    fsync_tree,
+    make_private,
+    private_folder,
+)
 
 from . import convert, weights_int8
 
@@ -184,7 +190,7 @@ class Exporter:
         final = self.entry_dir(spec)
         if verify(final, key):
             return Entry(final, spec, key, made=False)
-        self.root.mkdir(parents=True, exist_ok=True)
+        private_folder(self.root)
         with _locked(self.root / f".{final.name}.lock", final.name):
             if verify(final, key):  # another process made it while we waited
                 return Entry(final, spec, key, made=False)
@@ -198,12 +204,13 @@ class Exporter:
             log.info("exporting %s to %s %s (once; cached in %s)", self.name, spec.backend,
                      spec.precision, final)
             tmp = self.root / f".tmp-{final.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-            tmp.mkdir()
+            tmp.mkdir(mode=0o700)
             try:
                 # Converters print progress bars; stdout belongs to the CLI's JSON answer.
                 with contextlib.redirect_stdout(sys.stderr):
                     self._make(spec, tmp)
                 write_manifest(tmp, key, doc, self.name)
+                make_private(tmp)  # converters wrote with the umask's modes
                 fsync_tree(tmp)
                 os.rename(tmp, final)
                 fsync_dir(self.root)
@@ -244,22 +251,44 @@ def write_manifest(folder: Path, key: str, doc: dict[str, Any], name: str) -> No
 
 
 def verify(folder: Path, key: str) -> bool:
-    """Say whether `folder` is a complete entry for `key`: manifest present, every file intact."""
+    """Say whether `folder` is a complete entry for `key`: manifest present, every file intact.
+
+    Anything else is a corrupt entry, never an error: a manifest that is missing, torn, not a
+    JSON object, names files outside the entry or with sizes and digests of the wrong type; an
+    entry that others than its owner may write to.
+    """
+    files = read_manifest(folder, key)
+    if not files:
+        return False
     try:
-        manifest = json.loads((folder / MANIFEST).read_text())
-    except (OSError, ValueError):
-        return False
-    files = manifest.get("files") if isinstance(manifest, dict) else None
-    if manifest.get("key") != key or not isinstance(files, dict) or not files:
-        return False
-    for rel, want in files.items():
-        path = folder / rel
-        try:
-            if path.stat().st_size != want["size"] or file_sha256(path) != want["sha256"]:
-                return False
-        except (OSError, KeyError, TypeError):
+        if _writable_by_others(folder) or _writable_by_others(folder / MANIFEST):
             return False
+        for rel, want in files.items():
+            path = folder / rel
+            if not path.resolve().is_relative_to(folder.resolve()) or _writable_by_others(path) \
+                    or path.stat().st_size != want["size"] or file_sha256(path) != want["sha256"]:
+                return False
+    except (OSError, KeyError, TypeError, ValueError):
+        return False
     return True
+
+
+def _writable_by_others(path: Path) -> bool:
+    """Say whether someone but the owner may change `path` (then its digest proves nothing:
+    the manifest beside it could have been rewritten too)."""
+    return bool(path.lstat().st_mode & 0o022)
+
+
+def read_manifest(folder: Path, key: str) -> dict[str, Any]:
+    """The `files` of `folder`'s manifest when it is one for `key`, else {}."""
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text("utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(manifest, dict) or manifest.get("key") != key:
+        return {}
+    files = manifest.get("files")
+    return files if isinstance(files, dict) else {}
 
 
 class _locked:
@@ -269,7 +298,7 @@ class _locked:
         self.path, self.what, self.fd = path, what, -1
 
     def __enter__(self) -> _locked:  # noqa: PYI034 - a private helper
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

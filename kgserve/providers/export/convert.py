@@ -165,6 +165,9 @@ def quantize_openvino(source: Path, target: Path, features: Iterable[dict[str, n
     import nncf
     import openvino as ov
 
+    from ...logs import quiet_nncf
+
+    quiet_nncf()
     model = ov.Core().read_model(str(source))
     keep = _kept_float(op.get_friendly_name() for op in model.get_ops())
     quantized = nncf.quantize(model, nncf.Dataset(list(features)), subset_size=samples,

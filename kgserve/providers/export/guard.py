@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kgmigrate.durable import atomic_write
+from kgmigrate.durable import atomic_write, private_folder
 
 from ..base import ProviderError
 from .probes import probe_texts
@@ -98,7 +98,7 @@ def reference_vectors(st, folder: Path, model_fingerprint: str,
                              dtype=np.float32)
     finally:
         st.max_seq_length = previous
-    folder.mkdir(parents=True, exist_ok=True)
+    private_folder(folder)
     out = io.BytesIO()
     np.save(out, vectors, allow_pickle=False)
     atomic_write(path, out.getvalue())  # a reader sees the old file, none, or the whole new one
