@@ -2,8 +2,8 @@
 
 One durability for every file either package writes for later: a temporary file in the same
 folder, fsync it, rename it over the target, fsync the folder. A reader (another worker, or the
-next start after a power cut) sees the old file or the whole new one, never part of one. Files
-are created private (0600) whatever the umask.
+next start after a power cut) sees the old file or the whole new one, never part of one. Data
+files are created private (0600) whatever the umask; a source file asks for its own mode.
 """
 
 from __future__ import annotations
@@ -16,11 +16,13 @@ from pathlib import Path
 from typing import BinaryIO
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Replace `path` with `data`, durably (its folder must exist)."""
+def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Replace `path` with `data`, durably (its folder must exist), with file mode `mode`."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".tmp-{path.name}-")
     try:
         with os.fdopen(fd, "wb") as out:
+            if mode != 0o600:
+                os.fchmod(out.fileno(), mode)
             out.write(data)
             out.flush()
             os.fsync(out.fileno())
@@ -30,6 +32,16 @@ def atomic_write(path: Path, data: bytes) -> None:
             os.unlink(tmp)
         raise
     fsync_dir(path.parent)
+
+
+def source_mode(path: Path) -> int:
+    """Return the mode a rewritten source file keeps: its own, or what the umask gives a new one."""
+    try:
+        return path.stat().st_mode & 0o777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def fsync_dir(folder: Path) -> None:

@@ -59,6 +59,8 @@ _NUMBERS: dict[str, tuple[float, float, bool, str]] = {
     "BATCH_MAX_QUEUE": (1, math.inf, True, "texts"),
     "BATCH_CALL_SIZE": (1, math.inf, True, "texts"),
 }
+# Flask reads None as "no limit"; `KG_MAX_CONTENT_LENGTH=null` has always meant that.
+_NONE_MEANS_NO_LIMIT = ("MAX_CONTENT_LENGTH",)
 
 
 class SettingsError(ValueError):
@@ -85,6 +87,8 @@ def check(config: dict[str, Any]) -> None:
     """Refuse a number out of its range or of the wrong type, naming the KG_ variable."""
     for key, (low, high, low_ok, unit) in _NUMBERS.items():
         value = config.get(key)
+        if value is None and key in _NONE_MEANS_NO_LIMIT:
+            continue
         number = value if isinstance(value, (int, float)) and not isinstance(value, bool) \
             else math.nan
         if not (low <= number <= high and (low_ok or number > low)):

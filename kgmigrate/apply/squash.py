@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from ..durable import atomic_write
+from ..durable import atomic_write, source_mode
 from ..errors import ConfigError, MigrationFailed, ToolError
 from ..files.baseline import Baseline, SquashedFile, baseline_header, read_baseline
 from ..files.migrations import MigrationFile, discover
@@ -147,7 +147,7 @@ def squash(settings: Settings, through: int, scratch_url: str | None = None,
     text = baseline_header(through, squashed) + "\n" + dump
     split_statements(text, path)  # what `up` will run must parse: refuse before writing
     try:
-        atomic_write(path, text.encode("utf-8"))
+        atomic_write(path, text.encode("utf-8"), source_mode(path))
     except OSError as exc:
         raise ConfigError(f"cannot write {path}: {exc.strerror}") from None
     deletable = [p for mf in files if mf.version <= through for p in (mf.path, mf.down) if p]

@@ -76,8 +76,10 @@ def copy_schema(tmp_path):
 def test_project_squashed_baseline_plus_pending_equals_replaying_every_file(
         kgmigrate, tmp_path, scratch, fresh):
     mdir = copy_schema(tmp_path)
+    (mdir.parent / "00_baseline.sql").chmod(0o644)  # a source file in git, readable by all
     result = kgmigrate("squash", "--through", "2", "--scratch-url", scratch, migrations_dir=mdir)
     assert result.exit_code == 0, result.output
+    assert (mdir.parent / "00_baseline.sql").stat().st_mode & 0o777 == 0o644  # kept its mode
     assert "git rm" in result.output and "002_example_add_query_cache.sql" in result.output
     baseline = read_baseline(mdir.parent / "00_baseline.sql")
     assert baseline.squashed_through == 2

@@ -73,6 +73,13 @@ def test_a_bad_setting_stops_the_app_factory_naming_it(monkeypatch):
     assert create_app({"TESTING": True}).config["REQUEST_TIMEOUT"] == 2.5
 
 
+def test_max_content_length_null_still_means_no_limit(monkeypatch):
+    from kgserve import create_app
+
+    monkeypatch.setenv("KG_MAX_CONTENT_LENGTH", "null")
+    assert create_app({"TESTING": True}).config["MAX_CONTENT_LENGTH"] is None
+
+
 def worker_lines(log) -> list[tuple[int, int, int]]:
     """(model threads, cores, workers) of each worker's start line in the server's log."""
     return [tuple(map(int, m)) for m in re.findall(
