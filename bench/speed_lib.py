@@ -80,14 +80,27 @@ def script(folder: Path, per: int) -> Path:
     return path
 
 
-def wrk(url: str, per: int, connections: int, seconds: float, folder: Path) -> tuple[lib.Load, float]:
-    """One wrk run (1 thread) of fresh texts; (its figures, the CPU share wrk itself used)."""
+def wrk(url: str, per: int, connections: int, seconds: float, folder: Path,
+        workers: list[int] = ()) -> tuple[lib.Load, float, float]:
+    """One wrk run (1 thread) of fresh texts; (its figures, the CPU share wrk itself used, the
+    CPU seconds `workers` used per text: what bounds throughput on a machine others share)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    served = cpu_seconds(workers)
     started = time.monotonic()
     load = lib.run_wrk(url, script(folder, per), connections, seconds)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    per_text = (cpu_seconds(workers) - served) / max(load.requests * per, 1)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return load, cpu / max(time.monotonic() - started, 1e-9)
+    return load, cpu / max(time.monotonic() - started, 1e-9), per_text
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds of `pids` so far (all their threads)."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def wrk_background(url: str, per: int, connections: int, seconds: float,
@@ -115,7 +128,7 @@ for k in range(0, 64, 32):
 print("ready", flush=True)
 sys.stdin.readline()
 size = 1 if mode == "one" else 32
-done, i, times, start = 0, 64, [], time.perf_counter()
+done, i, times, start, cpu = 0, 64, [], time.perf_counter(), time.process_time()
 while time.perf_counter() - start < seconds:
     chunk = [texts[(i + k) % len(texts)] for k in range(size)]
     t = time.perf_counter()
@@ -123,6 +136,7 @@ while time.perf_counter() - start < seconds:
     times.append(time.perf_counter() - t)
     done, i = done + size, i + size
 print(json.dumps({"rate": done / (time.perf_counter() - start),
+                  "cpu_ms": (time.process_time() - cpu) / done * 1000,
                   "p50_ms": statistics.median(times) * 1000}), flush=True)
 """
 
