@@ -67,7 +67,6 @@ def bench_kgserve(folder: Path, dims: int, db_url: str, payloads: list[str], wor
     token = secrets.token_hex(16)
     proc, base = lib.start_kgserve({"KG_DATABASE_URL": db_url, "KG_ADMIN_TOKEN": token},
                                    work / "gunicorn.log")
-    admin = {"Authorization": f"Bearer {token}"}
     try:
         code, body = lib.select_model(base, token, {
             "model_name": str(folder), "embedding_dimensions": dims, "precision": precision,
@@ -77,20 +76,7 @@ def bench_kgserve(folder: Path, dims: int, db_url: str, payloads: list[str], wor
         if code != 200:
             raise RuntimeError(f"selecting the model failed: {code} {body}")
         workers = lib.children(proc.pid)
-        # Every worker follows the change (NOTIFY): wait until each one reports the new config.
-        seen: dict[int, dict] = {}
-
-        def converged() -> bool:
-            for _ in range(4 * len(workers)):
-                got = lib.http("GET", base + "/admin/embedding/config", None, admin)[1]
-                ms = got.get("model_status") or {}
-                if ms.get("pid"):
-                    seen[ms["pid"]] = ms
-            return len(seen) >= len(workers) and all(
-                m["config_id"] == body["config_id"] and m["state"] == "ready"
-                for m in seen.values())
-
-        lib.wait_until(converged, 1800, "workers", proc)
+        seen = lib.wait_workers(proc, base, token, body["config_id"], len(workers))
         accuracy = next(iter(seen.values())).get("accuracy") or {}
         rss: list[float] = []
         result = measure(base, "/v1/embeddings", payloads, work, seconds,

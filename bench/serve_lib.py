@@ -187,20 +187,22 @@ def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM, wait: float = 30) ->
             proc.wait(10)
 
 
-def start_gunicorn(port: int, env: dict[str, str], log: Path) -> subprocess.Popen:
-    """`gunicorn -c gunicorn.conf.py kgserve:app` from the repository root, on loopback."""
+def start_gunicorn(port: int, env: dict[str, str], log: Path, root: Path = REPO
+                   ) -> subprocess.Popen:
+    """`gunicorn -c gunicorn.conf.py kgserve:app` from `root` (a checkout of this repository,
+    whose packages it imports; default this one), on loopback."""
     gunicorn = Path(sys.executable).with_name("gunicorn")
     cmd = [str(gunicorn), "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}", "kgserve:app"]
     with open(log, "wb") as out:
-        return subprocess.Popen(cmd, cwd=REPO, env={**os.environ, **env}, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        return subprocess.Popen(cmd, cwd=root, env={**os.environ, "PYTHONPATH": str(root), **env},
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def start_kgserve(env: dict[str, str], log: Path, what: str = "kgserve"
+def start_kgserve(env: dict[str, str], log: Path, what: str = "kgserve", root: Path = REPO
                   ) -> tuple[subprocess.Popen, str]:
     """gunicorn on a free port, once /healthz answers; (process, base URL). Stopped on failure."""
     port = free_port()
-    proc = start_gunicorn(port, env, log)
+    proc = start_gunicorn(port, env, log, root)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: http("GET", base + "/healthz")[0] == 200, 120, what, proc)
@@ -216,6 +218,26 @@ def select_model(base: str, token: str, config: dict, timeout: float = 1800) -> 
             "updated_by": "bench", **config}
     return http("POST", base + "/admin/embedding/config", body,
                 {"Authorization": f"Bearer {token}"}, timeout=timeout)
+
+
+def wait_workers(proc: subprocess.Popen, base: str, token: str, config_id: int,
+                 workers: int) -> dict[int, dict]:
+    """Wait until each of `workers` reports `config_id` loaded (they follow it by NOTIFY);
+    return each one's model_status by pid."""
+    admin = {"Authorization": f"Bearer {token}"}
+    seen: dict[int, dict] = {}
+
+    def converged() -> bool:
+        for _ in range(4 * workers):
+            got = http("GET", base + "/admin/embedding/config", None, admin)[1]
+            ms = got.get("model_status") or {}
+            if ms.get("pid"):
+                seen[ms["pid"]] = ms
+        return len(seen) >= workers and all(
+            m["config_id"] == config_id and m["state"] == "ready" for m in seen.values())
+
+    wait_until(converged, 1800, "workers", proc)
+    return seen
 
 
 def start_infinity(binary: str, model_dir: Path, name: str, port: int, log: Path, *flags: str,

@@ -47,10 +47,11 @@ def quantize(vectors: np.ndarray, fmt: str, ranges: np.ndarray | None = None) ->
     raise ValueError(f"not a compact encoding: {fmt!r}")
 
 
-def wire(vectors: np.ndarray, fmt: str, ranges: np.ndarray | None = None) -> list:
-    """Each vector as it goes into the response's `embedding` for `fmt`."""
+def wire(vectors: np.ndarray, fmt: str, ranges: np.ndarray | None = None) -> list | np.ndarray:
+    """Each vector as it goes into the response's `embedding` for `fmt`: float rows are float64
+    arrays holding the float32 values (JSON writes them as Python writes those floats)."""
     if fmt == "float":
-        return vectors.astype("float32").tolist()
+        return vectors.astype("float32").astype(np.float64)
     if fmt == "base64":
         rows = vectors.astype("<f4")
     else:

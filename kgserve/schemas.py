@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -161,6 +162,13 @@ class EmbeddingsRequestSchema(TextsRequestSchema):
 
 class TokenizeRequestSchema(TextsRequestSchema):
     """Body of POST /v1/tokenize (and /tokenize): the same input rules as /v1/embeddings."""
+
+
+@functools.cache
+def texts_schema(kind: type[TextsRequestSchema], max_chars: int) -> TextsRequestSchema:
+    """The one `kind` schema for `max_chars`: building a schema costs more than a load with it,
+    and a built schema keeps no state between loads."""
+    return kind(max_chars=max_chars)
 
 
 class ResourceAllocationSchema(Schema):

@@ -98,6 +98,15 @@ class Embeddings:
 
 
 @dataclass(frozen=True)
+class Tokenized:
+    """Each text's token count before truncation, and the tokenizer's work that encode() can
+    take instead of tokenizing the same texts again (None: encode() tokenizes)."""
+
+    lengths: list[int]
+    rows: list | None = None
+
+
+@dataclass(frozen=True)
 class Capabilities:
     """What serving may do around a provider (the provider states it; serving never asks which
     provider it is)."""
@@ -216,13 +225,18 @@ class EmbeddingProvider(ABC):
         included)."""
         return [len(ids) for ids in self.tokenize(texts, input_type)]
 
+    def tokenized(self, texts: list[str], input_type: str | None = None) -> Tokenized:
+        """Count each text's tokens (as token_lengths), keeping what encode() can reuse."""
+        return Tokenized(self.token_lengths(texts, input_type))
+
     def tokenize(self, texts: list[str], input_type: str | None = None) -> list[list[int]]:
         """Return each text's token ids, untruncated; TokenizerUnavailable if it cannot."""
         raise TokenizerUnavailable(f"token counting is not available for {self.model!r}")
 
     def encode(self, texts: list[str], input_type: str | None = None,
-               dimensions: int | None = None) -> np.ndarray:
-        """Return the vectors of checked, non-empty `texts` in one model call, counting nothing.
+               dimensions: int | None = None, rows: list | None = None) -> np.ndarray:
+        """Return the vectors of checked, non-empty `texts` in one model call, counting nothing;
+        `rows`, when given, are the texts' Tokenized.rows.
 
         The batching queue's path: it has checked the request and counted its tokens already.
         """

@@ -23,6 +23,7 @@ from kgserve.providers.base import (
     ProviderError,
     ResourceLimitExceeded,
     TokenCounts,
+    Tokenized,
 )
 from kgserve.providers.devices import model_threads, pick_device
 from kgserve.providers.options import FLOAT16_ON_CPU, problem
@@ -192,9 +193,10 @@ class LocalProvider(EmbeddingProvider):
         return Embeddings.counted(self._shape(vectors, dimensions), tokens)
 
     def encode(self, texts: list[str], input_type: str | None = None,
-               dimensions: int | None = None) -> np.ndarray:
-        """Return the vectors of checked `texts`: one model call, truncated, re-normalised."""
-        return self._shape(self._encode(texts, input_type)[0], dimensions)
+               dimensions: int | None = None, rows: list | None = None) -> np.ndarray:
+        """Return the vectors of checked `texts`: one model call, truncated, re-normalised;
+        `rows` are their tokenized() rows (onnx/openvino: not tokenized again)."""
+        return self._shape(self._encode(texts, input_type, rows)[0], dimensions)
 
     def _shape(self, vectors: np.ndarray, dimensions: int | None) -> np.ndarray:
         """Truncate to `dimensions`, re-normalise if configured, cast to the output type."""
@@ -204,7 +206,7 @@ class LocalProvider(EmbeddingProvider):
             vectors = vectors / np.maximum(norms, 1e-12)
         return np.ascontiguousarray(vectors, dtype=self._dtype())
 
-    def _encode(self, texts: list[str], input_type: str | None
+    def _encode(self, texts: list[str], input_type: str | None, rows: list | None = None
                 ) -> tuple[np.ndarray, list[int] | None]:
         """Run the model under the lock; return float32 vectors, and the token counts when the
         run gives them for free (the onnx/openvino runtimes read them off the attention mask)."""
@@ -216,7 +218,7 @@ class LocalProvider(EmbeddingProvider):
         with self._lock:
             if cpu is not None:
                 return cpu.encode([prompt + t for t in texts] if prompt else texts,
-                                  self.config.batch_size)
+                                  self.config.batch_size, rows)
             if torch.get_num_threads() != self._threads:  # this config's threads, per call
                 torch.set_num_threads(self._threads)
             out = st.encode(texts, prompt=prompt, batch_size=self.config.batch_size,
@@ -252,7 +254,23 @@ class LocalProvider(EmbeddingProvider):
         can read (see _clip), so a 7 MB text costs no more tokenizing than one at the limit. A
         text that had to be cut counts as longer than the limit, whatever its cut part holds."""
         clipped = self._clip(texts)
-        lengths = [len(ids) for ids in self.tokenize(clipped, input_type)]
+        return self._counted(texts, clipped, [len(ids) for ids in self.tokenize(clipped,
+                                                                                 input_type)])
+
+    def tokenized(self, texts: list[str], input_type: str | None = None) -> Tokenized:
+        """Count as token_lengths does; onnx/openvino keep the ids for encode(), which then
+        feeds them to the session instead of tokenizing the texts a second time."""
+        cpu = self._cpu
+        if cpu is None:
+            return Tokenized(self.token_lengths(texts, input_type))
+        prompt = self._prompt(input_type)
+        clipped = self._clip(texts)
+        with self._lock:
+            rows = cpu.rows([prompt + t for t in clipped] if prompt else clipped)
+        return Tokenized(self._counted(texts, clipped, [len(r["input_ids"]) for r in rows]), rows)
+
+    def _counted(self, texts: list[str], clipped: list[str], lengths: list[int]) -> list[int]:
+        """Token counts of `texts` from those of their `clipped` forms (see token_lengths)."""
         limit = self.max_tokens
         if not limit:
             return lengths

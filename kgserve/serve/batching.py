@@ -2,7 +2,7 @@
 
 Client threads hand a Request to the worker through an inbox and wait on its Future. One worker
 thread per process owns the requests from then on: it counts their tokens (the one tokenizer
-pass before the model), chooses batches with batchpolicy.py and runs them.
+pass: onnx/openvino feed its ids to the model), chooses batches with batchpolicy.py and runs them.
 """
 
 from __future__ import annotations
@@ -217,15 +217,16 @@ class BatchingQueue:
         limit = self.provider.max_tokens
         for (input_type, _), group in groups.items():
             try:
-                counts = self.provider.token_lengths([t for r in group for t in r.texts],
-                                                     input_type)
+                done = self.provider.tokenized([t for r in group for t in r.texts], input_type)
             except BaseException:  # noqa: BLE001 - someone's input is bad: find whose, one by one
                 for r in group:
                     self._count_alone(r, input_type)
                 continue
             at = 0
             for r in group:
-                r.counted(TokenCounts.of(counts[at:at + len(r.texts)], limit))
+                r.counted(TokenCounts.of(done.lengths[at:at + len(r.texts)], limit))
+                if done.rows is not None:
+                    r.rows = done.rows[at:at + len(r.texts)]
                 at += len(r.texts)
 
     def _count_alone(self, request: Request, input_type: str | None) -> None:
@@ -279,8 +280,13 @@ class BatchingQueue:
             if r.started is None:
                 r.started = start
                 metrics.QUEUE_WAIT.observe(start - r.submitted)
+        texts = [r.texts[i] for r, i in items]
         try:
-            vectors = self.provider.encode([r.texts[i] for r, i in items], input_type, dimensions)
+            if all(r.rows is not None for r, _ in items):  # tokenized once, when counted
+                vectors = self.provider.encode(texts, input_type, dimensions,
+                                               [r.rows[i] for r, i in items])
+            else:
+                vectors = self.provider.encode(texts, input_type, dimensions)
         except BaseException as exc:  # whom it concerns is found below
             groups = by_owner(items)
             if len(groups) > 1:

@@ -43,6 +43,7 @@ class Request:
     submitted: float = field(default_factory=time.perf_counter)
     tokens: TokenCounts | None = None  # each text's tokens, counted before batching
     lengths: list[int] = field(default_factory=list)  # tokens the model reads of each text
+    rows: list | None = None  # each text's tokenizer output, when the provider reuses it
     todo: list[int] = field(init=False)  # indexes of texts not in a batch yet, shortest first
     vectors: np.ndarray | None = None  # filled row by row as model calls finish
     started: float | None = None  # when its first text went into a model call

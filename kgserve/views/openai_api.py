@@ -16,7 +16,7 @@ from ..errors import (
     ModelNotServed,
 )
 from ..runtime import runtime
-from ..schemas import EmbeddingsRequestSchema
+from ..schemas import EmbeddingsRequestSchema, texts_schema
 from ..serve.deadlines import Waiting, connection_closed, parse_timeout
 from . import json_body
 
@@ -45,7 +45,7 @@ def check_model(asked: str | None, served: str) -> None:
 def embeddings() -> Response:
     """Embed `input` with the active model."""
     limit = current_app.config["MAX_INPUT_CHARS"]
-    req = EmbeddingsRequestSchema(max_chars=limit).load(json_body())
+    req = texts_schema(EmbeddingsRequestSchema, limit).load(json_body())
     required = _required_config()
     waiting = request_waiting()
     rt = runtime()

@@ -8,7 +8,7 @@ from .. import ops
 from ..auth import require_api_token
 from ..providers.base import TokenCounts
 from ..runtime import runtime
-from ..schemas import TokenizeRequestSchema
+from ..schemas import TokenizeRequestSchema, texts_schema
 from . import json_body
 from .openai_api import check_model
 
@@ -20,7 +20,8 @@ bp.before_request(require_api_token)
 @bp.post("/tokenize")
 def tokenize() -> Response:
     """Token ids and counts of each input as the active model sees them, before truncation."""
-    req = TokenizeRequestSchema(max_chars=current_app.config["MAX_INPUT_CHARS"]).load(json_body())
+    req = texts_schema(TokenizeRequestSchema, current_app.config["MAX_INPUT_CHARS"]).load(
+        json_body())
     rt = runtime()
     with rt.manager.borrow(lambda: ops.active_config(rt)) as (provider, _):
         check_model(req.get("model"), provider.model)

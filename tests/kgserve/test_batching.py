@@ -278,9 +278,13 @@ class Panicking:
         self._maybe_panic(texts, "count")
         return self.gate.token_lengths(texts, input_type)
 
-    def encode(self, texts, input_type=None, dimensions=None):
+    def tokenized(self, texts, input_type=None):
+        self._maybe_panic(texts, "count")
+        return self.gate.tokenized(texts, input_type)
+
+    def encode(self, texts, input_type=None, dimensions=None, rows=None):
         self._maybe_panic(texts, "encode")
-        return self.gate.encode(texts, input_type, dimensions)
+        return self.gate.encode(texts, input_type, dimensions, rows)
 
 
 @pytest.mark.parametrize("where", ["count", "encode"])

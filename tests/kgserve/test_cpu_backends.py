@@ -49,6 +49,33 @@ def test_float32_exports_serve_what_torch_serves(backend, torch_minilm, model_ca
 
 @pytest.mark.parametrize("backend", ["onnx", "openvino"])
 @pytest.mark.export
+def test_counted_ids_go_to_the_session_without_a_second_tokenizer_pass(backend, torch_minilm,
+                                                                         monkeypatch):
+    provider = loaded(cpu(backend))
+    long = "tokens " * 400  # longer than the model reads: the tokenizer decides where to cut
+    texts = [*TEXTS, long]
+    try:
+        done = provider.tokenized(texts, "query")
+        assert done.lengths == provider.token_lengths(texts, "query") and done.lengths[-1] > 256
+        by_text = provider.encode(texts, "query")
+        passes = []
+        features = provider._cpu.features
+        monkeypatch.setattr(provider._cpu, "features", lambda t: passes.append(t) or features(t))
+        by_ids = provider.encode(texts, "query", rows=done.rows)
+        assert np.allclose(by_ids, by_text, atol=1e-5)
+        assert cosine(by_ids, torch_minilm.embed(texts, input_type="query").vectors).min() >= 0.999
+        assert len(passes) == 1 and passes[0][-1].endswith(long)  # the chunk holding it
+        short = provider.tokenized(TEXTS)
+        passes.clear()
+        by_ids = provider.encode(TEXTS, rows=short.rows)
+        assert passes == []
+        assert np.allclose(by_ids, provider.embed(TEXTS).vectors, atol=1e-5)
+    finally:
+        provider.close()
+
+
+@pytest.mark.parametrize("backend", ["onnx", "openvino"])
+@pytest.mark.export
 def test_int8_is_served_only_when_the_guard_passes(backend, torch_minilm):
     provider = build_provider(cpu(backend, "int8"))
     try:

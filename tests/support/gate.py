@@ -26,6 +26,9 @@ class Gate:
     def token_lengths(self, texts, input_type=None) -> list[int]:
         return self.provider.token_lengths(texts, input_type)
 
+    def tokenized(self, texts, input_type=None):
+        return self.provider.tokenized(texts, input_type)
+
     @property
     def max_tokens(self):
         return self.provider.max_tokens
@@ -33,12 +36,12 @@ class Gate:
     def embed(self, texts, input_type=None, dimensions=None):
         return self.provider.embed(texts, input_type, dimensions)
 
-    def encode(self, texts, input_type=None, dimensions=None):
+    def encode(self, texts, input_type=None, dimensions=None, rows=None):
         self.calls.append(list(texts))
         if not self._open.is_set():
             self._inside.set()
             assert self._open.wait(BOUND), "the gate was never opened"
-        return self.provider.encode(texts, input_type, dimensions)
+        return self.provider.encode(texts, input_type, dimensions, rows)
 
     @contextmanager
     def held(self, queue) -> Iterator[None]:

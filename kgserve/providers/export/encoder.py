@@ -114,22 +114,59 @@ class CpuEncoder:
         enc = self.tokenizer(texts, padding=True, return_tensors="np", **kwargs)
         return {n: enc[n].astype(np.int64, copy=False) for n in self.names}
 
-    def encode(self, texts: list[str], batch_size: int) -> tuple[np.ndarray, list[int]]:
-        """Return float32 vectors and token counts for `texts`, in order."""
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # less padding
+    def rows(self, texts: list[str]) -> list[dict[str, list[int]]]:
+        """Each text's ids (and token types, where the graph reads them) untruncated and
+        unpadded: the counting pass's tokenizer output, which encode() can take as is."""
+        types = "token_type_ids" in self.names
+        enc = self.tokenizer(texts, add_special_tokens=True, return_attention_mask=False,
+                             return_token_type_ids=types, verbose=False)
+        names = ["input_ids", "token_type_ids"] if types else ["input_ids"]
+        return [{n: enc[n][k] for n in names} for k in range(len(texts))]
+
+    def encode(self, texts: list[str], batch_size: int,
+               rows: list[dict[str, list[int]]] | None = None) -> tuple[np.ndarray, list[int]]:
+        """Return float32 vectors and token counts for `texts`, in order; with `rows` (see
+        rows()) of the same texts, without tokenizing them again."""
+        if rows is not None:
+            order = sorted(range(len(texts)), key=lambda i: len(rows[i]["input_ids"]))
+        else:
+            order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # less padding
         vectors = np.empty((len(texts), self.shape.dimensions), dtype=np.float32)
         tokens = [0] * len(texts)
         for start in range(0, len(order), max(1, batch_size)):
-            rows = order[start:start + batch_size]
-            feed = self.features([texts[i] for i in rows])
+            chunk = order[start:start + batch_size]
+            feed = self.padded([rows[i] for i in chunk]) if rows is not None else None
+            if feed is None:
+                feed = self.features([texts[i] for i in chunk])
             mask = feed["attention_mask"]
             out = pool(self.session.run(feed), mask, self.shape.pooling)
-            vectors[rows] = out
-            for i, n in zip(rows, mask.sum(1).tolist()):
+            vectors[chunk] = out
+            for i, n in zip(chunk, mask.sum(1).tolist()):
                 tokens[i] = n
         if self.shape.normalize:
             vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         return vectors, tokens
+
+    def padded(self, rows: list[dict[str, list[int]]]) -> dict[str, np.ndarray] | None:
+        """The graph's inputs for `rows`, padded like the tokenizer pads; None when a row is
+        longer than the model reads (where to cut is the tokenizer's business: features())."""
+        longest = max(len(r["input_ids"]) for r in rows)
+        if self.max_seq_length and longest > self.max_seq_length:
+            return None
+        tok = self.tokenizer
+        pads = {"input_ids": tok.pad_token_id or 0, "token_type_ids": tok.pad_token_type_id,
+                "attention_mask": 0}
+        feed = {n: np.full((len(rows), longest), pads[n], dtype=np.int64) for n in self.names}
+        left = tok.padding_side == "left"
+        for k, row in enumerate(rows):
+            n = len(row["input_ids"])
+            at = slice(longest - n, longest) if left else slice(0, n)
+            for name, ids in row.items():
+                if name in feed:
+                    feed[name][k, at] = ids
+            if "attention_mask" in feed:
+                feed["attention_mask"][k, at] = 1
+        return feed
 
 
 def pool(hidden: np.ndarray, mask: np.ndarray, mode: str) -> np.ndarray:
