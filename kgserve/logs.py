@@ -1,7 +1,8 @@
 """kgserve's logging, in one place for every process (gunicorn workers, `flask --app kgserve`,
 `make run`): the libraries it drives at WARNING, since their INFO lines (NNCF's per-layer
 quantizer notes, the HTTP clients' request lines) and progress bars are noise to an operator;
-the HTTP clients' records scrubbed of credentials (kgserve.redact) at any level."""
+the HTTP clients' records and every traceback scrubbed of credentials (kgserve.redact) at any
+level."""
 
 from __future__ import annotations
 
@@ -45,7 +46,8 @@ def configure() -> None:
 
     def record(*args: Any, **kwargs: Any) -> logging.LogRecord:
         made = previous(*args, **kwargs)
-        if made.name.startswith(_SCRUBBED_NAMES):  # a logger's filter misses its children
+        # A logger's filter misses its children; a traceback can come from any logger.
+        if made.exc_info or made.name.startswith(_SCRUBBED_NAMES):
             _scrub.filter(made)
         return made
 

@@ -74,14 +74,20 @@ def _scheme_only(text: str) -> str:
 
 
 class ScrubFilter(logging.Filter):
-    """Scrub the records of a library's logger (the HTTP clients log every URL they call, with
-    its userinfo) before any handler sees them; the secrets kgserve holds are masked too."""
+    """Scrub a record before any handler sees it: its message (the HTTP clients log every URL
+    they call, with its userinfo) and its traceback; the secrets kgserve holds are masked too."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        secrets = _held_secrets()
         message = record.getMessage()
-        scrubbed = text(message, _held_secrets(), limit=None)
+        scrubbed = text(message, secrets, limit=None)
         if scrubbed != message:
             record.msg, record.args = scrubbed, None
+        if record.exc_info and not record.exc_text:
+            # A traceback's last line is the exception's message (a URL with its password, an
+            # upstream error echoing the key): handlers print exc_text when it is set.
+            record.exc_text = text(logging.Formatter().formatException(record.exc_info), secrets,
+                                   limit=None)
         return True
 
 

@@ -54,3 +54,19 @@ def test_timing_a_backend_never_repeats_a_text():
     fastest.measure(provider, seconds=0.05)
     texts = [t for call in provider.calls for t in call]
     assert {len(c) for c in provider.calls} == {1, 8} and len(texts) == len(set(texts))
+
+
+def test_a_logged_traceback_shows_no_credentials(app, caplog, monkeypatch):
+    """log.exception() of an error whose message holds a URL with its password, or the API key."""
+    monkeypatch.setenv("OPENAI_API_KEY", "the-real-key-1234")
+    log = logging.getLogger("kgserve.serve.manager")
+    with caplog.at_level(logging.ERROR):
+        try:
+            raise ConnectionError("cannot reach http://proxyuser:hunter2@proxy.example:3128/v1 "
+                                  "with key the-real-key-1234")
+        except ConnectionError:
+            log.exception("loading %s failed", "some-model")
+    shown = caplog.text + "".join(logging.Formatter().format(r) for r in caplog.records)
+    assert "loading some-model failed" in shown and "ConnectionError" in shown
+    assert "http://***@proxy.example:3128/v1" in shown
+    assert "hunter2" not in shown and "proxyuser" not in shown and "the-real-key" not in shown
