@@ -8,8 +8,9 @@ from pathlib import Path
 
 import psycopg
 
+from ..files.directives import late_no_transaction
 from ..files.sourcemap import LineMap, source_error
-from ..files.sqltext import Statement, body_offset, directive_offsets, routine_name
+from ..files.sqltext import Statement, body_offset, routine_name
 
 # SQLSTATE 25001: the statement cannot run inside a transaction block.
 _IN_TRANSACTION = "25001"
@@ -58,9 +59,10 @@ def _in_body(exc: psycopg.Error, lines: LineMap, stmt: Statement,
 
 
 def _directive_hint(lines: LineMap) -> str:
-    found, first = directive_offsets(lines.text)
-    if found and first is not None:
-        return (f"the `-- kgmigrate: no-transaction` on line {lines.line_of(found[0])} comes after "
+    late = late_no_transaction(lines.text)
+    if late is not None:
+        found, first = late
+        return (f"the `-- kgmigrate: no-transaction` on line {lines.line_of(found)} comes after "
                 f"the first statement (line {lines.line_of(first)}); move it above every statement")
     return ("put `-- kgmigrate: no-transaction` in the file's leading comments to run it "
             "statement by statement outside a transaction")

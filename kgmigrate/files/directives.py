@@ -28,16 +28,36 @@ class Directive:
 
 def directives(text: str) -> list[Directive]:
     """Return every `-- kgmigrate:` comment of `text`; none when it does not scan."""
+    return _scan(text)[0]
+
+
+def no_transaction(text: str) -> bool:
+    """Tell whether the file's leading comments (before its first statement) carry
+    `-- kgmigrate:no-transaction`: then it runs statement by statement, outside a transaction."""
+    return any(d.word == "no-transaction" and d.leading for d in directives(text))
+
+
+def late_no_transaction(text: str) -> tuple[int, int] | None:
+    """Return the offsets of a `no-transaction` directive placed after the first statement (where
+    it takes no effect) and of that statement; None when there is none."""
+    found, first = _scan(text)
+    late = [d for d in found if d.word == "no-transaction" and not d.leading]
+    return (late[0].offset, first) if late and first is not None else None
+
+
+def _scan(text: str) -> tuple[list[Directive], int | None]:
+    """Return the directives of `text` and the offset of its first statement (None: none)."""
     if "kgmigrate" not in text.lower():
-        return []
+        return [], None
     try:
         tokens = _parser().scan(text)
     except _parser().ParseError:
-        return []  # the parse that follows reports it with its location
-    lines, out, leading = LineMap(text), [], True
+        return [], None  # the parse that follows reports it with its location
+    lines, out, first = LineMap(text), [], None
     for tok in tokens:
         if tok.name not in _COMMENT_TOKENS:
-            leading = False
+            if first is None:
+                first = tok.start
             continue
         if tok.name != "SQL_COMMENT":
             continue
@@ -45,9 +65,9 @@ def directives(text: str) -> list[Directive]:
         m = _DIRECTIVE_RE.fullmatch(comment)
         if m:
             out.append(Directive(m.group("word").lower(), tuple(m.group("args").split()),
-                                 lines.line_of(tok.start), leading, tok.start,
+                                 lines.line_of(tok.start), first is None, tok.start,
                                  tok.start + len(comment)))
-    return out
+    return out, first
 
 
 def problems(found: list[Directive]) -> list[tuple[int, str]]:

@@ -9,11 +9,10 @@ from functools import cached_property
 from pathlib import Path
 
 from ..errors import ConfigError, MigrationFileError
-from .directives import Directive, directives
+from .directives import Directive, directives, no_transaction
 from .sourcemap import LineMap
 from .sqltext import (
     Statement,
-    has_no_transaction_directive,
     split_statements,
     without_lint_directives,
 )
@@ -198,7 +197,7 @@ def load(mf: MigrationFile, down: bool = False) -> Migration:
     statements = split_statements(text, path, lines)
     return Migration(version=mf.version, name=mf.name, path=path,
                      checksum=mf.down_checksum if down else mf.checksum,
-                     transactional=not has_no_transaction_directive(text),
+                     transactional=not no_transaction(text),
                      statements=statements, lines=lines)
 
 

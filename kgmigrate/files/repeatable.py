@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import MigrationFileError
+from .directives import no_transaction
 from .migrations import Migration, SqlSource
 from .sourcemap import LineMap
-from .sqltext import has_no_transaction_directive, split_statements
+from .sqltext import split_statements
 
 
 @dataclass(frozen=True)
@@ -43,5 +44,5 @@ def load_repeatable(rf: RepeatableFile) -> Migration:
     """Read, checksum and parse a repeatable file (version 0: it has none)."""
     lines = LineMap(rf.text)
     return Migration(version=0, name=rf.name, path=rf.path, checksum=rf.checksum,
-                     transactional=not has_no_transaction_directive(rf.text),
+                     transactional=not no_transaction(rf.text),
                      statements=split_statements(rf.text, rf.path, lines), lines=lines)

@@ -1,4 +1,4 @@
-"""Split SQL text into statements with PostgreSQL's own parser and scanner (pglast); directives."""
+"""Split SQL text into statements with PostgreSQL's own parser and scanner (pglast)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,6 @@ from ..errors import MigrationFileError
 from .psqlmeta import is_dump_guard
 from .sourcemap import LineMap, source_error
 
-# Matched against the text of one `--` comment token the scanner found, never against raw lines.
-_DIRECTIVE_RE = re.compile(r"--\s*kgmigrate:\s*no-transaction\s*", re.IGNORECASE)
 _COMMENT_TOKENS = frozenset({"SQL_COMMENT", "C_COMMENT"})
 # squawk's own comment directives, matched as squawk matches them (case-sensitive prefixes).
 _LINT_DIRECTIVE_RE = re.compile(r"--\s*squawk-(ignore|disable-assume-in-transaction)\b")
@@ -34,35 +32,6 @@ class Statement:
     offset: int  # character offset of its first token in the file text
     line: int  # 1-based line of its first token
     kind: str  # parse-node name, e.g. CreateStmt
-
-
-def directive_offsets(text: str) -> tuple[list[int], int | None]:
-    """Return where `-- kgmigrate: no-transaction` comments are, and where the first statement starts.
-
-    PostgreSQL's scanner finds the comments, so a directive after a leading `/* ... */` block counts
-    and one inside a string or a dollar-quoted body does not.
-    """
-    if "kgmigrate" not in text.lower():
-        return [], None
-    try:
-        tokens = _parser().scan(text)
-    except _parser().ParseError:
-        return [], None  # the parse that follows reports it with its location
-    found, first = [], None
-    for tok in tokens:
-        if tok.name not in _COMMENT_TOKENS:
-            if first is None:
-                first = tok.start
-            continue
-        if tok.name == "SQL_COMMENT" and _DIRECTIVE_RE.fullmatch(text[tok.start:tok.end + 1]):
-            found.append(tok.start)
-    return found, first
-
-
-def has_no_transaction_directive(text: str) -> bool:
-    """Tell whether the file's leading comments (before its first statement) carry the directive."""
-    found, first = directive_offsets(text)
-    return any(first is None or offset < first for offset in found)
 
 
 def without_lint_directives(text: str) -> str:

@@ -19,8 +19,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..errors import LintUnavailable
+from .directives import no_transaction
 from .migrations import read_text
-from .sqltext import has_no_transaction_directive, is_absorbed_transaction_control
+from .sqltext import is_absorbed_transaction_control
 
 # Destructive changes fail `kgmigrate lint` and `up --lint=error` (Atlas does the same).
 ERROR_RULES = frozenset({"ban-drop-table", "ban-drop-column", "ban-drop-schema",
@@ -87,7 +88,7 @@ def read_files(paths: Iterable[Path]) -> list[LintFile]:
     out = []
     for path in paths:
         text = read_text(path)
-        out.append(LintFile(path, text, not has_no_transaction_directive(text)))
+        out.append(LintFile(path, text, not no_transaction(text)))
     return out
 
 
