@@ -10,7 +10,7 @@ import psycopg
 
 from ..errors import MigrationFailed, MigrationFileError
 from ..files.baseline import Baseline, read_baseline
-from ..files.graph import Graph, read_graph
+from ..files.graph import Graph, provided_by, read_graph
 from ..files.migrations import Migration, MigrationFile, load
 from ..files.versions import version_text, versions_text
 from ..settings import Settings
@@ -109,10 +109,10 @@ def make_down_plan(conn: psycopg.Connection, settings: Settings, steps: int | No
 
     `on_chosen` learns the chosen files before their down files are parsed (lint starts there).
     """
-    graph = read_graph(settings)
+    squash = read_baseline(settings.baseline_path)
+    graph = read_graph(settings, provided_by(squash))
     files = graph.files
     state = tracking.read_state(conn, settings.table)
-    squash = read_baseline(settings.baseline_path)
     if to == 0 and squash is not None and squash.squashed_through is not None:
         to = squash.squashed_through  # "all but the baseline": the squashed range is the baseline
     versions = choose(state, files, steps, to)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import MigrationFileError
 from ..files.baseline import Baseline, check_clashes, read_baseline
-from ..files.graph import Graph, read_graph
+from ..files.graph import Graph, provided_by, read_graph
 from ..files.migrations import (
     Migration,
     MigrationFile,
@@ -94,11 +94,11 @@ def make_plan(conn: psycopg.Connection, settings: Settings, target: int | None =
     With `parse`, a database that needs squashed files that were deleted is refused here too.
     `on_pending` learns the pending files before they are parsed (`up` starts its linter there).
     """
-    graph = read_graph(settings)
-    files = graph.files
-    state = tracking.read_state(conn, settings.table)
     baseline = settings.baseline_path
     squash = read_baseline(baseline)
+    graph = read_graph(settings, provided_by(squash))
+    files = graph.files
+    state = tracking.read_state(conn, settings.table)
     check_clashes(squash, files)
     use_baseline = (not settings.no_baseline and squash is not None
                     and is_fresh(conn, state, settings))

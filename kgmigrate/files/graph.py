@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..errors import MigrationFileError
 from ..settings import Settings
-from .baseline import read_baseline
+from .baseline import Baseline, read_baseline
 from .directives import problems as directive_problems
 from .migrations import MigrationFile, discover
 from .repeatable import RepeatableFile, discover_repeatables
@@ -91,7 +91,11 @@ class Graph:
 
 def provided_by_baseline(baseline: Path) -> frozenset[int]:
     """Return the versions a squashed baseline replaces, which need no file of their own."""
-    squash = read_baseline(baseline)
+    return provided_by(read_baseline(baseline))
+
+
+def provided_by(squash: Baseline | None) -> frozenset[int]:
+    """Return the versions `squash` (a baseline already read; None: no file) replaces."""
     return squash.versions if squash is not None else frozenset()
 
 
@@ -191,8 +195,12 @@ def check_graph(files: list[MigrationFile], repeatables: Iterable[RepeatableFile
     return graph
 
 
-def read_graph(settings: Settings) -> Graph:
-    """Discover the files of `settings` and check their graph (RequiresError, exit 2)."""
+def read_graph(settings: Settings, provided: frozenset[int] | None = None) -> Graph:
+    """Discover the files of `settings` and check their graph (RequiresError, exit 2).
+
+    `provided`: the versions the baseline replaces, when the caller has read the baseline already.
+    """
     files = discover(settings.migrations_dir)
-    return check_graph(files, discover_repeatables(settings.repeatables_path),
-                       provided_by_baseline(settings.baseline_path))
+    if provided is None:
+        provided = provided_by_baseline(settings.baseline_path)
+    return check_graph(files, discover_repeatables(settings.repeatables_path), provided)
