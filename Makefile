@@ -25,22 +25,20 @@ install: $(STAMP) $(WEB_STAMP) $(TOOLS_STAMP) system-packages
 # Debian packages the suite needs, installed when missing (as root; otherwise it says what to
 # run, and only test_nginx.py fails without them: `make run` does not need nginx).
 system-packages:
-	@if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then \
-	  if [ "$$(id -u)" = 0 ]; then \
-	    apt-get install -y -q $(NGINX_PKG) || { apt-get update -q && apt-get install -y -q $(NGINX_PKG); }; \
-	  else \
-	    echo "WARNING: nginx is missing; the suite runs deploy/nginx.conf with it:" \
-	         "sudo apt-get install -y $(NGINX_PKG)" >&2; \
-	  fi; \
-	fi
-	@if ! command -v dot >/dev/null 2>&1; then \
-	  if [ "$$(id -u)" = 0 ]; then \
-	    apt-get install -y -q $(GRAPHVIZ_PKG) || { apt-get update -q && apt-get install -y -q $(GRAPHVIZ_PKG); }; \
-	  else \
-	    echo "WARNING: Graphviz's dot is missing; the suite checks \`kgmigrate graph\` with it:" \
-	         "sudo apt-get install -y $(GRAPHVIZ_PKG)" >&2; \
-	  fi; \
-	fi
+	@$(call need_package,nginx,$(NGINX_PKG),the suite runs deploy/nginx.conf with it)
+	@$(call need_package,dot,$(GRAPHVIZ_PKG),the suite checks the output of kgmigrate graph with it)
+
+# $(call need_package,COMMAND,PACKAGE,WHY): install PACKAGE when COMMAND is missing (as root;
+# otherwise say what to run).
+define need_package
+if ! command -v $(1) >/dev/null 2>&1 && [ ! -x /usr/sbin/$(1) ]; then \
+  if [ "$$(id -u)" = 0 ]; then \
+    apt-get install -y -q $(2) || { apt-get update -q && apt-get install -y -q $(2); }; \
+  else \
+    echo "WARNING: $(1) is missing; $(3): sudo apt-get install -y $(2)" >&2; \
+  fi; \
+fi
+endef
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
